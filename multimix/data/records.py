@@ -1,0 +1,41 @@
+"""The one record type every data source produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NORMAL, PNEUMONIA = 0, 1
+CLASS_NAMES = ("normal", "pneumonia")
+
+
+@dataclass
+class Record:
+    """One chest X-ray as a data source describes it.
+
+    Either ``image`` holds the pixels in memory (float32 ``(H, W)`` in ``[0, 1]``, used by the
+    synthetic source) or ``image_path`` points to a file on disk. ``label`` is the class index
+    (0 normal, 1 pneumonia) or ``None`` when the source has no class label; ``mask`` /
+    ``mask_paths`` likewise hold the binary lung mask when the source has one.
+    """
+
+    uid: str
+    source: str
+    label: int | None = None
+    image: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    image_path: str | None = None
+    mask_paths: tuple[str, ...] = ()
+    patient_id: str = ""
+    split: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None or bool(self.mask_paths)
+
+    @property
+    def has_label(self) -> bool:
+        return self.label is not None

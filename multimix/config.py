@@ -1,0 +1,252 @@
+"""Run configuration: dataclasses, YAML loading and command-line overrides (one source of truth).
+
+A config is built in three layers, later ones winning: the dataclass defaults, a YAML file
+(``--config``), then command-line overrides (dedicated flags and ``--set section.key=value``).
+The fully resolved result is written next to every run as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class ModelConfig:
+    """Architecture (see :func:`multimix.models.build_model`)."""
+
+    name: str = "multimix"
+    in_channels: int = 1
+    num_classes: int = 2
+    seg_channels: int = 1
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    dropout: float = 0.25
+    norm: str = "instance"
+    negative_slope: float = 0.2
+
+
+@dataclass
+class DataConfig:
+    """Where images come from, how many are labeled, and how they are augmented.
+
+    With ``source: synthetic`` the built-in generator makes ``*_pool`` training images per
+    training site and ``val_per_site`` / ``test_per_site`` held-out images; segmentation
+    streams draw from ``seg_sites``, classification streams from ``cls_sites``, and
+    ``cross_sites`` are never trained on (cross-domain evaluation).
+    """
+
+    source: str = "synthetic"
+    root: str | None = None
+    image_size: int = 64
+    seg_labels: str = "10"
+    cls_labels: str = "100"
+    exclude_labeled_from_unlabeled: bool = True
+    seg_sites: list[str] = field(default_factory=lambda: ["jsrt"])
+    cls_sites: list[str] = field(default_factory=lambda: ["chex"])
+    cross_sites: list[str] = field(default_factory=lambda: ["nih"])
+    seg_pool: int = 200
+    cls_pool: int = 1000
+    val_per_site: int = 50
+    test_per_site: int = 100
+    pneumonia_fraction: float = 0.5
+    batch_size: int = 4
+    strong_ops: int = 2
+    hflip: bool = True
+    num_workers: int = 0
+    split_file: str | None = None
+
+
+@dataclass
+class MethodConfig:
+    """Training algorithm and loss weights (paper: dice x5, FixMatch x0.25, KL x0.01, threshold 0.7)."""
+
+    name: str = "multimix"
+    cls_ssl: bool = True
+    seg_ssl: bool = True
+    dice_weight: float = 5.0
+    ce_weight: float = 1.0
+    fixmatch_weight: float = 0.25
+    kl_weight: float = 0.01
+    threshold: float = 0.7
+    class_weights: str = "none"
+    kl_reference: str = "paired"
+
+
+@dataclass
+class TrainConfig:
+    """The generic loop: length, optimiser, schedule, precision, checkpoints."""
+
+    steps: int | None = None
+    epochs: int = 6
+    steps_per_epoch: int = 150
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    schedule: str = "cosine"
+    warmup_steps: int = 50
+    grad_clip: float = 5.0
+    ema_decay: float = 0.0
+    device: str = "auto"
+    amp: bool = True
+    bf16_cpu: bool = False
+    seed: int = 0
+    log_every: int = 10
+    eval_batch_size: int = 32
+    out: str | None = None
+    name: str | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps if self.steps is not None else self.epochs * self.steps_per_epoch
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, origin: str = "config") -> Config:
+        """Build from nested plain data; unknown sections or keys raise ``ValueError`` naming them."""
+        config = cls()
+        apply_mapping(config, data, origin=origin)
+        return config
+
+
+def _section_types() -> dict[str, type]:
+    return {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the field's declared type (``int | None``, ``list[int]``, ...)."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        annotation = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if isinstance(value, str):
+            value = [item.strip() for item in value.strip("[]").split(",") if item.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(item, item_type, key) for item in value]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        lowered = str(value).lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{key}: expected true/false, got {value!r}")
+        return lowered in ("true", "1", "yes")
+    if annotation in (int, float):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}: expected a number, got {value!r}") from None
+        if annotation is int:
+            if not number.is_integer():
+                raise ValueError(f"{key}: expected a whole number, got {value!r}")
+            return int(number)
+        return number
+    if annotation is str:
+        return str(value)
+    return value
+
+
+def apply_mapping(config: Config, data: dict[str, Any], *, origin: str) -> None:
+    """Merge ``{section: {key: value}}`` into ``config`` in place."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
+    for section_name, values in data.items():
+        if section_name not in _section_types():
+            raise ValueError(f"{origin}: unknown section {section_name!r}; expected one of {sorted(_section_types())}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ValueError(f"{origin}: section {section_name!r} must be a mapping")
+        for key, value in values.items():
+            set_value(config, f"{section_name}.{key}", value, origin=origin)
+
+
+def set_value(config: Config, dotted_key: str, value: Any, *, origin: str = "override") -> None:
+    """Set ``section.key`` to ``value`` (coerced to the field's type)."""
+    section_name, _, key = dotted_key.partition(".")
+    if section_name not in _section_types() or not key:
+        raise ValueError(f"{origin}: {dotted_key!r} is not of the form section.key with section in {sorted(_section_types())}")
+    section = getattr(config, section_name)
+    names = {f.name for f in dataclasses.fields(section)}
+    if key not in names:
+        raise ValueError(f"{origin}: unknown key {dotted_key!r}; {section_name} has {sorted(names)}")
+    annotation = typing.get_type_hints(type(section))[key]
+    setattr(section, key, _coerce(value, annotation, dotted_key))
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["train.lr=1e-3", ...]`` -> ``{"train.lr": "1e-3"}``; malformed items raise ``ValueError``."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file at ``path`` (if any; ``extends: other.yaml`` layers files), then ``overrides``."""
+    config = Config()
+    if path is not None:
+        for layer_path, data in _yaml_layers(Path(path)):
+            apply_mapping(config, data, origin=str(layer_path))
+    for key, value in (overrides or {}).items():
+        set_value(config, key, value)
+    return config
+
+
+def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The YAML file at ``path`` preceded by the files it ``extends`` (paths relative to it)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'extends' forms a cycle")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of sections")
+    parent = data.pop("extends", None)
+    layers = _yaml_layers(path.parent / parent, (*seen, path.resolve())) if parent else []
+    return [*layers, (path, data)]
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML, atomically."""
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,174 @@
+"""The training streams of one MultiMix step, built so that step ``t``'s batch is a pure function
+of ``(seed, t)``: resuming at step ``t`` (or sharding across ranks) reproduces the data exactly.
+
+One item of :class:`StepBatches` is a whole step's batch dict, so ``DataLoader`` workers build
+whole steps in parallel:
+
+* ``seg_x``, ``seg_y`` — labeled segmentation images and masks (weak view)
+* ``seg_u`` — unlabeled segmentation images (weak view)
+* ``cls_x``, ``cls_y`` — labeled classification images and labels (weak view)
+* ``cls_w``, ``cls_s`` — the same unlabeled classification images, weak and strong views
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .io import read_record_image, read_record_mask
+from .records import Record
+from .transforms import XrayTransform, eval_transform, strong_transform, weak_transform
+
+STREAM_NAMES = ("seg_x", "seg_u", "cls_x", "cls_u")
+
+
+def _stream_seed(seed: int, name: str, *extra: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, STREAM_NAMES.index(name), *extra])
+
+
+class StepBatches(Dataset):
+    """Map-style dataset whose item ``i`` is the batch of training step ``start_step + i``.
+
+    Each stream walks through seeded permutations of its pool (a new permutation every pass),
+    ``batch_size`` items per step per rank; ranks take disjoint positions.
+
+    Args:
+        streams: pool of records per stream name (a subset of :data:`STREAM_NAMES`; empty or
+            missing streams are skipped, e.g. ``cls_u`` for a model trained without FixMatch).
+        image_size: side of the square training images.
+        batch_size: images per stream per step (per rank).
+        seed: the run seed.
+        total_steps, start_step: the step range covered.
+        strong_ops: RandAugment-style operations per strong view.
+        hflip: allow horizontal flips in the weak/strong views.
+        rank, world_size: this process's shard under distributed training.
+    """
+
+    def __init__(
+        self,
+        streams: Mapping[str, Sequence[Record]],
+        *,
+        image_size: int,
+        batch_size: int,
+        seed: int,
+        total_steps: int,
+        start_step: int = 0,
+        strong_ops: int = 2,
+        hflip: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        unknown = set(streams) - set(STREAM_NAMES)
+        if unknown:
+            raise ValueError(f"unknown streams {sorted(unknown)}; expected a subset of {STREAM_NAMES}")
+        self.streams = {name: list(pool) for name, pool in streams.items() if len(pool) > 0}
+        if not self.streams:
+            raise ValueError("no training stream has any image")
+        self.batch_size, self.seed = batch_size, seed
+        self.total_steps, self.start_step = total_steps, start_step
+        self.rank, self.world_size = rank, world_size
+        self.weak = weak_transform(image_size, hflip=hflip)
+        self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip)
+        self._permutations: dict[tuple[str, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step)
+
+    def indices(self, name: str, step: int) -> list[int]:
+        """Pool indices stream ``name`` uses at ``step`` on this rank."""
+        pool_size = len(self.streams[name])
+        first = (step * self.world_size + self.rank) * self.batch_size
+        return [self._permutation(name, pos // pool_size)[pos % pool_size] for pos in range(first, first + self.batch_size)]
+
+    def _permutation(self, name: str, epoch: int) -> np.ndarray:
+        key = (name, epoch)
+        if key not in self._permutations:
+            if len(self._permutations) > 16:  # only the current and next pass are ever needed
+                self._permutations.clear()
+            rng = np.random.default_rng(_stream_seed(self.seed, name, epoch))
+            self._permutations[key] = rng.permutation(len(self.streams[name]))
+        return self._permutations[key]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        step = self.start_step + i
+        aug_seed = int(_stream_seed(self.seed, "seg_x", step, self.rank, 1 << 20).generate_state(1)[0])
+        self.weak.reseed(aug_seed)
+        self.strong.reseed(aug_seed + 1)
+        batch: dict[str, torch.Tensor] = {}
+        for name in self.streams:
+            records = [self.streams[name][j] for j in self.indices(name, step)]
+            batch.update(self._load(name, records))
+        return batch
+
+    def _load(self, name: str, records: list[Record]) -> dict[str, torch.Tensor]:
+        if name == "seg_x":
+            pairs = [self.weak(read_record_image(r), _require_mask(r)) for r in records]
+            return {"seg_x": torch.stack([p[0] for p in pairs]), "seg_y": torch.stack([p[1] for p in pairs])}
+        images = [read_record_image(r) for r in records]
+        if name == "seg_u":
+            return {"seg_u": torch.stack([self.weak(im)[0] for im in images])}
+        if name == "cls_x":
+            return {
+                "cls_x": torch.stack([self.weak(im)[0] for im in images]),
+                "cls_y": torch.tensor([_require_label(r) for r in records], dtype=torch.long),
+            }
+        return {
+            "cls_w": torch.stack([self.weak(im)[0] for im in images]),
+            "cls_s": torch.stack([self.strong(im)[0] for im in images]),
+        }
+
+
+def _require_mask(record: Record) -> np.ndarray:
+    mask = read_record_mask(record)
+    if mask is None:
+        raise ValueError(f"record {record.uid} ({record.source}) is in the labeled segmentation stream but has no mask")
+    return mask
+
+
+def _require_label(record: Record) -> int:
+    if record.label is None:
+        raise ValueError(f"record {record.uid} ({record.source}) is in the labeled classification stream but has no label")
+    return int(record.label)
+
+
+def step_loader(dataset: StepBatches, *, num_workers: int = 0, pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Iterate the step batches in order, optionally built by worker processes."""
+    loader = DataLoader(
+        dataset,
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+    return iter(loader)
+
+
+class EvalDataset(Dataset):
+    """Held-out records at evaluation size: image, mask (zeros + ``has_mask=False`` if none), label (-1 if none)."""
+
+    def __init__(self, records: Sequence[Record], image_size: int) -> None:
+        self.records = list(records)
+        self.transform: XrayTransform = eval_transform(image_size)
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        record = self.records[i]
+        mask = read_record_mask(record)
+        image, mask_t = self.transform(read_record_image(record), mask)
+        if mask_t is None:
+            mask_t = torch.zeros(1, self.image_size, self.image_size)
+        return {
+            "image": image,
+            "mask": mask_t,
+            "has_mask": torch.tensor(mask is not None),
+            "label": torch.tensor(-1 if record.label is None else int(record.label)),
+            "index": torch.tensor(i),
+        }

@@ -1,0 +1,269 @@
+"""The generic training loop. It knows nothing about chest X-rays: it is handed a model, a
+method (``train_step(model, batch) -> (loss, logs)``), a source of batches and an evaluation hook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .logging import RunLogger
+
+Batch = dict[str, torch.Tensor]
+
+
+class Method(Protocol):
+    def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stopped before the bad update."""
+
+
+@dataclass
+class FitResult:
+    steps: int
+    best_score: float | None
+    best_step: int | None
+    train_seconds: float
+    images_per_second: float
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available; use --device cpu or auto")
+    return device
+
+
+class WarmupCosine:
+    """LR factor: linear warm-up, then cosine decay to ``floor`` (a plain object, so it checkpoints)."""
+
+    def __init__(self, total_steps: int, warmup_steps: int = 0, schedule: str = "cosine", floor: float = 0.01) -> None:
+        if schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {schedule!r}; expected 'cosine' or 'constant'")
+        self.total_steps, self.warmup_steps, self.schedule, self.floor = total_steps, warmup_steps, schedule, floor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def move_to(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class Trainer:
+    """Backward, step, schedule, EMA, mixed precision, evaluation, checkpoints and logs.
+
+    Args:
+        model: the network (moved to the resolved device here).
+        method: object with ``train_step(model, batch) -> (loss, logs)``.
+        batches: ``batches(start_step)`` yields the batch of every step from ``start_step`` on;
+            making batches a function of the step is what lets ``resume`` continue exactly.
+        config: :class:`~multimix.config.TrainConfig`.
+        out_dir: run folder; checkpoints go to ``out_dir/checkpoints/{last,best}.pt``.
+        evaluate: ``evaluate(model) -> metrics`` run after every epoch; ``metrics[score_key]``
+            (higher is better) chooses ``best.pt``.
+        run_info: plain data stored in every checkpoint (resolved config, split, versions...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        method: Method,
+        batches: Callable[[int], Iterable[Batch]],
+        config: TrainConfig,
+        out_dir: str | Path,
+        *,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        score_key: str = "score",
+        run_info: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.method = method
+        self.batches = batches
+        self.evaluate_fn = evaluate
+        self.score_key = score_key
+        self.run_info = run_info or {}
+        self.out_dir = Path(out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.total_steps = config.total_steps
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, WarmupCosine(self.total_steps, config.warmup_steps, config.schedule)
+        )
+        self.autocast_dtype = self._autocast_dtype()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        self.ema: AveragedModel | None = None
+        if config.ema_decay > 0:
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        self.step = 0
+        self.best_score: float | None = None
+        self.best_step: int | None = None
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        if self.device.type == "cuda" and self.config.amp:
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.device.type == "cpu" and self.config.bf16_cpu:
+            return torch.bfloat16
+        return None
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights used for evaluation and ``best.pt``: the EMA copy when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "rng": capture_rng_state(),
+            "run": self.run_info,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.best_score, self.best_step = state.get("best_score"), state.get("best_step")
+        restore_rng_state(state["rng"])
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoints/last.pt`` if it exists; returns whether it did."""
+        last = self.checkpoint_dir / "last.pt"
+        if not last.exists():
+            return False
+        self.load_state_dict(load_checkpoint(last, map_location=self.device))
+        return True
+
+    def _save_best(self, metrics: dict[str, float]) -> None:
+        state = {
+            "model": self.eval_model.state_dict(),
+            "step": self.step,
+            "metrics": metrics,
+            "run": self.run_info,
+        }
+        save_checkpoint(state, self.checkpoint_dir / "best.pt")
+
+    # ----------------------------------------------------------------- loop
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        self.model.train()
+        with self.autocast():
+            loss, logs = self.method.train_step(self.model, batch)
+        if not torch.isfinite(loss.detach()).item():
+            terms = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
+            raise NonFiniteLossError(
+                f"loss became {loss.item()} at step {self.step} ({terms}); stopped before the update. "
+                f"The last good checkpoint is {self.checkpoint_dir / 'last.pt'}; lower train.lr or check the data."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            logs["grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        logs["loss"] = float(loss.detach())
+        logs["lr"] = self.scheduler.get_last_lr()[0]
+        return logs
+
+    def run_evaluation(self) -> dict[str, float]:
+        if self.evaluate_fn is None:
+            return {}
+        self.eval_model.eval()
+        metrics = self.evaluate_fn(self.eval_model)
+        score = metrics.get(self.score_key)
+        if score is not None and (self.best_score is None or score > self.best_score):
+            self.best_score, self.best_step = float(score), self.step
+            self._save_best(metrics)
+        return metrics
+
+    def fit(self, *, resume: bool = False, progress: bool = True) -> FitResult:
+        """Train to ``config.total_steps`` (continuing from ``last.pt`` when ``resume``)."""
+        if resume:
+            self.resume()
+        logger = RunLogger(self.out_dir, start_step=self.step)
+        steps_per_epoch = max(1, self.config.steps_per_epoch)
+        images, seconds, metrics = 0, 0.0, {}
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress, desc="train", dynamic_ncols=True)
+        batches: Iterator[Batch] = iter(self.batches(self.step))
+        try:
+            while self.step < self.total_steps:
+                started = time.perf_counter()
+                logs = self.train_step(move_to(next(batches), self.device))
+                seconds += time.perf_counter() - started
+                images += int(logs.pop("images", 0))
+                self.step += 1
+                logs["images_per_second"] = images / max(seconds, 1e-9)
+                if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                    logger.log(self.step, "train", logs)
+                bar.update(1)
+                bar.set_postfix(_postfix(logs), refresh=False)
+                if self.step % steps_per_epoch == 0 or self.step == self.total_steps:
+                    metrics = self.run_evaluation()
+                    if metrics:
+                        logger.log(self.step, "val", metrics)
+                        bar.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    save_checkpoint(self.state_dict(), self.checkpoint_dir / "last.pt")
+        finally:
+            bar.close()
+            logger.close()
+        if self.evaluate_fn is None:
+            self._save_best({})
+        return FitResult(
+            steps=self.step,
+            best_score=self.best_score,
+            best_step=self.best_step,
+            train_seconds=seconds,
+            images_per_second=images / max(seconds, 1e-9),
+            last_metrics=metrics,
+        )
+
+
+def _postfix(logs: dict[str, float]) -> dict[str, str]:
+    shown = ("loss", "pass_rate", "images_per_second")
+    names = {"images_per_second": "img/s"}
+    return {names.get(k, k): f"{logs[k]:.3g}" for k in shown if k in logs}

@@ -1,0 +1,90 @@
+"""MultiMix training step and its ablations (the paper's baselines) as flags of one method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..losses import cross_entropy, dice_loss, fixmatch_loss, unlabeled_segmentation_kl
+from ..models import MultiMixNet
+
+
+@dataclass
+class MultiMixMethod:
+    """One MultiMix step, following the paper's data flow.
+
+    * classification images (``cls_x``, and ``cls_w``/``cls_s`` when ``cls_ssl``) go through the
+      encoder only, in one concatenated pass: CE on ``cls_x``; FixMatch on ``cls_s`` with
+      pseudo-labels from ``cls_w`` above ``threshold``;
+    * segmentation images (``seg_x``, and ``seg_u`` when ``seg_ssl``) go through the full model,
+      one encoder pass serving the saliency bridge and the decoder: Dice on ``seg_x``; the
+      Bernoulli KL term between labeled and unlabeled predictions on ``seg_u``.
+
+    Which terms exist follows the model's heads and the flags, so the paper's rows are
+    configurations: U-Net / Enc / UMTL / UMTLS (no SSL), Enc-SSL and UMTLS-SSL (``cls_ssl``),
+    MultiMix (``cls_ssl`` and ``seg_ssl``). The bridge is a property of the model.
+    """
+
+    cls_ssl: bool = True
+    seg_ssl: bool = True
+    dice_weight: float = 5.0
+    ce_weight: float = 1.0
+    fixmatch_weight: float = 0.25
+    kl_weight: float = 0.01
+    threshold: float = 0.7
+    kl_reference: str = "paired"
+    class_weights: torch.Tensor | None = None
+
+    def streams(self, model: MultiMixNet) -> list[str]:
+        """The data streams this method needs for ``model`` (see :mod:`multimix.data.streams`)."""
+        names = []
+        if model.has_seg_head:
+            names.append("seg_x")
+            if self.seg_ssl:
+                names.append("seg_u")
+        if model.has_cls_head:
+            names.append("cls_x")
+            if self.cls_ssl:
+                names.append("cls_u")
+        return names
+
+    def train_step(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        terms: dict[str, torch.Tensor] = {}
+        logs: dict[str, float] = {"images": 0}
+        if "cls_x" in batch and model.has_cls_head:
+            self._classification_terms(model, batch, terms, logs)
+        if "seg_x" in batch and model.has_seg_head:
+            self._segmentation_terms(model, batch, terms, logs)
+        if not terms:
+            raise ValueError(f"batch with keys {sorted(batch)} gives no loss term for this model")
+        weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight, "kl": self.kl_weight}
+        loss = sum(weights[name] * value for name, value in terms.items())
+        logs.update({name: float(value.detach()) for name, value in terms.items()})
+        return loss, logs
+
+    def _classification_terms(self, model, batch, terms, logs) -> None:
+        labeled = batch["cls_x"]
+        views = [labeled]
+        if self.cls_ssl:
+            views += [batch["cls_w"], batch["cls_s"]]
+        logits = model.classify(torch.cat(views)).cls_logits.float()
+        n = labeled.shape[0]
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        terms["ce"] = cross_entropy(logits[:n], batch["cls_y"], weight)
+        logs["images"] += n
+        if self.cls_ssl:
+            weak, strong = logits[n:].chunk(2)
+            terms["fixmatch"], pass_rate = fixmatch_loss(weak, strong, threshold=self.threshold)
+            logs["pass_rate"] = float(pass_rate)
+            logs["images"] += 2 * weak.shape[0]
+
+    def _segmentation_terms(self, model, batch, terms, logs) -> None:
+        labeled = batch["seg_x"]
+        images = torch.cat([labeled, batch["seg_u"]]) if self.seg_ssl else labeled
+        seg_logits = model(images).seg_logits.float()
+        n = labeled.shape[0]
+        terms["dice"] = dice_loss(seg_logits[:n], batch["seg_y"])
+        logs["images"] += images.shape[0]
+        if self.seg_ssl:
+            terms["kl"] = unlabeled_segmentation_kl(seg_logits[:n], seg_logits[n:], reference=self.kl_reference)

@@ -1,0 +1,122 @@
+"""MultiMixNet: a U-Net whose encoder also classifies, joined to the decoder by a saliency bridge."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .saliency import SaliencyBridge, class_saliency
+from .unet import UNetDecoder, UNetEncoder
+
+
+@dataclass
+class MultiMixOutput:
+    """What one forward pass returns; fields a variant does not compute are ``None``.
+
+    Attributes:
+        seg_logits: ``(B, seg_channels, H, W)`` segmentation logits (sigmoid for probabilities).
+        cls_logits: ``(B, num_classes)`` classification logits.
+        saliency: ``(B, 1, H, W)`` saliency of the predicted class in ``[0, 1]``, detached.
+        features: encoder features of every level, shallow to deep (only when asked for).
+        embedding: ``(B, widths[-1])`` globally pooled bottleneck (only when asked for).
+    """
+
+    seg_logits: torch.Tensor | None = None
+    cls_logits: torch.Tensor | None = None
+    saliency: torch.Tensor | None = None
+    features: list[torch.Tensor] | None = None
+    embedding: torch.Tensor | None = None
+
+
+class MultiMixNet(nn.Module):
+    """U-Net encoder + classification head + saliency bridge + U-Net decoder.
+
+    The same class expresses every baseline of the paper: ``seg_head=False`` is a classifier
+    (Enc), ``num_classes=0`` a plain U-Net, ``bridge=False`` a multitask net without saliency
+    (UMTL). Defaults are the paper's: 1 channel, widths 16-32-64-128-256, InstanceNorm,
+    LeakyReLU(0.2), dropout 0.25, 2 classes, 1 sigmoid segmentation channel.
+
+    The bridge computes the saliency inside ``forward`` with gradients enabled for the input only,
+    so it works in ``eval()`` under ``torch.no_grad()`` and never writes parameter gradients.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        seg_channels: int = 1,
+        widths: Sequence[int] = (16, 32, 64, 128, 256),
+        *,
+        dropout: float = 0.25,
+        norm: str = "instance",
+        negative_slope: float = 0.2,
+        seg_head: bool = True,
+        bridge: bool = True,
+    ) -> None:
+        super().__init__()
+        if bridge and not (seg_head and num_classes > 0):
+            raise ValueError("the saliency bridge needs both a classification head and a segmentation decoder")
+        if not seg_head and num_classes <= 0:
+            raise ValueError("a model needs a segmentation decoder, a classification head, or both")
+        block_kw = dict(dropout=dropout, norm=norm, negative_slope=negative_slope)
+        self.encoder = UNetEncoder(in_channels, widths, num_classes, **block_kw)
+        self.bridge = SaliencyBridge(in_channels) if bridge else None
+        self.decoder: UNetDecoder | None = None
+        if seg_head:
+            extra = self.bridge.out_channels if self.bridge is not None else 0
+            self.decoder = UNetDecoder(widths, seg_channels, extra_channels=extra, **block_kw)
+
+    @property
+    def has_cls_head(self) -> bool:
+        return self.encoder.head is not None
+
+    @property
+    def has_seg_head(self) -> bool:
+        return self.decoder is not None
+
+    @property
+    def has_bridge(self) -> bool:
+        return self.bridge is not None
+
+    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> MultiMixOutput:
+        """Encoder and class head only: classification images never pay for decoder or saliency."""
+        bottleneck = self.encoder(x)[-1]
+        out = MultiMixOutput(cls_logits=self.encoder.classify(bottleneck))
+        if return_embedding:
+            out.embedding = bottleneck.mean(dim=(2, 3))
+        return out
+
+    def forward(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
+        """Full pass; one encoder pass serves the class head, the saliency and the decoder skips."""
+        if self.bridge is None:
+            features = self.encoder(x)
+            saliency = None
+        else:
+            features, saliency, x = self._encode_with_saliency(x)
+        out = MultiMixOutput(saliency=saliency)
+        if self.has_cls_head:
+            out.cls_logits = self.encoder.classify(features[-1])
+        if self.decoder is not None:
+            extra = None
+            if self.bridge is not None:
+                extra = self.bridge(x, saliency, size=tuple(features[-1].shape[-2:]))
+            out.seg_logits = self.decoder(features, extra)
+        if return_features:
+            out.features = features
+            out.embedding = features[-1].mean(dim=(2, 3))
+        return out
+
+    def _encode_with_saliency(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        training_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            features = self.encoder(leaf)
+            cls_logits = self.encoder.classify(features[-1])
+            saliency = class_saliency(leaf, cls_logits, retain_graph=training_graph)
+        if not training_graph:
+            # inference: drop the graph built for the saliency so the decoder runs graph-free
+            features = [f.detach() for f in features]
+        return features, saliency, leaf

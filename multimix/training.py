@@ -1,0 +1,212 @@
+"""One training run end to end: data pools, split, model, method, trainer, final evaluation.
+
+``scripts/train.py`` is a thin command line over :func:`run_training`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import Config, atomic_write_text, save_config
+from .data.pools import DataPools, build_pools
+from .data.splits import Split, build_split
+from .data.streams import StepBatches, step_loader
+from .engine.checkpoint import load_checkpoint
+from .engine.trainer import Trainer, resolve_device
+from .evaluation.evaluate import evaluate_records, selection_score
+from .losses import balanced_class_weights
+from .methods import MultiMixMethod
+from .models import MultiMixNet, build_model
+
+SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_run_name(cfg: Config) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{cfg.model.name}-seg{cfg.data.seg_labels}-cls{cfg.data.cls_labels}-{stamp}"
+
+
+def environment_info() -> dict[str, Any]:
+    """Library versions and the git commit of the code, written next to every run."""
+    import albumentations
+    import monai
+    import torchvision
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "multimix": __version__,
+        "git_commit": commit,
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
+        "monai": str(monai.__version__),
+        "albumentations": albumentations.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def make_model(cfg: Config) -> MultiMixNet:
+    m = cfg.model
+    return build_model(
+        m.name,
+        in_channels=m.in_channels,
+        num_classes=m.num_classes,
+        seg_channels=m.seg_channels,
+        widths=tuple(m.widths),
+        dropout=m.dropout,
+        norm=m.norm,
+        negative_slope=m.negative_slope,
+    )
+
+
+def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:
+    if resume and split_path.exists():
+        return Split.load(split_path)
+    if cfg.data.split_file:
+        return Split.load(cfg.data.split_file)
+    return build_split(
+        pools.seg_pool,
+        pools.cls_pool,
+        seg_budget=cfg.data.seg_labels,
+        cls_budget=cfg.data.cls_labels,
+        seed=cfg.train.seed,
+        val=pools.val,
+        test=pools.test,
+        cross=pools.cross,
+        exclude_labeled_from_unlabeled=cfg.data.exclude_labeled_from_unlabeled,
+    )
+
+
+def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
+    mc = cfg.method
+    if mc.name != "multimix":
+        raise ValueError(f"unknown method {mc.name!r}; available: ['multimix']")
+    if mc.class_weights not in ("none", "balanced"):
+        raise ValueError(f"method.class_weights must be 'none' or 'balanced', got {mc.class_weights!r}")
+    weights = None
+    if mc.class_weights == "balanced" and labeled_cls_labels:
+        weights = balanced_class_weights(labeled_cls_labels, cfg.model.num_classes)
+    return MultiMixMethod(
+        cls_ssl=mc.cls_ssl,
+        seg_ssl=mc.seg_ssl,
+        dice_weight=mc.dice_weight,
+        ce_weight=mc.ce_weight,
+        fixmatch_weight=mc.fixmatch_weight,
+        kl_weight=mc.kl_weight,
+        threshold=mc.threshold,
+        kl_reference=mc.kl_reference,
+        class_weights=weights,
+    )
+
+
+def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dict[str, list]:
+    uids = {"seg_x": split.seg.labeled, "seg_u": split.seg.unlabeled, "cls_x": split.cls.labeled, "cls_u": split.cls.unlabeled}
+    missing = [uid for name in names for uid in uids[name] if uid not in records]
+    if missing:
+        raise ValueError(f"the split names {len(missing)} images that the data source does not have, e.g. {missing[:3]}")
+    return {name: [records[uid] for uid in uids[name]] for name in names}
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The final results as a small fixed-width table."""
+    header = f"{'':<14}" + "".join(f"{k:>14}" for k in SUMMARY_KEYS)
+    rows = [header]
+    for domain in ("in_domain", "cross_domain"):
+        values = summary.get(domain, {})
+        cells = "".join(f"{values[k]:>14.4f}" if k in values else f"{'-':>14}" for k in SUMMARY_KEYS)
+        rows.append(f"{domain:<14}{cells}")
+    return "\n".join(rows)
+
+
+def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` and evaluate the best checkpoint in- and cross-domain; returns the summary.
+
+    Writes into the run folder: ``config.yaml``, ``environment.json``, ``split.json``,
+    ``checkpoints/{best,last}.pt``, ``tb/``, ``metrics.jsonl`` and ``summary.json``.
+    """
+    started = time.perf_counter()
+    out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
+    if not resume and (out_dir / "checkpoints" / "last.pt").exists():
+        raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg.train.out = str(out_dir)
+    seed_everything(cfg.train.seed)
+    save_config(cfg, out_dir / "config.yaml")
+    atomic_write_text(out_dir / "environment.json", json.dumps(environment_info(), indent=2))
+
+    pools = build_pools(cfg.data, cfg.train.seed)
+    records = pools.by_uid()
+    split = make_split(cfg, pools, out_dir / "split.json", resume=resume)
+    split.save(out_dir / "split.json")
+
+    model = make_model(cfg)
+    method = make_method(cfg, [records[uid].label for uid in split.cls.labeled if records[uid].label is not None])
+    streams = stream_pools(split, records, method.streams(model))
+    print(f"run folder: {out_dir}")
+    print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
+    print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
+
+    device = resolve_device(cfg.train.device)
+    val_records = [records[uid] for uid in split.val]
+
+    def batches(start_step: int):
+        dataset = StepBatches(
+            streams,
+            image_size=cfg.data.image_size,
+            batch_size=cfg.data.batch_size,
+            seed=cfg.train.seed,
+            total_steps=cfg.train.total_steps,
+            start_step=start_step,
+            strong_ops=cfg.data.strong_ops,
+            hflip=cfg.data.hflip,
+        )
+        return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+
+    def evaluate(eval_model):
+        metrics = evaluate_records(
+            eval_model, val_records, image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device
+        )
+        metrics["score"] = selection_score(metrics)
+        return metrics
+
+    run_info = {"config": cfg.to_dict(), "environment": environment_info()}
+    trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate, run_info=run_info)
+    result = trainer.fit(resume=resume, progress=progress)
+
+    best = load_checkpoint(out_dir / "checkpoints" / "best.pt", map_location=device)
+    model.load_state_dict(best["model"])
+    eval_kw = dict(image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device)
+    summary = {
+        "in_domain": evaluate_records(model, [records[u] for u in split.test], **eval_kw),
+        "cross_domain": evaluate_records(model, [records[u] for u in split.cross], **eval_kw),
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "train_images_per_second": round(result.images_per_second, 2),
+    }
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    print(format_table(summary))
+    print(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")
+    return summary

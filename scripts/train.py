@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Train MultiMix (or one of the paper's baselines) and evaluate it in- and cross-domain.
+
+    python scripts/train.py --seg-labels 10 --cls-labels 100
+    python scripts/train.py --config configs/baselines/umtl.yaml --steps 500 --out runs/umtl
+    python scripts/train.py --out runs/umtl --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from multimix.config import load_config, parse_overrides
+from multimix.engine.trainer import NonFiniteLossError
+from multimix.models import available_models
+from multimix.training import run_training
+
+# flag -> config key; only flags the user gives override the config file
+FLAG_KEYS = {
+    "seg_labels": "data.seg_labels",
+    "cls_labels": "data.cls_labels",
+    "model": "model.name",
+    "epochs": "train.epochs",
+    "steps": "train.steps",
+    "steps_per_epoch": "train.steps_per_epoch",
+    "image_size": "data.image_size",
+    "batch_size": "data.batch_size",
+    "device": "train.device",
+    "seed": "train.seed",
+    "out": "train.out",
+    "lr": "train.lr",
+    "num_workers": "data.num_workers",
+    "split": "data.split_file",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML config (default: configs/multimix.yaml if present)")
+    parser.add_argument("--seg-labels", help="labeled segmentation images: a count, a percentage like 5%%, or 'all'")
+    parser.add_argument("--cls-labels", help="labeled classification images: a count, a percentage, or 'all'")
+    parser.add_argument("--model", choices=available_models(), help="architecture variant")
+    parser.add_argument("--epochs", type=int, help="epochs of --steps-per-epoch steps (validation after each)")
+    parser.add_argument("--steps", type=int, help="total optimisation steps (overrides --epochs)")
+    parser.add_argument("--steps-per-epoch", type=int, help="steps between validations/checkpoints")
+    parser.add_argument("--image-size", type=int, help="square training/evaluation size in pixels")
+    parser.add_argument("--batch-size", type=int, help="images per stream per step")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--num-workers", type=int, help="data loader worker processes")
+    parser.add_argument("--split", help="use this split.json instead of drawing a new one")
+    parser.add_argument("--out", help="run folder (default runs/<model>-seg<N>-cls<M>-<time>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.resume and not args.out:
+        print("error: --resume needs --out pointing at the run to continue", file=sys.stderr)
+        return 2
+    config_path = args.config
+    if config_path is None:
+        default = Path(__file__).resolve().parent.parent / "configs" / "multimix.yaml"
+        config_path = default if default.exists() else None
+    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
+    try:
+        overrides.update(parse_overrides(args.set))
+        if args.resume:
+            saved = Path(args.out) / "config.yaml"
+            config_path = saved if saved.exists() else config_path
+        cfg = load_config(config_path, overrides)
+        run_training(cfg, resume=args.resume, progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

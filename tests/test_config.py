@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from multimix.config import Config, load_config, parse_overrides, save_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_overrides_are_coerced_to_field_types():
+    cfg = load_config(None, {"train.lr": "1e-3", "train.steps": "5", "train.amp": "false",
+                             "model.widths": "[8, 16]", "data.cls_sites": "chex,jsrt", "train.out": "none"})
+    assert cfg.train.lr == 0.001 and cfg.train.steps == 5 and cfg.train.amp is False
+    assert cfg.model.widths == [8, 16] and cfg.data.cls_sites == ["chex", "jsrt"] and cfg.train.out is None
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.lrr", 1, "unknown key 'train.lrr'"),
+    ("optim.lr", 1, "section.key"),
+    ("train.steps", "ten", "expected a number"),
+    ("train.amp", "maybe", "expected true/false"),
+])
+def test_bad_overrides_are_named(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, {key: value})
+
+
+def test_parse_overrides():
+    assert parse_overrides(["train.lr=0.1", "data.seg_labels = all"]) == {"train.lr": "0.1", "data.seg_labels": "all"}
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_overrides(["train.lr"])
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = load_config(CONFIGS / "multimix.yaml", {"train.seed": 3})
+    save_config(cfg, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == cfg
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_baselines_extend_the_default_and_set_model_and_flags():
+    expected = {
+        "unet": ("unet", False, False), "enc": ("enc", False, False), "enc_ssl": ("enc", True, False),
+        "umtl": ("umtl", False, False), "umtls": ("umtls", False, False), "umtls_ssl": ("umtls", True, False),
+    }
+    default = load_config(CONFIGS / "multimix.yaml")
+    for name, (model, cls_ssl, seg_ssl) in expected.items():
+        cfg = load_config(CONFIGS / "baselines" / f"{name}.yaml")
+        assert (cfg.model.name, cfg.method.cls_ssl, cfg.method.seg_ssl) == (model, cls_ssl, seg_ssl)
+        assert cfg.data == default.data and cfg.train == default.train
+
+
+def test_unknown_section_in_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"optimizer": {"lr": 1}}))
+    with pytest.raises(ValueError, match="bad.yaml: unknown section 'optimizer'"):
+        load_config(path)
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_extends_cycle_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ValueError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_default_dataclass_matches_total_steps():
+    cfg = Config()
+    assert cfg.train.total_steps == cfg.train.epochs * cfg.train.steps_per_epoch
+    cfg.train.steps = 7
+    assert cfg.train.total_steps == 7

@@ -170,6 +170,8 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from ``checkpoints/last.pt`` if it exists; returns whether it did."""
+        for stale in self.checkpoint_dir.glob(".*.tmp"):  # a write cut short by a kill
+            stale.unlink(missing_ok=True)
         last = self.checkpoint_dir / "last.pt"
         if not last.exists():
             return False

@@ -294,9 +294,19 @@ def _smooth_grid(rng: np.random.Generator, cells: int, sigma: float) -> _Array:
 
 
 def _sample_grid(grid: _Array, u: _Array, v: _Array) -> _Array:
-    """Bilinear lookup of ``grid`` at coordinates ``u, v`` in [0, 1] (wrapping)."""
+    """Bilinear lookup of ``grid`` at coordinates ``u, v`` in [0, 1] (wrapping).
+
+    Hand-written because ``ndimage.map_coordinates`` costs several times more per call here.
+    """
     cells = grid.shape[0]
-    return ndimage.map_coordinates(grid, [v * cells, u * cells], order=1, mode="grid-wrap")
+    gu, gv = u * cells, v * cells
+    col, row = np.floor(gu), np.floor(gv)
+    fu, fv = gu - col, gv - row
+    col0, row0 = col.astype(np.intp) % cells, row.astype(np.intp) % cells
+    col1, row1 = (col0 + 1) % cells, (row0 + 1) % cells
+    top = grid[row0, col0] * (1 - fu) + grid[row0, col1] * fu
+    bottom = grid[row1, col0] * (1 - fu) + grid[row1, col1] * fu
+    return top * (1 - fv) + bottom * fv
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +349,6 @@ class _Anatomy:
     hila: tuple[tuple[float, float], tuple[float, float]]
     vessel_modes: tuple[tuple[tuple[int, float, float], ...], ...]
     vessel_strength: float
-    vessel_breaks: _Array
     texture: _Array
     texture_strength: float
     stomach_gas: float  # strength of the gastric air bubble under the left hemidiaphragm
@@ -403,7 +412,7 @@ def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
         rib_curvature=(_uniform(rng, 0.45, 0.6), _uniform(rng, 0.45, 0.6)),
         clavicle_y=_uniform(rng, -0.84, -0.74), hila=hila,
         vessel_modes=(_sample_vessel_modes(rng), _sample_vessel_modes(rng)),
-        vessel_strength=_uniform(rng, 0.05, 0.11), vessel_breaks=_smooth_grid(rng, 16, 1.0),
+        vessel_strength=_uniform(rng, 0.05, 0.11),
         texture=_smooth_grid(rng, 24, 1.2), texture_strength=_uniform(rng, 0.01, 0.03),
         stomach_gas=_uniform(rng, 0.0, 0.18), nodule=_sample_nodule(rng),
     )
@@ -485,9 +494,19 @@ def _mediastinum_half_width(y: _Array, anatomy: _Anatomy, side: int) -> _Array:
 
 
 def _lung_field_sdf(x: _Array, y: _Array, anatomy: _Anatomy, lung: _Lung) -> _Array:
-    """One lung with the mediastinum clipped off (the heart still included)."""
-    medial = lung.side * (x - anatomy.spine_x) - _mediastinum_half_width(y, anatomy, lung.side)
-    return np.minimum(_lung_outline_sdf(x, y, lung), medial)
+    """One lung with the mediastinum clipped off (the heart still included).
+
+    Only the sign and the values near the outline matter, so the shape is evaluated inside a
+    generous box around the lung (it never reaches past it) and set to -1 elsewhere: cheaper.
+    """
+    near = (np.abs(x - lung.cx) < 1.45 * lung.half_width) & (
+        np.abs(y - lung.cy) < 1.3 * lung.half_height
+    )
+    xs, ys = x[near], y[near]
+    medial = lung.side * (xs - anatomy.spine_x) - _mediastinum_half_width(ys, anatomy, lung.side)
+    sdf = np.full_like(x, -1.0)
+    sdf[near] = np.minimum(_lung_outline_sdf(xs, ys, lung), medial)
+    return sdf
 
 
 def _heart_sdf(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
@@ -621,8 +640,8 @@ def _vessel_layer(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
     """Branching bright streaks radiating from both hila (a confounder for opacities)."""
     layer = np.zeros_like(x)
     # Break the rays into branch-like segments of uneven brightness.
-    breaks = np.clip(0.5 + 0.6 * _sample_grid(anatomy.vessel_breaks, (x + 1.5) * 0.3,
-                                              (y + 1.5) * 0.3), 0, 1)
+    breaks = np.clip(0.5 + 0.6 * _sample_grid(anatomy.texture, x * 0.2 + 0.5,
+                                              y * 0.2 + 0.3), 0, 1)
     for (hx, hy), modes in zip(anatomy.hila, anatomy.vessel_modes, strict=True):
         dx, dy = x - hx, y - hy
         rho = np.sqrt(dx * dx + dy * dy) + 1e-3

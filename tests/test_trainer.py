@@ -1,0 +1,109 @@
+import json
+
+import pytest
+import torch
+
+from multimix.config import TrainConfig
+from multimix.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from multimix.engine.trainer import NonFiniteLossError, Trainer, WarmupCosine
+from multimix.methods import MultiMixMethod
+from multimix.models import build_model
+
+
+def fixed_batches(start_step):
+    for step in range(start_step, 1000):
+        g = torch.Generator().manual_seed(step)
+        masks = (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()
+        yield {"seg_x": masks, "seg_y": masks, "cls_x": torch.rand(2, 1, 16, 16, generator=g), "cls_y": torch.tensor([0, 1])}
+
+
+def make_trainer(out, steps=6, method=None, **cfg):
+    torch.manual_seed(0)
+    model = build_model("umtls", widths=(4, 8), dropout=0.25)
+    config = TrainConfig(steps=steps, steps_per_epoch=2, lr=1e-2, warmup_steps=0, device="cpu", log_every=1, **cfg)
+    method = method or MultiMixMethod(cls_ssl=False, seg_ssl=False)
+    evaluate = lambda m: {"score": -sum(float(p.detach().abs().sum()) for p in m.parameters())}  # noqa: E731
+    return Trainer(model, method, fixed_batches, config, out, evaluate=evaluate, run_info={"note": "test"})
+
+
+def params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_fit_writes_loadable_checkpoints_and_logs(tmp_path):
+    result = make_trainer(tmp_path).fit(progress=False)
+    assert result.steps == 6 and result.images_per_second > 0
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")  # weights_only=True inside
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert last["step"] == 6 and best["run"] == {"note": "test"} and "score" in best["metrics"]
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if r["phase"] == "val"] == [2, 4, 6]
+    assert {"loss", "dice", "ce", "lr"} <= set(lines[0])
+    assert list((tmp_path / "tb").iterdir())
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = make_trainer(tmp_path / "a", steps=6)
+    straight.fit(progress=False)
+
+    def crashing_batches(start_step):
+        for _, batch in zip(range(start_step, 5), fixed_batches(start_step)):
+            yield batch
+        raise RuntimeError("simulated crash at step 5")
+
+    first = make_trainer(tmp_path / "b", steps=6)
+    first.batches = crashing_batches
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        first.fit(progress=False)
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 4
+    second = make_trainer(tmp_path / "b", steps=6)
+    second.fit(resume=True, progress=False)
+    assert second.step == 6
+    assert torch.allclose(params(second.model), params(straight.model), atol=1e-6)
+    records = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    keys = [(r["step"], r["phase"]) for r in records]
+    assert len(keys) == len(set(keys)) == 9  # steps 1-6 + val at 2, 4, 6; the crashed step 5 logged once
+
+
+class ExplodingMethod(MultiMixMethod):
+    def train_step(self, model, batch):
+        loss, logs = super().train_step(model, batch)
+        self.calls = getattr(self, "calls", 0) + 1
+        return (loss * float("nan") if self.calls == 5 else loss), logs
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, steps=10, method=ExplodingMethod(cls_ssl=False, seg_ssl=False))
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 4.*last.pt"):
+        trainer.fit(progress=False)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 4
+
+
+def test_ema_weights_are_evaluated_and_saved_as_best(tmp_path):
+    trainer = make_trainer(tmp_path, steps=4, ema_decay=0.9)
+    trainer.fit(progress=False)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    ema = trainer.ema.module.state_dict()
+    assert not torch.equal(params(trainer.model), params(trainer.ema.module))
+    key = "encoder.stem.0.conv.weight"
+    assert torch.equal(best["model"][key], ema[key]) or best["step"] < 4
+
+
+def test_bad_checkpoints_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(CheckpointError, match="cut.pt: cannot read"):
+        load_checkpoint(tmp_path / "cut.pt")
+    save_checkpoint({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a multimix checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_warmup_cosine_schedule():
+    f = WarmupCosine(total_steps=10, warmup_steps=2, floor=0.0)
+    assert f(0) == pytest.approx(0.5) and f(1) == pytest.approx(1.0) and f(2) == pytest.approx(1.0)
+    assert f(6) == pytest.approx(0.5) and f(10) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        WarmupCosine(10, schedule="step")

@@ -62,7 +62,9 @@ def test_image_i_does_not_depend_on_n(fraction):
         np.testing.assert_array_equal(a, b[:3])
 
 
-@pytest.mark.parametrize(("n", "fraction"), [(10, 0.5), (7, 0.3), (5, 0.0), (5, 1.0), (3, 0.5), (0, 0.5)])
+@pytest.mark.parametrize(
+    ("n", "fraction"), [(10, 0.5), (7, 0.3), (5, 0.0), (5, 1.0), (3, 0.5), (0, 0.5)]
+)
 def test_label_counts(n, fraction):
     _, _, labels = generate_arrays(n, site="jsrt", image_size=16, pneumonia_fraction=fraction)
     assert int(labels.sum()) == round(n * fraction)
@@ -97,6 +99,17 @@ def test_masks_follow_the_image_geometry():
         assert image[lungs].mean() < image[ring].mean() - 0.1
 
 
+def test_clean_mask_repairs_touching_lungs_and_specks():
+    x = np.tile(np.linspace(-1, 1, 20, dtype=np.float32), (20, 1))
+    mask = np.zeros((20, 20), bool)
+    mask[5:15, 3:17] = True  # one blob straddling the midline
+    mask[1, 1] = True  # a stray speck
+    cleaned = synthetic._clean_mask(mask, x)
+    assert connected_components(cleaned, connectivity=2).max() == 2
+    assert not cleaned[1, 1]
+    assert cleaned[5:15, 3:9].all() and cleaned[5:15, 12:17].all()
+
+
 @pytest.mark.parametrize("size", [16, 64, 256])
 def test_all_sizes_render(size):
     images, masks, _ = generate_arrays(1, site="nih", image_size=size, seed=0)
@@ -127,7 +140,9 @@ def test_pneumonia_changes_only_the_lungs():
 
 def test_pneumonia_brightens_the_lungs_on_average():
     images, masks, labels = generate_arrays(40, site="jsrt", image_size=32, seed=5)
-    lung_means = np.array([image[mask == 1].mean() for image, mask in zip(images, masks, strict=True)])
+    lung_means = np.array(
+        [image[mask == 1].mean() for image, mask in zip(images, masks, strict=True)]
+    )
     assert lung_means[labels == PNEUMONIA].mean() > lung_means[labels == NORMAL].mean()
 
 

@@ -80,32 +80,76 @@ class SiteStyle:
 SITES: dict[str, SiteStyle] = {
     # Paediatric pneumonia clinic: small bodies fill less of the field, harsh window, "R" letters.
     "chex": SiteStyle(
-        gamma=0.95, contrast=1.3, brightness=-0.02, noise_std=0.018, blur=0.004, scale=0.86,
-        vertical_offset=-0.06, exposure_jitter=0.08, marker="letter", marker_probability=0.6,
+        gamma=0.95,
+        contrast=1.3,
+        brightness=-0.02,
+        noise_std=0.018,
+        blur=0.004,
+        scale=0.88,
+        vertical_offset=-0.06,
+        exposure_jitter=0.08,
+        marker="letter",
+        marker_probability=0.6,
     ),
     # Digitised film archive: clean, low noise, full chest, no annotations.
     "jsrt": SiteStyle(
-        gamma=1.0, contrast=1.0, brightness=0.0, noise_std=0.004, blur=0.003, scale=1.0,
-        vertical_offset=0.0, exposure_jitter=0.03,
+        gamma=1.0,
+        contrast=1.0,
+        brightness=0.0,
+        noise_std=0.004,
+        blur=0.003,
+        scale=1.0,
+        vertical_offset=0.0,
+        exposure_jitter=0.03,
     ),
     # County TB screening: wide black padding frame and burned-in text.
     "montgomery": SiteStyle(
-        gamma=1.1, contrast=1.05, brightness=-0.02, noise_std=0.012, blur=0.004, scale=0.9,
-        vertical_offset=0.02, exposure_jitter=0.05, border_probability=0.9,
-        border_width=(0.04, 0.09), border_value=0.0, marker="text", marker_probability=0.9,
+        gamma=1.1,
+        contrast=1.05,
+        brightness=0.03,
+        noise_std=0.012,
+        blur=0.004,
+        scale=0.9,
+        vertical_offset=0.02,
+        exposure_jitter=0.05,
+        border_probability=0.9,
+        border_width=(0.04, 0.09),
+        border_value=0.0,
+        marker="text",
+        marker_probability=0.9,
     ),
     # Large public archive held out as the unseen domain: washed-out curve, low contrast,
     # heavy noise and blur, white collimation frame, corner text.
     "nih": SiteStyle(
-        gamma=0.65, contrast=0.8, brightness=0.06, noise_std=0.035, blur=0.007, scale=1.06,
-        vertical_offset=0.04, exposure_jitter=0.1, border_probability=0.6,
-        border_width=(0.015, 0.05), border_value=1.0, marker="text", marker_probability=0.7,
+        gamma=0.7,
+        contrast=0.8,
+        brightness=0.06,
+        noise_std=0.03,
+        blur=0.007,
+        scale=1.06,
+        vertical_offset=0.04,
+        exposure_jitter=0.1,
+        border_probability=0.5,
+        border_width=(0.015, 0.05),
+        border_value=1.0,
+        marker="text",
+        marker_probability=0.7,
     ),
     # Provincial hospital: darker curve, thin black frame, "L" letters.
     "shenzhen": SiteStyle(
-        gamma=1.25, contrast=1.1, brightness=0.0, noise_std=0.015, blur=0.004, scale=0.95,
-        vertical_offset=0.0, exposure_jitter=0.06, border_probability=0.5,
-        border_width=(0.01, 0.03), border_value=0.0, marker="letter", marker_probability=0.7,
+        gamma=1.25,
+        contrast=1.1,
+        brightness=0.0,
+        noise_std=0.015,
+        blur=0.004,
+        scale=0.95,
+        vertical_offset=0.0,
+        exposure_jitter=0.06,
+        border_probability=0.5,
+        border_width=(0.01, 0.03),
+        border_value=0.0,
+        marker="letter",
+        marker_probability=0.7,
     ),
 }
 
@@ -169,8 +213,15 @@ def generate_records(
         uid = f"{prefix}-{seed}-{i:05d}"
         meta = {"site": site, "opacities": case.n_opacities, "subtle": case.subtle}
         records.append(
-            Record(uid=uid, source=f"synthetic-{site}", label=case.label, image=case.image,
-                   mask=case.mask, patient_id=uid, meta=meta)
+            Record(
+                uid=uid,
+                source=f"synthetic-{site}",
+                label=case.label,
+                image=case.image,
+                mask=case.mask,
+                patient_id=uid,
+                meta=meta,
+            )
         )
     return records
 
@@ -389,7 +440,7 @@ def _sample_vessel_modes(rng: np.random.Generator) -> tuple[tuple[int, float, fl
 
 
 def _sample_nodule(rng: np.random.Generator) -> tuple[float, float, float] | None:
-    if rng.random() >= 0.25:
+    if rng.random() >= 0.15:
         return None
     side = 1 if rng.random() < 0.5 else -1
     return side * _uniform(rng, 0.3, 0.65), _uniform(rng, -0.5, 0.2), _uniform(rng, 0.012, 0.022)
@@ -399,22 +450,35 @@ def _sample_anatomy(rng: np.random.Generator) -> _Anatomy:
     size = _uniform(rng, 0.93, 1.05)
     right = _sample_lung(rng, -1, size)
     left = _sample_lung(rng, +1, size * _uniform(rng, 0.88, 0.96))
-    heart = (_uniform(rng, 0.08, 0.16), _uniform(rng, 0.3, 0.38), _uniform(rng, 0.3, 0.4),
-             _uniform(rng, 0.22, 0.28), _uniform(rng, -0.45, -0.2))
-    hila = ((-_uniform(rng, 0.18, 0.24), _uniform(rng, -0.12, 0.0)),
-            (_uniform(rng, 0.17, 0.23), _uniform(rng, -0.14, -0.02)))
+    heart = (
+        _uniform(rng, 0.08, 0.16),
+        _uniform(rng, 0.3, 0.38),
+        _uniform(rng, 0.3, 0.4),
+        _uniform(rng, 0.22, 0.28),
+        _uniform(rng, -0.45, -0.2),
+    )
+    hila = (
+        (-_uniform(rng, 0.18, 0.24), _uniform(rng, -0.12, 0.0)),
+        (_uniform(rng, 0.17, 0.23), _uniform(rng, -0.14, -0.02)),
+    )
     return _Anatomy(
-        lungs=(right, left), heart=heart, body_half_width=_uniform(rng, 0.92, 1.0),
+        lungs=(right, left),
+        heart=heart,
+        body_half_width=_uniform(rng, 0.92, 1.0),
         arms=_uniform(rng, 0.02, 0.1) if rng.random() < 0.7 else None,
-        mediastinum=_uniform(rng, 0.08, 0.11), spine_x=_uniform(rng, -0.02, 0.02),
+        mediastinum=_uniform(rng, 0.08, 0.11),
+        spine_x=_uniform(rng, -0.02, 0.02),
         rib_spacing=_uniform(rng, 0.13, 0.16),
         rib_start=(_uniform(rng, -0.92, -0.82), _uniform(rng, -0.92, -0.82)),
         rib_curvature=(_uniform(rng, 0.45, 0.6), _uniform(rng, 0.45, 0.6)),
-        clavicle_y=_uniform(rng, -0.84, -0.74), hila=hila,
+        clavicle_y=_uniform(rng, -0.84, -0.74),
+        hila=hila,
         vessel_modes=(_sample_vessel_modes(rng), _sample_vessel_modes(rng)),
         vessel_strength=_uniform(rng, 0.05, 0.11),
-        texture=_smooth_grid(rng, 24, 1.2), texture_strength=_uniform(rng, 0.01, 0.03),
-        stomach_gas=_uniform(rng, 0.0, 0.18), nodule=_sample_nodule(rng),
+        texture=_smooth_grid(rng, 24, 1.2),
+        texture_strength=_uniform(rng, 0.01, 0.03),
+        stomach_gas=_uniform(rng, 0.0, 0.18),
+        nodule=_sample_nodule(rng),
     )
 
 
@@ -535,19 +599,40 @@ def _body_sdf(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
     return body
 
 
+_EIGHT_CONNECTED = np.ones((3, 3), bool)
+
+
 def _clean_mask(mask: _Array, x: _Array) -> _Array:
-    """Keep the largest component per lung and a gap between them: exactly two components."""
-    eight_connected = np.ones((3, 3))
-    if ndimage.label(mask, structure=eight_connected)[1] == 2:
-        return mask  # the usual case: nothing to repair
-    out = np.zeros_like(mask)
-    for side_mask in (mask & (x < 0), mask & (x >= 0)):
-        labels, count = ndimage.label(side_mask, structure=eight_connected)
-        if count:
-            sizes = np.bincount(labels.ravel())[1:]
-            out |= labels == 1 + int(np.argmax(sizes))
-    touching = ndimage.binary_dilation(out & (x < 0), structure=eight_connected)
-    return out & ~(touching & (x >= 0))
+    """Guarantee exactly two 8-connected lungs, one each side of the midline.
+
+    The geometry nearly always gives that already; at tiny sizes a lung can shed a speck
+    past the heart or touch the other lung, so keep the largest piece per side and, if needed,
+    open a one-pixel gap at the midline.
+    """
+    image_left = x < 0
+    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    if (
+        count == 2
+        and _one_label(labels[mask & image_left]) + _one_label(labels[mask & ~image_left]) == 3
+    ):
+        return mask  # the usual case (ids 1 and 2, one per side): nothing to repair
+    right_lung = _largest_component(mask & image_left)
+    apart = ~ndimage.binary_dilation(right_lung, structure=_EIGHT_CONNECTED)
+    return right_lung | _largest_component(mask & ~image_left & apart)
+
+
+def _one_label(labels: _Array) -> int:
+    """The single component id in ``labels``, or 0 if there are none or several."""
+    if labels.size == 0 or labels.min() != labels.max():
+        return 0
+    return int(labels[0])
+
+
+def _largest_component(mask: _Array) -> _Array:
+    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    if count <= 1:
+        return mask
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,7 +650,7 @@ def _anatomy_image(x: _Array, y: _Array, anatomy: _Anatomy, shapes: _Shapes) -> 
     lung_window = lung_soft * (1 - heart_soft)  # where lung detail is visible
     # The heart is simply where the lungs give way to soft tissue; it merges with the
     # diaphragm below, as on real films.
-    image = 0.03 + 0.55 * body
+    image = 0.06 + 0.52 * body
     image -= lung_soft * _air_depth(lungs, y) * (1 - 0.9 * heart_soft)
     image -= _stomach_gas(x, y, anatomy)
     bones = _rib_layer(x, y, anatomy, shapes.pixel) * (0.35 + 0.65 * lung_window)
@@ -620,7 +705,7 @@ def _rib_layer(x: _Array, y: _Array, anatomy: _Anatomy, pixel: float) -> _Array:
     anterior = _band(np.abs(along_ant - index_ant * 1.4 * spacing), 0.25 * spacing, 2 * edge)
     anterior *= ((index_ant >= 1) & (index_ant < 7)) * np.clip((lateral - 0.25) * 10, 0, 1)
     cage = _ramp(anatomy.body_half_width - 0.05 - lateral, 0.1)
-    return cage * (0.09 * posterior + 0.035 * anterior)
+    return cage * (0.08 * posterior + 0.03 * anterior)
 
 
 def _clavicle_layer(x: _Array, y: _Array, anatomy: _Anatomy, pixel: float) -> _Array:
@@ -640,8 +725,7 @@ def _vessel_layer(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
     """Branching bright streaks radiating from both hila (a confounder for opacities)."""
     layer = np.zeros_like(x)
     # Break the rays into branch-like segments of uneven brightness.
-    breaks = np.clip(0.5 + 0.6 * _sample_grid(anatomy.texture, x * 0.2 + 0.5,
-                                              y * 0.2 + 0.3), 0, 1)
+    breaks = np.clip(0.5 + 0.6 * _sample_grid(anatomy.texture, x * 0.2 + 0.5, y * 0.2 + 0.3), 0, 1)
     for (hx, hy), modes in zip(anatomy.hila, anatomy.vessel_modes, strict=True):
         dx, dy = x - hx, y - hy
         rho = np.sqrt(dx * dx + dy * dy) + 1e-3
@@ -649,8 +733,8 @@ def _vessel_layer(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
         field = np.zeros_like(x)
         for order, twist, phase in modes:
             field += _angular_mode(cos1, sin1, order, twist * rho + phase)
-        # The angular gradient falls like 1/rho, so scaling by rho**1.3 keeps the streaks
-        # narrowing as they run out.
+        # The angular gradient falls like 1/rho, so scaling the field by rho**1.5 makes the
+        # streaks narrow as they run out, like vessels.
         streaks = np.exp(-((field * rho * np.sqrt(rho) * (1 / 0.03)) ** 2))
         fade = np.clip(1 - rho * (1 / 0.6), 0, 1) ** 2
         layer += breaks * streaks * fade + 0.5 * np.exp(-((rho * (1 / 0.07)) ** 2))
@@ -706,17 +790,23 @@ def _sample_opacities(rng: np.random.Generator, anatomy: _Anatomy) -> list[_Opac
 
 def _sample_opacity(rng: np.random.Generator, anatomy: _Anatomy, subtle: bool) -> _Opacity:
     cx, cy = _sample_point_in_lungs(rng, anatomy)
-    radius = _uniform(rng, 0.06, 0.1) if subtle else _uniform(rng, 0.1, 0.24)
-    strength = _uniform(rng, 0.05, 0.09) if subtle else _uniform(rng, 0.1, 0.28)
+    radius = _uniform(rng, 0.09, 0.14) if subtle else _uniform(rng, 0.14, 0.28)
+    strength = _uniform(rng, 0.12, 0.18) if subtle else _uniform(rng, 0.25, 0.45)
     aspect = _uniform(rng, 0.65, 1.5)
     fissure = None
     if not subtle and rng.random() < 0.3:
         direction = _uniform(rng, 0, 2 * np.pi)
         fissure = (math.cos(direction), math.sin(direction), _uniform(rng, -0.3, 0.5) * radius)
     return _Opacity(
-        cx=cx, cy=cy, rx=radius * math.sqrt(aspect), ry=radius / math.sqrt(aspect),
-        angle=_uniform(rng, 0, np.pi), strength=strength, subtle=subtle,
-        patches=_smooth_grid(rng, 16, 1.0), fissure=fissure,
+        cx=cx,
+        cy=cy,
+        rx=radius * math.sqrt(aspect),
+        ry=radius / math.sqrt(aspect),
+        angle=_uniform(rng, 0, np.pi),
+        strength=strength,
+        subtle=subtle,
+        patches=_smooth_grid(rng, 16, 1.0),
+        fissure=fissure,
     )
 
 
@@ -743,8 +833,9 @@ def _opacity_layer(
         u, v = _rotate(x, y, lesion.cx, lesion.cy, lesion.angle)
         su, sv = u * (1 / lesion.rx), v * (1 / lesion.ry)
         near = (np.abs(su) < _OPACITY_EXTENT) & (np.abs(sv) < _OPACITY_EXTENT)
-        layer[near] += lesion.strength * _lesion_density(lesion, su[near], sv[near],
-                                                         x[near], y[near])
+        layer[near] += lesion.strength * _lesion_density(
+            lesion, su[near], sv[near], x[near], y[near]
+        )
     # Fade in over ~2 pixels from the pleura so the blur cannot push much density outside.
     inside = np.clip(shapes.mask_sdf * (1 / (2 * shapes.pixel)), 0, 1) * mask
     return layer * inside
@@ -791,9 +882,7 @@ def _sample_acquisition(rng: np.random.Generator, style: SiteStyle) -> _Acquisit
         border = tuple(float(w) for w in rng.uniform(*style.border_width, 4))
     marker = None
     if style.marker != "none" and rng.random() < style.marker_probability:
-        text = ("L" if rng.random() < 0.5 else "R") if style.marker == "letter" else (
-            _random_text(rng))
-        marker = (text, int(rng.integers(4)), _uniform(rng, 0.85, 1.0))
+        marker = (_marker_text(rng, style.marker), int(rng.integers(4)), _uniform(rng, 0.85, 1.0))
     return _Acquisition(
         pose=pose,
         gamma=style.gamma * math.exp(float(rng.normal(0, style.exposure_jitter))),
@@ -803,7 +892,10 @@ def _sample_acquisition(rng: np.random.Generator, style: SiteStyle) -> _Acquisit
     )
 
 
-def _random_text(rng: np.random.Generator) -> str:
+def _marker_text(rng: np.random.Generator, kind: str) -> str:
+    """A side letter, or a short scanner-annotation string of 3-6 glyphs."""
+    if kind == "letter":
+        return "L" if rng.random() < 0.5 else "R"
     alphabet = "0123456789AP#"
     return "".join(alphabet[i] for i in rng.integers(len(alphabet), size=int(rng.integers(3, 7))))
 
@@ -845,9 +937,9 @@ def _draw_border(
         max(0, min(round(w * size), int(r) - 2)) for w, r in zip(widths, room, strict=True)
     )
     image[:top] = value
-    image[size - bottom:] = value
+    image[size - bottom :] = value
     image[:, :left] = value
-    image[:, size - right:] = value
+    image[:, size - right :] = value
     return max(top, bottom, left, right)
 
 
@@ -879,9 +971,7 @@ def _glyph_bitmap(text: str, cell: int) -> _Array:
     return np.kron(np.concatenate(pieces[:-1], axis=1), np.ones((cell, cell), bool))
 
 
-def _draw_marker(
-    image: _Array, mask: _Array, marker: tuple[str, int, float], margin: int
-) -> None:
+def _draw_marker(image: _Array, mask: _Array, marker: tuple[str, int, float], margin: int) -> None:
     text, corner, value = marker
     size = image.shape[0]
     bitmap = _glyph_bitmap(text, cell=max(1, size // 80))
@@ -891,6 +981,6 @@ def _draw_marker(
         return
     top = margin if corner < 2 else size - margin - height
     left = margin if corner % 2 == 0 else size - margin - width
-    if mask[top:top + height, left:left + width].any():
+    if mask[top : top + height, left : left + width].any():
         return  # never burn text over the lungs: the mask must stay truthful
-    image[top:top + height, left:left + width][bitmap] = value
+    image[top : top + height, left : left + width][bitmap] = value

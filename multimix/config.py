@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .atomic import atomic_write_text
 
 
 @dataclass
@@ -77,6 +78,7 @@ class MethodConfig:
     threshold: float = 0.7
     class_weights: str = "none"
     kl_reference: str = "paired"
+    ssl_rampup_steps: int = 0
 
 
 @dataclass
@@ -84,8 +86,8 @@ class TrainConfig:
     """The generic loop: length, optimiser, schedule, precision, checkpoints."""
 
     steps: int | None = None
-    epochs: int = 6
-    steps_per_epoch: int = 150
+    epochs: int = 10
+    steps_per_epoch: int = 160
     lr: float = 2e-3
     weight_decay: float = 1e-5
     schedule: str = "cosine"
@@ -235,18 +237,3 @@ def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, di
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
     atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -118,6 +118,7 @@ def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
         threshold=mc.threshold,
         kl_reference=mc.kl_reference,
         class_weights=weights,
+        ssl_rampup_steps=mc.ssl_rampup_steps,
     )
 
 

@@ -65,3 +65,19 @@ def test_learning_happens_on_a_fixed_batch():
     model.eval()
     with torch.no_grad():
         assert dice_loss(model(data["seg_x"]).seg_logits, data["seg_y"]) < 0.3
+
+
+def test_unsupervised_terms_ramp_in():
+    method = MultiMixMethod(ssl_rampup_steps=100)
+    ramps = []
+    for step in (0, 50, 99, 100, 500):
+        method.set_progress(step, 1000)
+        ramps.append(method.ssl_ramp)
+    assert ramps[0] == pytest.approx(0.006738, rel=1e-3)  # exp(-5)
+    assert ramps[1] == pytest.approx(0.286505, rel=1e-3)  # exp(-5 * 0.25)
+    assert ramps[0] < ramps[1] < ramps[2] < ramps[3] == ramps[4] == 1.0
+    method.set_progress(0, 1000)
+    torch.manual_seed(0)
+    loss, logs = method.train_step(build_model("multimix", widths=W), batch())
+    expected = 5.0 * logs["dice"] + logs["ce"] + ramps[0] * (0.25 * logs["fixmatch"] + 0.01 * logs["kl"])
+    assert loss.item() == pytest.approx(expected, rel=1e-5)

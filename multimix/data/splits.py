@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Hashable, Sequence
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from multimix.atomic import atomic_write_text
 from multimix.data.records import Record
 
 __all__ = [
@@ -358,18 +358,7 @@ class Split:
         """
         target = Path(path)
         text = json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"  # fail before I/O
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+        atomic_write_text(target, text)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Split:
@@ -390,20 +379,6 @@ class Split:
             raise SplitFileError(f"split file {target} is not valid JSON: {err}") from err
         except SplitFileError as err:
             raise SplitFileError(f"split file {target}: {err}") from err
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; not supported (nor needed) everywhere.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _require(d: dict[str, Any], key: str, where: str = "") -> Any:

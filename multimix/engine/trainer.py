@@ -26,7 +26,11 @@ Batch = dict[str, torch.Tensor]
 
 class Method(Protocol):
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen."""
+        """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen.
+
+        A method may also define ``set_progress(step, total_steps)``; the trainer calls it
+        before every step (for schedules such as an unsupervised-loss ramp-up).
+        """
 
 
 class NonFiniteLossError(RuntimeError):
@@ -190,6 +194,8 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.model.train()
+        if hasattr(self.method, "set_progress"):
+            self.method.set_progress(self.step, self.total_steps)
         with self.autocast():
             loss, logs = self.method.train_step(self.model, batch)
         if not torch.isfinite(loss.detach()).item():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,24 @@ class MultiMixMethod:
     threshold: float = 0.7
     kl_reference: str = "paired"
     class_weights: torch.Tensor | None = None
+    ssl_rampup_steps: int = 0
+    step: int = 0
+
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Called by the trainer before every step (drives the unsupervised-weight ramp-up)."""
+        self.step = step
+
+    @property
+    def ssl_ramp(self) -> float:
+        """Factor on the unsupervised terms: a sigmoid-shaped ramp from 0 to 1 over ``ssl_rampup_steps``.
+
+        Early pseudo-labels come from a classifier at chance level; trusting them at full
+        weight lets FixMatch confirm a collapsed (one-class) classifier.
+        """
+        if self.ssl_rampup_steps <= 0 or self.step >= self.ssl_rampup_steps:
+            return 1.0
+        phase = 1.0 - self.step / self.ssl_rampup_steps
+        return math.exp(-5.0 * phase * phase)
 
     def streams(self, model: MultiMixNet) -> list[str]:
         """The data streams this method needs for ``model`` (see :mod:`multimix.data.streams`)."""
@@ -58,7 +77,8 @@ class MultiMixMethod:
             self._segmentation_terms(model, batch, terms, logs)
         if not terms:
             raise ValueError(f"batch with keys {sorted(batch)} gives no loss term for this model")
-        weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight, "kl": self.kl_weight}
+        ramp = self.ssl_ramp
+        weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight * ramp, "kl": self.kl_weight * ramp}
         loss = sum(weights[name] * value for name, value in terms.items())
         logs.update({name: float(value.detach()) for name, value in terms.items()})
         return loss, logs

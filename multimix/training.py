@@ -81,6 +81,18 @@ def make_model(cfg: Config) -> MultiMixNet:
     )
 
 
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MultiMixNet, Config]:
+    """Rebuild the network of a run checkpoint (``best.pt`` or ``last.pt``) with its weights, in eval mode."""
+    state = load_checkpoint(path, map_location=map_location)
+    config_data = state.get("run", {}).get("config")
+    if config_data is None:
+        raise ValueError(f"{path}: checkpoint carries no run config; was it written by multimix.training?")
+    cfg = Config.from_dict(config_data, origin=str(path))
+    model = make_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
+
+
 def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:
     if resume and split_path.exists():
         return Split.load(split_path)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import tiny_cli_args
 
 from multimix.engine.checkpoint import load_checkpoint
+from multimix.training import load_trained_model
+
+from helpers import tiny_cli_args
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train.py")]
@@ -39,6 +41,13 @@ def test_two_step_smoke_run_writes_the_whole_run_folder(tmp_path):
     assert not set(split["cls"]["labeled"]) & set(split["cls"]["unlabeled"])
     assert "in_domain" in proc.stdout and "cross_domain" in proc.stdout
     assert load_checkpoint(out / "checkpoints" / "best.pt")["run"]["config"]["model"]["name"] == "multimix"
+
+    model, cfg = load_trained_model(out / "checkpoints" / "best.pt")
+    assert cfg.data.image_size == 32 and not model.training
+    proc = subprocess.run([sys.executable, "examples/use_model.py", "--checkpoint", str(out / "checkpoints" / "best.pt"),
+                           "--out", str(tmp_path / "saliency.png")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "saliency.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("baseline", ["unet", "enc_ssl"])

@@ -107,3 +107,11 @@ def test_warmup_cosine_schedule():
     assert f(6) == pytest.approx(0.5) and f(10) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="unknown schedule"):
         WarmupCosine(10, schedule="step")
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    trainer = make_trainer(tmp_path, steps=2, bf16_cpu=True)
+    assert trainer.autocast_dtype == torch.bfloat16
+    result = trainer.fit(progress=False)
+    assert result.steps == 2
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from multimix.data.pools import build_pools
+from multimix.training import make_method, make_model, make_split
+
+from helpers import tiny_config
+
+
+def test_balanced_class_weights_come_from_the_labeled_set():
+    cfg = tiny_config(method__class_weights="balanced")
+    method = make_method(cfg, [0, 0, 0, 1])
+    assert torch.allclose(method.class_weights, torch.tensor([2 / 3, 2.0]))
+    assert make_method(tiny_config(), [0, 1]).class_weights is None
+    with pytest.raises(ValueError, match="class_weights"):
+        make_method(tiny_config(method__class_weights="inverse"), [0, 1])
+
+
+def test_pools_and_split_follow_the_config(tmp_path):
+    cfg = tiny_config()
+    pools = build_pools(cfg.data, seed=0)
+    assert len(pools.seg_pool) == 12 and len(pools.cls_pool) == 24
+    assert {r.source for r in pools.cross} == {"synthetic-nih"}
+    assert {r.source for r in pools.test} == {"synthetic-jsrt", "synthetic-chex"}
+    split = make_split(cfg, pools, tmp_path / "split.json", resume=False)
+    assert len(split.seg.labeled) == 4 and len(split.cls.labeled) == 8
+    assert len(split.cls.unlabeled) == 16 and split.meta["exclude_labeled_from_unlabeled"] is True
+    again = make_split(cfg, build_pools(cfg.data, seed=0), tmp_path / "split.json", resume=False)
+    assert again.to_dict() == split.to_dict()
+
+
+def test_cross_sites_must_not_be_training_sites():
+    cfg = tiny_config(data__cross_sites="chex")
+    with pytest.raises(ValueError, match="must not be trained on"):
+        build_pools(cfg.data, seed=0)
+    with pytest.raises(ValueError, match="unknown synthetic site"):
+        build_pools(tiny_config(data__cross_sites="mars").data, seed=0)
+
+
+def test_model_follows_the_config():
+    model = make_model(tiny_config(model__name="umtl"))
+    assert model.encoder.widths == (4, 8, 16) and not model.has_bridge

@@ -1,5 +1,7 @@
 """Use the MultiMix network in your own code: build it, run one forward pass, save the saliency.
 
+The PNG shows the image, the saliency map and the predicted lung probability side by side.
+
     python examples/use_model.py --out saliency.png                       # untrained weights
     python examples/use_model.py --checkpoint runs/<run>/checkpoints/best.pt --out saliency.png
 """
@@ -8,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 import torch
+from skimage import io as skio
 
 from multimix.data.sources.synthetic import generate_arrays
 from multimix.models import available_models, build_model
@@ -44,15 +44,13 @@ def main() -> None:
     print(f"seg_logits {tuple(out.seg_logits.shape)}, cls_logits {tuple(out.cls_logits.shape)}, "
           f"saliency {tuple(out.saliency.shape)}; p(pneumonia) = {probs[1]:.3f} ({state} weights)")
 
-    panels = [(images[0], "image"), (out.saliency[0, 0].numpy(), "saliency"),
-              (torch.sigmoid(out.seg_logits[0, 0]).numpy(), f"lung probability ({state})")]
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-    for ax, (panel, title) in zip(axes, panels):
-        ax.imshow(panel, cmap="gray" if title == "image" else "magma")
-        ax.set_title(title)
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=100)
+    # image | saliency | lung probability, side by side, as one 8-bit grayscale PNG
+    panels = [images[0], out.saliency[0, 0].numpy(), torch.sigmoid(out.seg_logits[0, 0]).numpy()]
+    gap = np.ones((args.size, 4), np.float32)
+    strip = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+    zoom = max(1, 256 // args.size)  # small training sizes are enlarged so the PNG is readable
+    strip = strip.repeat(zoom, axis=0).repeat(zoom, axis=1)
+    skio.imsave(args.out, (np.clip(strip, 0, 1) * 255).astype(np.uint8), check_contrast=False)
     print(f"wrote {args.out}")
 
 

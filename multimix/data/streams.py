@@ -29,6 +29,11 @@ def _stream_seed(seed: int, name: str, *extra: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, STREAM_NAMES.index(name), *extra])
 
 
+def _augmentation_seed(seed: int, step: int, rank: int) -> int:
+    # a fourth entropy word keeps these apart from every stream's permutation seeds
+    return int(np.random.SeedSequence([seed, step, rank, 0xA0C]).generate_state(1)[0])
+
+
 class StepBatches(Dataset):
     """Map-style dataset whose item ``i`` is the batch of training step ``start_step + i``.
 
@@ -94,7 +99,7 @@ class StepBatches(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         step = self.start_step + i
-        aug_seed = int(_stream_seed(self.seed, "seg_x", step, self.rank, 1 << 20).generate_state(1)[0])
+        aug_seed = _augmentation_seed(self.seed, step, self.rank)
         self.weak.reseed(aug_seed)
         self.strong.reseed(aug_seed + 1)
         batch: dict[str, torch.Tensor] = {}

@@ -1,0 +1,57 @@
+"""Dataset sources: each turns a folder in its publisher's layout into records.
+
+``scan_source("chex", data_root="DIR")`` scans ``DIR/chex``; ``scan_source("folder:/path")``
+scans a user's own folder dataset. The synthetic generator lives here too
+(:mod:`multimix.data.sources.synthetic`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from .base import DatasetItemError, DatasetLayoutError, Skipped, SourceScan
+
+# name -> module holding scan(root, *, on_error=...); the folder under --data-root has the same name
+DATASETS = ("chex", "jsrt", "montgomery", "shenzhen", "nih")
+FOLDER_PREFIX = "folder:"
+
+
+def available_sources() -> list[str]:
+    """Dataset names accepted by :func:`scan_source` (plus ``folder:PATH``)."""
+    return list(DATASETS)
+
+
+def scan_source(spec: str, data_root: str | Path | None = None, *, on_error: str = "raise", **options: Any) -> SourceScan:
+    """Scan one source: a dataset name (looked up as ``data_root/<name>``) or ``folder:PATH``."""
+    if spec.startswith(FOLDER_PREFIX):
+        from . import folder
+
+        return folder.scan(Path(spec[len(FOLDER_PREFIX):]).expanduser(), on_error=on_error, **options)
+    if spec not in DATASETS:
+        raise ValueError(f"unknown data source {spec!r}; available: {', '.join(DATASETS)} or folder:PATH")
+    if data_root is None:
+        raise ValueError(f"source {spec!r} needs a data root (--data-root DIR holding {spec}/)")
+    module = importlib.import_module(f"{__name__}.{spec}")
+    return module.scan(Path(data_root) / spec, on_error=on_error, **options)
+
+
+def present_sources(data_root: str | Path) -> list[str]:
+    """The dataset names that have a folder under ``data_root``."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"data root not found: {root}")
+    return [name for name in DATASETS if (root / name).is_dir()]
+
+
+__all__ = [
+    "DATASETS",
+    "DatasetItemError",
+    "DatasetLayoutError",
+    "Skipped",
+    "SourceScan",
+    "available_sources",
+    "present_sources",
+    "scan_source",
+]

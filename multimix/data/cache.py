@@ -1,0 +1,151 @@
+"""Resized, pre-decoded images and masks on disk, so training never re-decodes the originals.
+
+One cache folder per (source, image size, file list): ``images.npy`` (float16 ``(N, S, S)``),
+``masks.npy`` (uint8 ``(N, S, S)``) and ``index.json`` (uids, which have masks, what was
+skipped and why). The folder name carries a hash of the file list (paths, sizes, modification
+times), the size and :data:`CACHE_VERSION`, so a changed dataset gets a new cache. A build goes
+to a temporary folder renamed into place at the end: an interrupted build leaves nothing that
+could be mistaken for a finished cache.
+
+Images are resized to ``S x S`` without keeping the aspect ratio (as the paper did); masks are
+resized with linear interpolation and re-thresholded at 0.5. A mask whose aspect ratio differs
+from its image's, or that is not binary, is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from skimage.transform import resize
+from tqdm.auto import tqdm
+
+from .io import ImageReadError, read_image_file
+from .records import Record
+
+CACHE_VERSION = 1
+ASPECT_TOLERANCE = 0.02
+
+
+@dataclass
+class CachedSource:
+    """Records whose pixels come from a cache, and the items the build had to skip."""
+
+    records: list[Record]
+    skipped: list[dict[str, str]]
+    folder: Path
+    built: bool  # False when an existing cache was reused
+
+
+def cache_key(records: Sequence[Record], image_size: int) -> str:
+    """Hash of every file the records name (path, size, mtime), the size and the cache version."""
+    digest = hashlib.sha256(f"v{CACHE_VERSION}|{image_size}".encode())
+    for record in sorted(records, key=lambda r: r.uid):
+        for path in (record.image_path, *record.mask_paths):
+            stat = os.stat(path)
+            digest.update(f"|{record.uid}|{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_mask_pixels(record: Record, image_shape: tuple[int, int]) -> np.ndarray | None:
+    """Merged binary mask of ``record`` at its own resolution, checked against the image's aspect."""
+    merged = None
+    for path in record.mask_paths:
+        pixels = read_image_file(path)
+        levels = np.unique(pixels)
+        if levels.size > 2 or (levels.size == 2 and levels[0] != 0):
+            raise ImageReadError(f"{path}: mask is not binary (found {levels.size} grey levels)")
+        aspect_image, aspect_mask = image_shape[1] / image_shape[0], pixels.shape[1] / pixels.shape[0]
+        if abs(aspect_image - aspect_mask) > ASPECT_TOLERANCE * aspect_image:
+            raise ImageReadError(
+                f"{path}: mask size {pixels.shape[1]}x{pixels.shape[0]} does not match the aspect of its image "
+                f"{record.image_path} ({image_shape[1]}x{image_shape[0]})"
+            )
+        part = pixels > 0
+        if merged is not None and part.shape != merged.shape:
+            raise ImageReadError(f"{path}: mask size {part.shape} differs from {record.mask_paths[0]} {merged.shape}")
+        merged = part if merged is None else merged | part
+    return merged
+
+
+def _resize_image(pixels: np.ndarray, size: int) -> np.ndarray:
+    return resize(pixels, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float16)
+
+
+def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    return (resize(mask.astype(np.float32), (size, size), order=1, anti_aliasing=False) >= 0.5).astype(np.uint8)
+
+
+def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str, progress: bool, desc: str) -> None:
+    images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.float16, shape=(len(records), size, size))
+    masks = np.lib.format.open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size))
+    kept, has_mask, skipped = [], [], []
+    for record in tqdm(records, desc=desc, disable=not progress, unit="img"):
+        try:
+            pixels = read_image_file(record.image_path)
+            mask = load_mask_pixels(record, pixels.shape) if record.mask_paths else None
+        except ImageReadError as err:
+            if on_error == "raise":
+                raise
+            skipped.append({"uid": record.uid, "path": str(record.image_path), "reason": str(err)})
+            continue
+        row = len(kept)
+        images[row] = _resize_image(pixels, size)
+        if mask is not None:
+            masks[row] = _resize_mask(mask, size)
+        kept.append(record.uid)
+        has_mask.append(mask is not None)
+    images.flush()
+    masks.flush()
+    index = {"version": CACHE_VERSION, "image_size": size, "uids": kept, "has_mask": has_mask, "skipped": skipped}
+    (folder / "index.json").write_text(json.dumps(index))
+
+
+def build_cache(
+    records: Sequence[Record],
+    image_size: int,
+    cache_dir: str | Path,
+    *,
+    name: str,
+    on_error: str = "raise",
+    progress: bool = True,
+) -> CachedSource:
+    """Decode, validate and resize ``records`` once; reuse the cache when the files are unchanged.
+
+    Returns records whose ``image``/``mask`` are views into the on-disk arrays (read lazily).
+    ``on_error="skip"`` leaves undecodable files out and lists them with the reason.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    cache_dir = Path(cache_dir)
+    folder = cache_dir / f"{name}-{image_size}px-{cache_key(records, image_size)}"
+    built = not (folder / "index.json").exists()
+    if built:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
+        try:
+            _build(records, image_size, tmp, on_error=on_error, progress=progress, desc=f"cache {name} {image_size}px")
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return _open(records, folder, built)
+
+
+def _open(records: Sequence[Record], folder: Path, built: bool) -> CachedSource:
+    index = json.loads((folder / "index.json").read_text())
+    images = np.load(folder / "images.npy", mmap_mode="r")
+    masks = np.load(folder / "masks.npy", mmap_mode="r")
+    by_uid = {r.uid: r for r in records}
+    cached = [
+        replace(by_uid[uid], image=images[row], mask=masks[row] if index["has_mask"][row] else None)
+        for row, uid in enumerate(index["uids"])
+    ]
+    return CachedSource(cached, index["skipped"], folder, built)

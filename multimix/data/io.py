@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 from skimage import io as skio
 from skimage.color import rgb2gray, rgba2rgb
@@ -28,20 +31,89 @@ def to_unit_float(pixels: np.ndarray, *, path: str = "<array>") -> np.ndarray:
 
 
 def read_image_file(path: str) -> np.ndarray:
-    """Decode a PNG/JPEG (8- or 16-bit, gray or colour) into float32 ``(H, W)`` in ``[0, 1]``."""
+    """Decode an image file into float32 ``(H, W)`` in ``[0, 1]``, display polarity.
+
+    PNG/JPEG (8- or 16-bit, gray or colour) and GIF (e.g. SCR lung masks) go through
+    scikit-image; raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".img":
+        return read_jsrt_raw(path)
     try:
         pixels = skio.imread(path)
     except FileNotFoundError as err:
         raise ImageReadError(f"{path}: file not found") from err
     except Exception as err:  # decoders raise many types for truncated/corrupt files
         raise ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
+    if suffix == ".gif":
+        pixels = _first_gif_frame(pixels)
     return to_unit_float(pixels, path=path)
+
+
+def _first_gif_frame(pixels: np.ndarray) -> np.ndarray:
+    """Drop the frame axis GIF decoders add: ``(F, H, W)`` / ``(F, H, W, C)`` -> first frame.
+
+    A GIF is a sequence even with one frame, so depending on the plugin it decodes as
+    ``(1, H, W)``, ``(H, W, 3|4)`` (palette expanded to colour) or ``(F, H, W, C)``.
+    """
+    if pixels.ndim == 4:
+        return pixels[0]
+    if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
+        return pixels[0]
+    return pixels
+
+
+JSRT_SIDE = 2048
+JSRT_MAX = 4095  # 12-bit detector values stored in 16-bit words
+JSRT_WINDOW = (0.5, 99.5)  # percentiles of the display window applied to raw JSRT
+
+
+def read_jsrt_raw(path: str) -> np.ndarray:
+    """Decode a raw JSRT ``.IMG`` file into float32 ``(2048, 2048)`` in ``[0, 1]``.
+
+    The JSRT byte format has no header: 2048 x 2048 unsigned 16-bit big-endian words holding
+    12-bit values (0..4095) where a *high* value is *dark* (film density). The pixels are
+
+    1. flipped to display polarity, ``1 - value / 4095``, so air and lungs come out dark and
+       bone bright, like every other source;
+    2. windowed: raw JSRT is low-contrast (most pixels sit in a narrow band of the 12-bit
+       range), so the intensities between the 0.5th and 99.5th percentiles
+       (:data:`JSRT_WINDOW`) are rescaled linearly to ``[0, 1]`` and the tails clipped. This is
+       a per-image normalisation, robust to the few saturated pixels at the film border.
+
+    Raises :class:`ImageReadError` naming the file if it is missing, has the wrong size
+    (expected ``2048 * 2048 * 2`` bytes) or holds values above 4095.
+    """
+    expected = JSRT_SIDE * JSRT_SIDE * 2
+    try:
+        actual = os.path.getsize(path)
+    except FileNotFoundError as err:
+        raise ImageReadError(f"{path}: file not found") from err
+    if actual != expected:
+        raise ImageReadError(
+            f"{path}: not a raw JSRT image: expected {expected} bytes "
+            f"({JSRT_SIDE}x{JSRT_SIDE} 16-bit), got {actual} bytes"
+        )
+    values = np.fromfile(path, dtype=">u2").reshape(JSRT_SIDE, JSRT_SIDE)
+    peak = int(values.max())
+    if peak > JSRT_MAX:
+        raise ImageReadError(f"{path}: value {peak} exceeds the 12-bit JSRT range 0..{JSRT_MAX}")
+    display = 1.0 - values.astype(np.float32) / JSRT_MAX
+    return _percentile_window(display, *JSRT_WINDOW)
+
+
+def _percentile_window(pixels: np.ndarray, low_pct: float, high_pct: float) -> np.ndarray:
+    """Rescale ``[p_low, p_high]`` linearly to ``[0, 1]``, clipping the tails (float32)."""
+    low, high = np.percentile(pixels, (low_pct, high_pct))
+    if high <= low:  # a flat image has no window to stretch; keep it as it is
+        return np.clip(pixels, 0.0, 1.0).astype(np.float32)
+    return np.clip((pixels - low) / (high - low), 0.0, 1.0).astype(np.float32)
 
 
 def read_record_image(record: Record) -> np.ndarray:
     """The record's image as float32 ``(H, W)`` in ``[0, 1]`` (in-memory or from its file)."""
-    if record.image is not None:
-        return record.image
+    if record.image is not None:  # in memory or a float16 cache view: hand out float32
+        return np.asarray(record.image, dtype=np.float32)
     if record.image_path is None:
         raise ImageReadError(f"record {record.uid}: has neither pixels nor an image path")
     return read_image_file(record.image_path)
@@ -53,7 +125,7 @@ def read_record_mask(record: Record) -> np.ndarray | None:
     Several mask files (e.g. separate left and right lungs) are merged by union.
     """
     if record.mask is not None:
-        return record.mask
+        return np.asarray(record.mask, dtype=np.uint8)
     if not record.mask_paths:
         return None
     merged = None

@@ -1,0 +1,71 @@
+"""Find the datasets under a data root, validate them, report, and build their caches."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import CachedSource, build_cache
+from .sources import present_sources, scan_source
+
+REPORT_COLUMNS = ("source", "images", "masks", "normal", "pneumonia", "unlabeled", "patients", "splits", "skipped")
+
+
+def default_cache_dir() -> Path:
+    """``$MULTIMIX_CACHE``, else ``$XDG_CACHE_HOME/multimix``, else ``~/.cache/multimix``."""
+    if os.environ.get("MULTIMIX_CACHE"):
+        return Path(os.environ["MULTIMIX_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "multimix"
+
+
+@dataclass
+class PreparedSource:
+    name: str
+    summary: dict[str, Any]
+    cached: CachedSource
+    seconds: float
+
+
+def prepare_source(
+    spec: str, data_root: str | Path | None, image_size: int, cache_dir: str | Path, *, on_error: str = "skip", progress: bool = True
+) -> PreparedSource:
+    """Scan one source, then build (or reuse) its cache at ``image_size``."""
+    started = time.perf_counter()
+    scan = scan_source(spec, data_root, on_error=on_error)
+    cached = build_cache(scan.records, image_size, cache_dir, name=scan.name, on_error=on_error, progress=progress)
+    summary = scan.summary()
+    summary["skipped"] += len(cached.skipped)
+    for item in cached.skipped:
+        reason = item["reason"].split(": ", 1)[-1]
+        summary["skip_reasons"][reason] = summary["skip_reasons"].get(reason, 0) + 1
+    summary["used"] = len(cached.records)
+    return PreparedSource(scan.name, summary, cached, time.perf_counter() - started)
+
+
+def prepare_all(data_root: str | Path, image_size: int, cache_dir: str | Path, **kw: Any) -> list[PreparedSource]:
+    """:func:`prepare_source` for every dataset folder present under ``data_root``."""
+    names = present_sources(data_root)
+    if not names:
+        raise FileNotFoundError(
+            f"no dataset folder under {data_root}; expected one or more of chex/, jsrt/, montgomery/, shenzhen/, nih/"
+        )
+    return [prepare_source(name, data_root, image_size, cache_dir, **kw) for name in names]
+
+
+def format_report(prepared: list[PreparedSource]) -> str:
+    """A fixed-width table of what was found, used and skipped, with skip reasons below it."""
+    rows = [" ".join(f"{c:>10}" for c in (*REPORT_COLUMNS, "used", "seconds"))]
+    for item in prepared:
+        s = item.summary
+        classes = s["classes"]
+        splits = ",".join(f"{k}:{v}" for k, v in s["splits"].items())
+        cells = (s["source"], s["images"], s["masks"], classes.get("normal", 0), classes.get("pneumonia", 0),
+                 classes.get("unlabeled", 0), s["patients"], splits, s["skipped"], s["used"], f"{item.seconds:.1f}")
+        rows.append(" ".join(f"{str(c):>10}" for c in cells))
+    for item in prepared:
+        for reason, count in item.summary["skip_reasons"].items():
+            rows.append(f"  {item.name}: skipped {count} x {reason}")
+    return "\n".join(rows)

@@ -1,0 +1,135 @@
+"""Kermany et al. pediatric pneumonia chest X-rays ("CheX").
+
+Distributed by Mendeley Data (Kermany et al. 2018, CC BY 4.0) and mirrored on Kaggle as
+"Chest X-Ray Images (Pneumonia)". The publisher's layout, possibly one folder down
+(``<root>/chest_xray/train/...``)::
+
+    <root>/
+        train/
+            NORMAL/      IM-0115-0001.jpeg, NORMAL2-IM-0007-0001.jpeg, ...
+            PNEUMONIA/   person1_bacteria_1.jpeg, person1_virus_6.jpeg, ...
+        val/             (same two class folders; tiny, some copies omit it)
+        test/            (same two class folders)
+
+The class comes from the class folder, the official split from the split folder, and the
+patient from the file name (``person1_bacteria_1`` -> ``person1``, ``IM-0115-0001`` ->
+``IM-0115``, ``NORMAL2-IM-0007-0001`` -> ``NORMAL2-IM-0007``). Pneumonia images keep their
+subtype (``"bacteria"`` / ``"virus"``) in ``meta["subtype"]``; normal images have ``None``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..records import NORMAL, PNEUMONIA, Record
+from .base import ON_ERROR, SourceScan, locate_root
+
+__all__ = ["CLASS_FOLDERS", "IMAGE_SUFFIXES", "NAME", "SPLITS", "parse_file_name", "scan"]
+
+NAME = "chex"
+SPLITS = ("train", "val", "test")
+CLASS_FOLDERS = {"NORMAL": NORMAL, "PNEUMONIA": PNEUMONIA}
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+EXPECTED = "{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (at least one split with both class folders)"
+
+_PNEUMONIA_NAME = re.compile(r"(person\d+)_(bacteria|virus)_\d+")
+_NORMAL_NAME = re.compile(r"((?:NORMAL2-)?IM-\d+)-\d+")
+
+
+def parse_file_name(stem: str) -> tuple[str, str | None] | None:
+    """``(patient_id, subtype)`` from a CheX file stem, or ``None`` if it matches no pattern.
+
+    ``subtype`` is ``"bacteria"`` / ``"virus"`` for pneumonia names and ``None`` for normal ones.
+    """
+    match = _PNEUMONIA_NAME.fullmatch(stem)
+    if match:
+        return match.group(1), match.group(2)
+    match = _NORMAL_NAME.fullmatch(stem)
+    if match:
+        return match.group(1), None
+    return None
+
+
+def scan(root: str | Path, *, on_error: str = "raise") -> SourceScan:
+    """Find every CheX image under ``root`` (or one folder down) without decoding pixels.
+
+    Args:
+        root: the dataset folder as unpacked.
+        on_error: ``"raise"`` to stop with :class:`~.base.DatasetItemError` at the first
+            unusable item (unparseable name, empty or missing class folder, non-image file),
+            ``"skip"`` to list it in ``SourceScan.skipped`` and go on.
+
+    Raises:
+        DatasetLayoutError: no split folder holding both ``NORMAL/`` and ``PNEUMONIA/`` exists.
+    """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    base = locate_root(root, name=NAME, looks_right=_has_complete_split, expected=EXPECTED)
+    result = SourceScan(name=NAME, root=base)
+    for split in SPLITS:
+        split_dir = base / split
+        if split_dir.is_dir():
+            _scan_split(result, base, split_dir, on_error)
+    return result
+
+
+def _has_complete_split(folder: Path) -> bool:
+    return any(all((folder / split / cls).is_dir() for cls in CLASS_FOLDERS) for split in SPLITS)
+
+
+def _scan_split(result: SourceScan, base: Path, split_dir: Path, on_error: str) -> None:
+    missing = [cls for cls in CLASS_FOLDERS if not (split_dir / cls).is_dir()]
+    if missing:
+        # A split with one class only would silently bias its class balance; report it.
+        found = sorted(p.name for p in split_dir.iterdir() if not p.name.startswith(".")) or "nothing"
+        result.skip_or_raise(
+            split_dir, f"split folder lacks class folder(s) {missing}: expected NORMAL/ and PNEUMONIA/, found {found}", on_error
+        )
+    for cls, label in CLASS_FOLDERS.items():
+        if (split_dir / cls).is_dir():
+            _scan_class_folder(result, base, split_dir / cls, label, on_error)
+
+
+def _scan_class_folder(result: SourceScan, base: Path, folder: Path, label: int, on_error: str) -> None:
+    found_image = False
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):  # .DS_Store, ._* from macOS archives: not data
+            continue
+        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            result.skip_or_raise(path, f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})", on_error)
+            continue
+        found_image = True
+        record = _make_record(result, base, path, label, on_error)
+        if record is not None:
+            result.records.append(record)
+    if not found_image:
+        result.skip_or_raise(folder, "empty class folder: no image files", on_error)
+
+
+def _make_record(result: SourceScan, base: Path, path: Path, label: int, on_error: str) -> Record | None:
+    parsed = parse_file_name(path.stem)
+    if parsed is None:
+        result.skip_or_raise(
+            path,
+            "cannot parse patient id from file name (expected personN_bacteria_M, personN_virus_M, "
+            "IM-XXXX-YYYY or NORMAL2-IM-XXXX-YYYY)",
+            on_error,
+        )
+        return None
+    patient_id, subtype = parsed
+    if (subtype is not None) != (label == PNEUMONIA):
+        # The name and the folder disagree: the label would be a guess either way.
+        result.skip_or_raise(path, f"file name says {subtype or 'normal'} but it sits in {path.parent.name}/", on_error)
+        return None
+    relative = path.relative_to(base).as_posix()
+    return Record(
+        uid=f"{NAME}/{relative}",
+        source=NAME,
+        label=label,
+        image_path=str(path.absolute()),
+        patient_id=patient_id,
+        split=path.parent.parent.name,
+        meta={"subtype": subtype},
+    )
+

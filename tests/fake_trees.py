@@ -1,0 +1,46 @@
+"""Tiny fake dataset trees on disk, in each publisher's layout, for the source tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from skimage import io
+
+
+def png(path: Path, value: int = 128) -> Path:
+    """Write an 8x8 grey PNG at ``path`` (parents created) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.imsave(path, np.full((8, 8), value, np.uint8), check_contrast=False)
+    return path
+
+
+def touch(path: Path, text: str = "") -> Path:
+    """Write a small text file (junk, readme, clinical reading...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def montgomery(
+    root: Path, stems: Iterable[str], left: Iterable[str] = (), right: Iterable[str] = ()
+) -> Path:
+    """``CXR_png/<stem>.png`` plus ``ManualMask/{left,right}Mask/<stem>.png`` for the given stems."""
+    for stem in stems:
+        png(root / "CXR_png" / f"{stem}.png")
+    for side, names in (("leftMask", left), ("rightMask", right)):
+        for stem in names:
+            png(root / "ManualMask" / side / f"{stem}.png", 255)
+    return root
+
+
+def shenzhen(
+    root: Path, stems: Iterable[str], masks: Iterable[str] = (), mask_dir: str = "mask"
+) -> Path:
+    """``CXR_png/<stem>.png`` plus ``<mask_dir>/<stem>_mask.png`` for the given stems."""
+    for stem in stems:
+        png(root / "CXR_png" / f"{stem}.png")
+    for stem in masks:
+        png(root / mask_dir / f"{stem}_mask.png", 255)
+    return root

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 from ..records import NORMAL, PNEUMONIA, Record
+from ._files import absolute, make_uid
 from .base import ON_ERROR, SourceScan, locate_root
 
 __all__ = ["CLASS_FOLDERS", "IMAGE_SUFFIXES", "NAME", "SPLITS", "parse_file_name", "scan"]
@@ -122,12 +123,11 @@ def _make_record(result: SourceScan, base: Path, path: Path, label: int, on_erro
         # The name and the folder disagree: the label would be a guess either way.
         result.skip_or_raise(path, f"file name says {subtype or 'normal'} but it sits in {path.parent.name}/", on_error)
         return None
-    relative = path.relative_to(base).as_posix()
     return Record(
-        uid=f"{NAME}/{relative}",
+        uid=make_uid(NAME, base, path),
         source=NAME,
         label=label,
-        image_path=str(path.absolute()),
+        image_path=absolute(path),
         patient_id=patient_id,
         split=path.parent.parent.name,
         meta={"subtype": subtype},

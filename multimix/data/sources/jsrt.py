@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..records import Record
+from ._files import absolute, make_uid, visible_children
 from .base import ON_ERROR, Skipped, SourceScan, locate_root
 
 __all__ = ["NAME", "scan"]
@@ -138,16 +139,15 @@ def _scr_masks(result: SourceScan, base: Path, side: str, on_error: str) -> dict
 
 
 def _visible_files(folder: Path) -> Iterator[Path]:
-    # Hidden files (.DS_Store, ._* from macOS archives) are not data.
-    return (p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith("."))
+    return (p for p in visible_children(folder) if p.is_file())
 
 
 def _record(base: Path, path: Path, stem: str, mask_paths: tuple[str, ...], fmt: str) -> Record:
     return Record(
-        uid=f"{NAME}/{path.relative_to(base).as_posix()}",
+        uid=make_uid(NAME, base, path),
         source=NAME,
         label=None,
-        image_path=str(path.absolute()),
+        image_path=absolute(path),
         mask_paths=mask_paths,
         patient_id=stem,
         split=None,

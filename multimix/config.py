@@ -62,6 +62,15 @@ class DataConfig:
     hflip: bool = True
     num_workers: int = 0
     split_file: str | None = None
+    # real datasets (source: real): names under `root` or folder:PATH, see multimix.data.sources
+    seg_sources: list[str] = field(default_factory=lambda: ["jsrt"])
+    cls_sources: list[str] = field(default_factory=lambda: ["chex"])
+    cross_seg_sources: list[str] = field(default_factory=lambda: ["montgomery"])
+    cross_cls_sources: list[str] = field(default_factory=lambda: ["nih"])
+    val_fraction: float = 0.053  # JSRT: the paper's 111/13/123 train/val/test
+    test_fraction: float = 0.5
+    cache_dir: str | None = None
+    on_error: str = "skip"
 
 
 @dataclass

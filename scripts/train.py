@@ -33,6 +33,11 @@ FLAG_KEYS = {
     "lr": "train.lr",
     "num_workers": "data.num_workers",
     "split": "data.split_file",
+    "data_root": "data.root",
+    "seg_sources": "data.seg_sources",
+    "cls_sources": "data.cls_sources",
+    "cross_seg_sources": "data.cross_seg_sources",
+    "cross_cls_sources": "data.cross_cls_sources",
 }
 
 
@@ -52,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-workers", type=int, help="data loader worker processes")
     parser.add_argument("--split", help="use this split.json instead of drawing a new one")
+    parser.add_argument("--data-root", help="train on the real datasets under DIR (chex/, jsrt/, ...) instead of synthetic data")
+    parser.add_argument("--seg-sources", help="segmentation training sources, comma-separated (default jsrt)")
+    parser.add_argument("--cls-sources", help="classification training sources (default chex)")
+    parser.add_argument("--cross-seg-sources", help="cross-domain segmentation test sources (default montgomery)")
+    parser.add_argument("--cross-cls-sources", help="cross-domain classification test sources (default nih)")
     parser.add_argument("--out", help="run folder (default runs/<model>-seg<N>-cls<M>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")
@@ -69,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         default = Path(__file__).resolve().parent.parent / "configs" / "multimix.yaml"
         config_path = default if default.exists() else None
     overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
+    if args.data_root:
+        overrides["data.source"] = "real"
     try:
         overrides.update(parse_overrides(args.set))
         if args.resume:

@@ -41,3 +41,25 @@ def test_prepare_data_cli_names_a_bad_root(tmp_path):
     proc = subprocess.run([sys.executable, "scripts/prepare_data.py", "--data-root", str(tmp_path / "nothing")],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and "data root not found" in proc.stderr
+
+
+@needs_samples
+def test_train_on_the_shared_real_samples(tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "scripts/train.py", "--data-root", str(SHARED), "--seg-labels", "2", "--cls-labels", "4",
+         "--steps", "2", "--image-size", "32", "--out", str(out), "--no-progress", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+         "--set", "model.widths=[4,8,16]"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "jsrt: found 6, used 6" in proc.stdout and "chex: found 24, used 24" in proc.stdout
+    split = json.loads((out / "split.json").read_text())
+    assert all(uid.startswith("jsrt/") for uid in split["seg"]["labeled"] + split["seg"]["unlabeled"])
+    assert all(uid.startswith("chex/train/") for uid in split["cls"]["labeled"])
+    assert any(uid.startswith("chex/test/") for uid in split["test"])
+    assert all(uid.startswith("nih/") for uid in split["cross"]) and len(split["cross"]) == 12
+    summary = json.loads((out / "summary.json").read_text())
+    assert "dice" in summary["in_domain"] and "accuracy" in summary["cross_domain"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..config import DataConfig
 from .records import Record
 from .sources.synthetic import SITES, generate_records
+from .splits import holdout
 
 
 @dataclass
@@ -66,8 +68,62 @@ def build_synthetic_pools(cfg: DataConfig, seed: int) -> DataPools:
     return DataPools(seg_pool, cls_pool, val, test, cross)
 
 
+def assign_splits(records: list[Record], cfg: DataConfig, seed: int) -> tuple[list[Record], list[Record], list[Record]]:
+    """Train/val/test of one source: the publisher's split where it exists, else a seeded,
+    stratified, patient-grouped split with ``cfg.val_fraction`` / ``cfg.test_fraction``.
+    A source whose official split has no validation part lends ``val_fraction`` of its train part.
+    """
+    train, val, test = holdout(records, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed)
+    if not val and train:
+        unsplit = [replace(r, split=None) for r in train]
+        train, val, _ = holdout(unsplit, val_fraction=cfg.val_fraction, test_fraction=0.0, seed=seed)
+    return train, val, test
+
+
+def _cached_source(spec: str, cfg: DataConfig) -> list[Record]:
+    from .prepare import default_cache_dir, prepare_source
+
+    prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(), on_error=cfg.on_error)
+    summary = prepared.summary
+    print(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}"
+          + "".join(f"; {n} x {why}" for why, n in summary["skip_reasons"].items()))
+    return prepared.cached.records
+
+
+def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
+    """Pools from the real datasets under ``cfg.root`` (cached at ``cfg.image_size``).
+
+    Training sources (``seg_sources``, ``cls_sources``) are split into train/val/test
+    (:func:`assign_splits`); the train parts are the pools the label budgets draw from.
+    Cross-domain sources are used whole, for testing only: their masks for segmentation
+    (``cross_seg_sources``) and their labels for classification (``cross_cls_sources``).
+    """
+    pools = DataPools([], [], [], [], [])
+    for role, specs in (("seg", cfg.seg_sources), ("cls", cfg.cls_sources)):
+        for spec in dict.fromkeys(specs):
+            train, val, test = assign_splits(_cached_source(spec, cfg), cfg, seed)
+            (pools.seg_pool if role == "seg" else pools.cls_pool).extend(train)
+            pools.val.extend(val)
+            pools.test.extend(test)
+    training = set(cfg.seg_sources) | set(cfg.cls_sources)
+    for spec, wanted in [(s, "mask") for s in cfg.cross_seg_sources] + [(s, "label") for s in cfg.cross_cls_sources]:
+        if spec in training:
+            raise ValueError(f"cross-domain source {spec!r} is also a training source")
+        if not spec.startswith("folder:") and not (Path(cfg.root) / spec).is_dir():
+            print(f"{spec}: not under {cfg.root}; no cross-domain test on it")
+            continue
+        records = _cached_source(spec, cfg)
+        pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))
+    pools.cross = list({r.uid: r for r in pools.cross}.values())
+    return pools
+
+
 def build_pools(cfg: DataConfig, seed: int) -> DataPools:
-    """The pools for ``cfg.source`` (only ``synthetic`` until the real-data sources land)."""
+    """The pools for ``cfg.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.root``)."""
     if cfg.source == "synthetic":
         return build_synthetic_pools(cfg, seed)
-    raise ValueError(f"unknown data source {cfg.source!r}; available: ['synthetic']")
+    if cfg.source == "real":
+        if not cfg.root:
+            raise ValueError("data.source 'real' needs data.root (--data-root DIR)")
+        return build_real_pools(cfg, seed)
+    raise ValueError(f"unknown data source {cfg.source!r}; available: ['synthetic', 'real']")

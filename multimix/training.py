@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import random
@@ -120,18 +121,9 @@ def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
     weights = None
     if mc.class_weights == "balanced" and labeled_cls_labels:
         weights = balanced_class_weights(labeled_cls_labels, cfg.model.num_classes)
-    return MultiMixMethod(
-        cls_ssl=mc.cls_ssl,
-        seg_ssl=mc.seg_ssl,
-        dice_weight=mc.dice_weight,
-        ce_weight=mc.ce_weight,
-        fixmatch_weight=mc.fixmatch_weight,
-        kl_weight=mc.kl_weight,
-        threshold=mc.threshold,
-        kl_reference=mc.kl_reference,
-        class_weights=weights,
-        ssl_rampup_steps=mc.ssl_rampup_steps,
-    )
+    # MethodConfig mirrors the method's fields, so the config passes straight through
+    options = {k: v for k, v in dataclasses.asdict(mc).items() if k not in ("name", "class_weights")}
+    return MultiMixMethod(**options, class_weights=weights)
 
 
 def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dict[str, list]:

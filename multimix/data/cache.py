@@ -27,11 +27,10 @@ import numpy as np
 from skimage.transform import resize
 from tqdm.auto import tqdm
 
-from .io import ImageReadError, read_image_file
+from .io import ImageReadError, read_image_file, read_mask_files
 from .records import Record
 
 CACHE_VERSION = 1
-ASPECT_TOLERANCE = 0.02
 
 
 @dataclass
@@ -54,27 +53,6 @@ def cache_key(records: Sequence[Record], image_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_mask_pixels(record: Record, image_shape: tuple[int, int]) -> np.ndarray | None:
-    """Merged binary mask of ``record`` at its own resolution, checked against the image's aspect."""
-    merged = None
-    for path in record.mask_paths:
-        pixels = read_image_file(path)
-        levels = np.unique(pixels)
-        if levels.size > 2 or (levels.size == 2 and levels[0] != 0):
-            raise ImageReadError(f"{path}: mask is not binary (found {levels.size} grey levels)")
-        aspect_image, aspect_mask = image_shape[1] / image_shape[0], pixels.shape[1] / pixels.shape[0]
-        if abs(aspect_image - aspect_mask) > ASPECT_TOLERANCE * aspect_image:
-            raise ImageReadError(
-                f"{path}: mask size {pixels.shape[1]}x{pixels.shape[0]} does not match the aspect of its image "
-                f"{record.image_path} ({image_shape[1]}x{image_shape[0]})"
-            )
-        part = pixels > 0
-        if merged is not None and part.shape != merged.shape:
-            raise ImageReadError(f"{path}: mask size {part.shape} differs from {record.mask_paths[0]} {merged.shape}")
-        merged = part if merged is None else merged | part
-    return merged
-
-
 def _resize_image(pixels: np.ndarray, size: int) -> np.ndarray:
     return resize(pixels, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float16)
 
@@ -90,7 +68,9 @@ def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str,
     for record in tqdm(records, desc=desc, disable=not progress, unit="img"):
         try:
             pixels = read_image_file(record.image_path)
-            mask = load_mask_pixels(record, pixels.shape) if record.mask_paths else None
+            mask = None
+            if record.mask_paths:
+                mask = read_mask_files(record.mask_paths, image_shape=pixels.shape, image_path=record.image_path)
         except ImageReadError as err:
             if on_error == "raise":
                 raise

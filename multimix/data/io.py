@@ -11,6 +11,9 @@ from skimage.color import rgb2gray, rgba2rgb
 
 from .records import Record
 
+# a mask may be stored at another resolution (SCR: half the JSRT size) but not another shape
+ASPECT_TOLERANCE = 0.02
+
 
 class ImageReadError(ValueError):
     """An image or mask file is missing, cannot be decoded, or has unusable content."""
@@ -119,6 +122,38 @@ def read_record_image(record: Record) -> np.ndarray:
     return read_image_file(record.image_path)
 
 
+def read_mask_files(
+    paths: tuple[str, ...], *, image_shape: tuple[int, int] | None = None, image_path: str | None = None
+) -> np.ndarray:
+    """Read and merge (union) binary mask files, e.g. separate left and right lungs -> bool ``(H, W)``.
+
+    Raises :class:`ImageReadError` naming the file when a mask is not binary, when the parts
+    differ in size, or (given ``image_shape``) when a mask's aspect ratio differs from its image's.
+    """
+    merged = None
+    for path in paths:
+        pixels = read_image_file(path)
+        levels = np.unique(pixels)
+        if levels.size > 2 or (levels.size == 2 and levels[0] != 0):
+            raise ImageReadError(f"{path}: mask is not binary (found {levels.size} grey levels)")
+        if image_shape is not None:
+            _check_aspect(path, pixels.shape, image_path, image_shape)
+        part = pixels > 0
+        if merged is not None and part.shape != merged.shape:
+            raise ImageReadError(f"{path}: mask size {part.shape} differs from {paths[0]} {merged.shape}")
+        merged = part if merged is None else merged | part
+    return merged
+
+
+def _check_aspect(path: str, mask_shape: tuple[int, ...], image_path: str | None, image_shape: tuple[int, int]) -> None:
+    aspect_image, aspect_mask = image_shape[1] / image_shape[0], mask_shape[1] / mask_shape[0]
+    if abs(aspect_image - aspect_mask) > ASPECT_TOLERANCE * aspect_image:
+        raise ImageReadError(
+            f"{path}: mask size {mask_shape[1]}x{mask_shape[0]} does not match the aspect of its image "
+            f"{image_path} ({image_shape[1]}x{image_shape[0]})"
+        )
+
+
 def read_record_mask(record: Record) -> np.ndarray | None:
     """The record's binary lung mask as uint8 ``(H, W)`` in ``{0, 1}``, or ``None`` if it has none.
 
@@ -128,10 +163,4 @@ def read_record_mask(record: Record) -> np.ndarray | None:
         return np.asarray(record.mask, dtype=np.uint8)
     if not record.mask_paths:
         return None
-    merged = None
-    for path in record.mask_paths:
-        part = read_image_file(path) > 0.5
-        if merged is not None and part.shape != merged.shape:
-            raise ImageReadError(f"{path}: mask size {part.shape} differs from {record.mask_paths[0]} {merged.shape}")
-        merged = part if merged is None else merged | part
-    return merged.astype(np.uint8)
+    return read_mask_files(record.mask_paths).astype(np.uint8)

@@ -159,7 +159,8 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
     cfg.train.out = str(out_dir)
     seed_everything(cfg.train.seed)
     save_config(cfg, out_dir / "config.yaml")
-    atomic_write_text(out_dir / "environment.json", json.dumps(environment_info(), indent=2))
+    environment = environment_info()
+    atomic_write_text(out_dir / "environment.json", json.dumps(environment, indent=2))
 
     pools = build_pools(cfg.data, cfg.train.seed)
     records = pools.by_uid()
@@ -196,7 +197,7 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
         metrics["score"] = selection_score(metrics)
         return metrics
 
-    run_info = {"config": cfg.to_dict(), "environment": environment_info()}
+    run_info = {"config": cfg.to_dict(), "environment": environment}
     trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate, run_info=run_info)
     result = trainer.fit(resume=resume, progress=progress)
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ..data.records import Record
 from ..data.streams import EvalDataset
@@ -36,8 +37,6 @@ def predict(
     progress: bool = False,
 ) -> Predictions:
     """Run ``model`` in eval mode over ``records``; segmentation is thresholded at 0.5."""
-    from tqdm.auto import tqdm
-
     model.eval()
     loader = DataLoader(EvalDataset(records, image_size), batch_size=batch_size, shuffle=False)
     probs, labels, dice, has_mask = [], [], [], []

@@ -99,12 +99,15 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
     (``cross_seg_sources``) and their labels for classification (``cross_cls_sources``).
     """
     pools = DataPools([], [], [], [], [])
-    for role, specs in (("seg", cfg.seg_sources), ("cls", cfg.cls_sources)):
-        for spec in dict.fromkeys(specs):
-            train, val, test = assign_splits(_cached_source(spec, cfg), cfg, seed)
-            (pools.seg_pool if role == "seg" else pools.cls_pool).extend(train)
-            pools.val.extend(val)
-            pools.test.extend(test)
+    # a source serving both tasks is scanned and split once, so its held-out parts never repeat
+    for spec in dict.fromkeys([*cfg.seg_sources, *cfg.cls_sources]):
+        train, val, test = assign_splits(_cached_source(spec, cfg), cfg, seed)
+        if spec in cfg.seg_sources:
+            pools.seg_pool.extend(train)
+        if spec in cfg.cls_sources:
+            pools.cls_pool.extend(train)
+        pools.val.extend(val)
+        pools.test.extend(test)
     training = set(cfg.seg_sources) | set(cfg.cls_sources)
     for spec, wanted in [(s, "mask") for s in cfg.cross_seg_sources] + [(s, "label") for s in cfg.cross_cls_sources]:
         if spec in training:

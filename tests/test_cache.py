@@ -31,6 +31,7 @@ def test_build_then_reuse_without_decoding(tmp_path, monkeypatch):
     mask = first.records[0].mask
     assert set(np.unique(mask)) == {0, 1} and mask[7:19, 4:12].mean() > 0.9 and mask[:, 14:].sum() == 0 and mask[21:].sum() == 0
     assert first.records[1].label == 1
+    assert first.records[0].meta["original_shape"] == (40, 40)  # for pixel spacing at the cached size
 
     def no_decoding(path):
         raise AssertionError(f"decoded {path} although the cache exists")
@@ -39,6 +40,7 @@ def test_build_then_reuse_without_decoding(tmp_path, monkeypatch):
     again = build_cache(records, 32, tmp_path / "cache", name="d", progress=False)
     assert not again.built and again.folder == first.folder
     assert np.array_equal(np.asarray(again.records[3].image), np.asarray(first.records[3].image))
+    assert again.records[2].meta["original_shape"] == (40, 40)
 
 
 def test_changed_files_get_a_new_cache(tmp_path):

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+import sklearn.metrics
 import torch
 
 from multimix.metrics import (
@@ -14,6 +15,7 @@ from multimix.metrics import (
     classification_metrics,
     dice_per_image,
     jaccard_per_image,
+    roc_curve,
     segmentation_summary,
 )
 
@@ -82,6 +84,47 @@ def test_auroc_matches_pairwise_count():
     assert binary_auroc(scores, labels) == pytest.approx(wins / (len(pos) * len(neg)))
 
 
+def _trapezoid_area(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+
+
+def test_roc_curve_hand_computed_with_ties():
+    # descending: 0.8 (pos) -> (0, 1/2); tied 0.4 (neg, pos) -> one step to (1/2, 1); 0.1 -> (1, 1)
+    fpr, tpr, thresholds = roc_curve([0.1, 0.4, 0.4, 0.8], [0, 0, 1, 1])
+    np.testing.assert_array_equal(fpr, [0.0, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(tpr, [0.0, 0.5, 1.0, 1.0])
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.8, 0.4, 0.1])
+    assert _trapezoid_area(fpr, tpr) == pytest.approx(0.875)
+
+
+def test_roc_curve_matches_sklearn_and_auroc():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 8, size=60) / 7.0  # many ties
+    labels = rng.integers(0, 2, size=60)
+    fpr, tpr, thresholds = roc_curve(torch.tensor(scores), torch.tensor(labels))
+    ref_fpr, ref_tpr, ref_thresholds = sklearn.metrics.roc_curve(
+        labels, scores, drop_intermediate=False
+    )
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    np.testing.assert_array_equal(thresholds, ref_thresholds)
+    assert len(thresholds) == 1 + len(np.unique(scores))
+    area = _trapezoid_area(fpr, tpr)
+    assert area == pytest.approx(binary_auroc(scores, labels))
+    assert area == pytest.approx(sklearn.metrics.roc_auc_score(labels, scores))
+
+
+def test_roc_curve_errors():
+    with pytest.raises(ValueError, match="both classes"):
+        roc_curve([0.2, 0.7], [1, 1])
+    with pytest.raises(ValueError, match="both classes"):
+        roc_curve([], [])
+    with pytest.raises(ValueError, match="finite"):
+        roc_curve([0.2, np.nan], [0, 1])
+    with pytest.raises(ValueError, match="2 probabilities but 3 labels"):
+        roc_curve([0.2, 0.7], [0, 1, 1])
+
+
 @pytest.mark.parametrize(
     ("probs", "labels", "match"),
     [
@@ -136,7 +179,9 @@ def test_dice_accepts_tensors_bools_and_channel_axis():
 
 
 def test_segmentation_summary():
-    s = segmentation_summary(PRED, REF)
+    # zero-padded to 7x7, the smallest size SSIM's window accepts; Dice and Jaccard are unchanged
+    pad = ((0, 0), (0, 5), (0, 5))
+    s = segmentation_summary(np.pad(PRED, pad), np.pad(REF, pad))
     assert s["num_images"] == 4
     assert s["dice_mean"] == pytest.approx(0.375)
     # population std: deviations .125, -.375, .625, -.375 -> variance .6875 / 4

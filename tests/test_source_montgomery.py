@@ -47,7 +47,8 @@ def test_clinical_readings_give_sex_and_age(tmp_path):
         tmp_path / "ClinicalReadings/MCUCXR_0001_0.txt",
         "Patient's Sex: F\nPatient's Age: 048Y\nnormal\n",
     )
-    assert source.scan(tmp_path).records[0].meta == {"tb": False, "sex": "F", "age": 48}
+    meta = source.scan(tmp_path).records[0].meta
+    assert meta == {"tb": False, "sex": "F", "age": 48, "pixel_spacing_mm": (0.0875, 0.0875)}
 
 
 def test_wrong_layout_names_expected_and_found(tmp_path):

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .io import ImageReadError, read_image_file, read_mask_files
 from .records import Record
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str, progress: bool, desc: str) -> None:
     images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.float16, shape=(len(records), size, size))
     masks = np.lib.format.open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size))
-    kept, has_mask, skipped = [], [], []
+    kept, has_mask, shapes, skipped = [], [], [], []
     for record in tqdm(records, desc=desc, disable=not progress, unit="img"):
         try:
             pixels = read_image_file(record.image_path)
@@ -82,9 +82,10 @@ def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str,
             masks[row] = _resize_mask(mask, size)
         kept.append(record.uid)
         has_mask.append(mask is not None)
+        shapes.append(list(pixels.shape))
     images.flush()
     masks.flush()
-    index = {"version": CACHE_VERSION, "image_size": size, "uids": kept, "has_mask": has_mask, "skipped": skipped}
+    index = {"version": CACHE_VERSION, "image_size": size, "uids": kept, "has_mask": has_mask, "original_shape": shapes, "skipped": skipped}
     (folder / "index.json").write_text(json.dumps(index))
 
 
@@ -125,7 +126,12 @@ def _open(records: Sequence[Record], folder: Path, built: bool) -> CachedSource:
     masks = np.load(folder / "masks.npy", mmap_mode="r")
     by_uid = {r.uid: r for r in records}
     cached = [
-        replace(by_uid[uid], image=images[row], mask=masks[row] if index["has_mask"][row] else None)
+        replace(
+            by_uid[uid],
+            image=images[row],
+            mask=masks[row] if index["has_mask"][row] else None,
+            meta={**by_uid[uid].meta, "original_shape": tuple(index["original_shape"][row])},
+        )
         for row, uid in enumerate(index["uids"])
     ]
     return CachedSource(cached, index["skipped"], folder, built)

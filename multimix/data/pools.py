@@ -51,6 +51,15 @@ def _check_sites(cfg: DataConfig) -> None:
         raise ValueError(f"cross-domain sites must not be trained on, but {sorted(overlap)} are also training sites")
 
 
+def synthetic_site_records(cfg: DataConfig, site: str, seed: int) -> list[Record]:
+    """The held-out images of one synthetic site: its in-domain test set for a training site,
+    else the cross-domain set it would have as a cross site (same images as in the pools)."""
+    training = {*cfg.seg_sites, *cfg.cls_sites}
+    _check_sites(replace(cfg, cross_sites=[] if site in training else [site]))
+    role = "test" if site in training else "cross"
+    return _synthetic(cfg, site, role, cfg.test_per_site, seed)
+
+
 def build_synthetic_pools(cfg: DataConfig, seed: int) -> DataPools:
     """Generate every pool from the synthetic sites named in ``cfg``.
 
@@ -80,7 +89,8 @@ def assign_splits(records: list[Record], cfg: DataConfig, seed: int) -> tuple[li
     return train, val, test
 
 
-def _cached_source(spec: str, cfg: DataConfig) -> list[Record]:
+def cached_source_records(spec: str, cfg: DataConfig) -> list[Record]:
+    """Every usable record of real source ``spec`` under ``cfg.root``, cached at ``cfg.image_size``."""
     from .prepare import default_cache_dir, prepare_source
 
     prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(), on_error=cfg.on_error)
@@ -101,7 +111,7 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
     pools = DataPools([], [], [], [], [])
     # a source serving both tasks is scanned and split once, so its held-out parts never repeat
     for spec in dict.fromkeys([*cfg.seg_sources, *cfg.cls_sources]):
-        train, val, test = assign_splits(_cached_source(spec, cfg), cfg, seed)
+        train, val, test = assign_splits(cached_source_records(spec, cfg), cfg, seed)
         if spec in cfg.seg_sources:
             pools.seg_pool.extend(train)
         if spec in cfg.cls_sources:
@@ -115,7 +125,7 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
         if not spec.startswith("folder:") and not (Path(cfg.root) / spec).is_dir():
             print(f"{spec}: not under {cfg.root}; no cross-domain test on it")
             continue
-        records = _cached_source(spec, cfg)
+        records = cached_source_records(spec, cfg)
         pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))
     pools.cross = list({r.uid: r for r in pools.cross}.values())
     return pools

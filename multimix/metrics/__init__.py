@@ -1,15 +1,34 @@
-"""Evaluation metrics: binary classification and per-image segmentation overlap."""
+"""Evaluation metrics: binary classification, per-image segmentation, bootstrap intervals."""
 
 from __future__ import annotations
 
-from .classification import binary_auroc, classification_metrics
-from .segmentation import binarize, dice_per_image, jaccard_per_image, segmentation_summary
+from .bootstrap import bootstrap_ci, bootstrap_statistic_ci
+from .classification import binary_auroc, classification_metrics, roc_curve
+from .segmentation import (
+    average_hausdorff_per_image,
+    binarize,
+    dice_per_image,
+    hausdorff_per_image,
+    jaccard_per_image,
+    pixel_precision_recall_per_image,
+    segmentation_metrics_per_image,
+    segmentation_summary,
+    ssim_per_image,
+)
 
 __all__ = [
+    "average_hausdorff_per_image",
     "binarize",
     "binary_auroc",
+    "bootstrap_ci",
+    "bootstrap_statistic_ci",
     "classification_metrics",
     "dice_per_image",
+    "hausdorff_per_image",
     "jaccard_per_image",
+    "pixel_precision_recall_per_image",
+    "roc_curve",
+    "segmentation_metrics_per_image",
     "segmentation_summary",
+    "ssim_per_image",
 ]

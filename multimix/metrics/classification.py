@@ -1,4 +1,4 @@
-"""Binary (normal / pneumonia) classification metrics, computed with NumPy only."""
+"""Binary (normal / pneumonia) classification metrics and ROC curve, computed with NumPy only."""
 
 from __future__ import annotations
 
@@ -74,6 +74,46 @@ def binary_auroc(scores: ArrayLike, labels: Any) -> float | None:
         return None
     rank_sum = float(_midranks(s)[y].sum())
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def roc_curve(scores: ArrayLike, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Receiver operating characteristic: one point per distinct score, from ``(0, 0)``.
+
+    Point ``i`` is the classifier "positive when ``score >= thresholds[i]``". The first point
+    uses ``thresholds[0] = inf`` (nothing positive); each further threshold is a distinct score,
+    in decreasing order, so tied scores move the curve in one (diagonal) step and the
+    trapezoidal area under ``(fpr, tpr)`` equals :func:`binary_auroc`. No point is dropped,
+    even when collinear with its neighbours.
+
+    Args:
+        scores: ``(N,)`` finite scores, higher meaning more likely positive.
+        labels: ``(N,)`` binary labels (1 = positive).
+
+    Returns:
+        ``(fpr, tpr, thresholds)``, three float64 arrays of length ``1 + #distinct scores``,
+        ``fpr`` and ``tpr`` non-decreasing and ending at 1.
+
+    Raises:
+        ValueError: on mismatched lengths, labels outside ``{0, 1}``, non-finite scores, or when
+            only one class is present (the curve is then undefined).
+    """
+    s = _to_numpy(scores).astype(np.float64).reshape(-1)
+    y = _binary_labels(labels, s.shape[0])
+    if not np.all(np.isfinite(s)):
+        raise ValueError("roc_curve: scores must be finite")
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("roc_curve: undefined unless both classes are present in labels")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    # The last position of each run of equal scores: a threshold admits the whole run at once.
+    run_ends = np.append(np.flatnonzero(np.diff(s)), s.size - 1)
+    tp = np.cumsum(y)[run_ends]
+    fp = run_ends + 1 - tp
+    fpr = np.concatenate(([0.0], fp / n_neg))
+    tpr = np.concatenate(([0.0], tp / n_pos))
+    return fpr, tpr, np.concatenate(([np.inf], s[run_ends]))
 
 
 def classification_metrics(probs: ArrayLike, labels: Any, threshold: float = 0.5) -> dict[str, Any]:

@@ -89,6 +89,13 @@ class MultiMixNet(nn.Module):
             out.embedding = bottleneck.mean(dim=(2, 3))
         return out
 
+    @torch.no_grad()
+    def saliency(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` saliency of the predicted class in ``[0, 1]`` (any variant with a class head)."""
+        if not self.has_cls_head:
+            raise ValueError("saliency needs a classification head; this variant has none")
+        return self._encode_with_saliency(x)[1]
+
     def forward(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
         """Full pass; one encoder pass serves the class head, the saliency and the decoder skips."""
         if self.bridge is None:

@@ -138,6 +138,9 @@ def _scr_masks(result: SourceScan, base: Path, side: str, on_error: str) -> dict
     return found
 
 
+FIELD_OF_VIEW_MM = (2048 * 0.175, 2048 * 0.175)
+
+
 def _visible_files(folder: Path) -> Iterator[Path]:
     return (p for p in visible_children(folder) if p.is_file())
 
@@ -151,5 +154,6 @@ def _record(base: Path, path: Path, stem: str, mask_paths: tuple[str, ...], fmt:
         mask_paths=mask_paths,
         patient_id=stem,
         split=None,
-        meta={"nodule": stem.startswith("JPCLN"), "format": fmt},
+        # 2048 x 2048 films digitised at 0.175 mm; the PNG releases are rescaled copies of the same field
+        meta={"nodule": stem.startswith("JPCLN"), "format": fmt, "field_of_view_mm": FIELD_OF_VIEW_MM},
     )

@@ -27,6 +27,7 @@ from .nlm import name_pattern, nlm_records, report_orphan_masks, scan_nlm_images
 
 NAME = "montgomery"
 PREFIX = "MCUCXR"
+PIXEL_SPACING_MM = 0.0875  # published for the 4020 x 4892 / 4892 x 4020 PNGs
 EXPECTED = (
     f"CXR_png/{name_pattern(PREFIX)} with masks ManualMask/leftMask/<same name> and "
     "ManualMask/rightMask/<same name>"
@@ -53,7 +54,7 @@ def scan(root: str | Path, *, on_error: str = "raise") -> SourceScan:
     right = _mask_files(result, base / "ManualMask" / "rightMask")
     report_orphan_masks(result, {**right, **left}, images, base / "CXR_png", on_error)
     masks = {stem: _pair(result, stem, left, right, on_error) for stem in images}
-    result.records = nlm_records(NAME, base, images, masks)
+    result.records = nlm_records(NAME, base, images, masks, pixel_spacing_mm=PIXEL_SPACING_MM)
     return result
 
 

@@ -104,11 +104,18 @@ def nlm_records(
     root: Path,
     images: Mapping[str, tuple[Path, NlmName]],
     masks: Mapping[str, tuple[Path, ...]],
+    *,
+    pixel_spacing_mm: float | None = None,
 ) -> list[Record]:
-    """One unlabeled record per image with its TB finding, clinical reading and masks."""
+    """One unlabeled record per image with its TB finding, clinical reading and masks.
+
+    ``pixel_spacing_mm`` is the published pixel size of the files, when the source gives one.
+    """
     records = []
     for stem, (path, name) in images.items():
         meta = {"tb": name.tb, **read_clinical_reading(root / "ClinicalReadings" / f"{stem}.txt")}
+        if pixel_spacing_mm is not None:
+            meta["pixel_spacing_mm"] = (pixel_spacing_mm, pixel_spacing_mm)
         records.append(
             Record(
                 uid=make_uid(source, root, path),

@@ -1,0 +1,152 @@
+"""The paper's ablation grid: seven models x label budgets x seeds, trained, evaluated and tabulated.
+
+Every cell is an ordinary training run in its own folder (``<out>/runs/<cell>``), so a grid can be
+stopped and restarted at will: finished runs (those with ``summary.json``) are skipped, an
+interrupted one resumes from its ``last.pt``. Cells that differ only in a budget a model ignores
+(U-Net and classification labels, Enc and segmentation labels) are trained once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .atomic import atomic_write_text
+from .config import load_config
+from .evaluation.report import paper_table, report_markdown, table_csv, table_rows, write_figures
+from .evaluation.runner import EvaluationSettings, ModelResult, evaluate_checkpoints
+from .presets import PRESETS, preset_overrides
+from .training import run_training
+
+DEFAULT_SEG_BUDGETS = ("10", "50", "all")
+DEFAULT_CLS_BUDGETS = ("100", "1000", "all")
+
+# --quick: small images, a few hundred steps, the unsupervised terms ramped in quickly
+QUICK_OVERRIDES: dict[str, Any] = {
+    "data.image_size": 32,
+    "train.epochs": 3,
+    "train.steps_per_epoch": 60,
+    "train.warmup_steps": 20,
+    "method.ssl_rampup_steps": 60,
+    "data.val_per_site": 30,
+    "data.test_per_site": 60,
+}
+
+NO_SEG = {"enc", "enc_ssl"}  # presets without a segmentation decoder
+NO_CLS = {"unet"}  # presets without a class head
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the grid."""
+
+    preset: str
+    seg_labels: str
+    cls_labels: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.preset}-seg{self.seg_labels}-cls{self.cls_labels}-seed{self.seed}"
+
+
+def grid(presets: Sequence[str], seg_budgets: Sequence[str], cls_budgets: Sequence[str], seeds: Sequence[int]) -> list[Cell]:
+    """The cells to train, in table order; a budget a preset ignores is pinned to its first value."""
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise ValueError(f"unknown models {unknown}; available: {', '.join(PRESETS)}")
+    cells: dict[Cell, None] = {}
+    for preset in presets:
+        for seg in seg_budgets:
+            for cls in cls_budgets:
+                for seed in seeds:
+                    cell = Cell(preset, seg_budgets[0] if preset in NO_SEG else seg,
+                                cls_budgets[0] if preset in NO_CLS else cls, seed)
+                    cells[cell] = None
+    return list(cells)
+
+
+def train_cell(cell: Cell, out: Path, *, base_config: str | Path | None, overrides: dict[str, Any], progress: bool) -> Path:
+    """Train one cell unless it is finished; returns the run folder."""
+    run_dir = out / "runs" / cell.name
+    if (run_dir / "summary.json").exists():
+        return run_dir
+    resume = (run_dir / "checkpoints" / "last.pt").exists()
+    values = {
+        **overrides,
+        **preset_overrides(cell.preset),
+        "data.seg_labels": cell.seg_labels,
+        "data.cls_labels": cell.cls_labels,
+        "train.seed": cell.seed,
+        "train.out": str(run_dir),
+    }
+    config_path = run_dir / "config.yaml" if resume and (run_dir / "config.yaml").exists() else base_config
+    cfg = load_config(config_path, values)
+    run_training(cfg, resume=resume, progress=progress)
+    return run_dir
+
+
+def display_budgets(result: ModelResult) -> None:
+    """Show ``-`` for the budget a model ignores, so its row reads like the paper's."""
+    preset = result.config.model.name
+    if preset == "enc":
+        result.config.data.seg_labels = "-"
+    if preset == "unet":
+        result.config.data.cls_labels = "-"
+
+
+def run_ablation(
+    cells: Sequence[Cell],
+    out: str | Path,
+    *,
+    base_config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    settings: EvaluationSettings | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train every cell (skipping finished ones), evaluate all, write the combined report.
+
+    Writes ``<out>/table.csv`` and ``<out>/table.md`` (mean ± std over seeds), ``<out>/report.md``
+    with figures for the first seed of each label budget, and ``<out>/runs/<cell>/``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = settings or EvaluationSettings(progress=False)
+    run_dirs = []
+    for cell in tqdm(cells, desc="ablation", unit="run", disable=not progress):
+        run_dirs.append(train_cell(cell, out, base_config=base_config, overrides=overrides or {}, progress=False))
+    results = evaluate_checkpoints([d / "checkpoints" / "best.pt" for d in run_dirs], settings)
+    for cell, result in zip(cells, results, strict=True):
+        display_budgets(result)
+        result.label = result.model_name if len({c.seed for c in cells}) == 1 else f"{result.model_name} (seed {cell.seed})"
+    rows = table_rows(results, group_seeds=True)
+    atomic_write_text(out / "table.csv", table_csv(rows))
+    atomic_write_text(out / "table.md", paper_table(rows) + "\n")
+    figure_runs = _first_seed_per_budget(cells, results)
+    figs = {}
+    for (seg, cls), group in figure_runs.items():
+        for caption, path in write_figures(group, out / "figures" / f"seg{seg}-cls{cls}").items():
+            figs[f"{caption} (seg {seg}, cls {cls}, seed {min(c.seed for c in cells)})"] = path
+    atomic_write_text(out / "report.md", report_markdown([], rows, figs, out, settings, title="Ablation: the paper's grid"))
+    return out / "report.md"
+
+
+def _first_seed_per_budget(cells: Sequence[Cell], results: Sequence[ModelResult]) -> dict[tuple[str, str], list[ModelResult]]:
+    """Results of the lowest seed, grouped by (seg, cls) budget; budget-blind models join every group."""
+    first = min(c.seed for c in cells)
+    budgets = list(dict.fromkeys((c.seg_labels, c.cls_labels) for c in cells if c.preset not in NO_SEG | NO_CLS))
+    groups: dict[tuple[str, str], list[ModelResult]] = {b: [] for b in budgets}
+    for cell, result in zip(cells, results, strict=True):
+        if cell.seed != first:
+            continue
+        for seg, cls in budgets or [(cell.seg_labels, cell.cls_labels)]:
+            if (cell.preset in NO_SEG or cell.seg_labels == seg) and (cell.preset in NO_CLS or cell.cls_labels == cls):
+                groups.setdefault((seg, cls), []).append(result)
+    for group in groups.values():
+        for r in group:
+            r.label = r.model_name
+    return groups

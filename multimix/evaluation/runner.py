@@ -1,0 +1,221 @@
+"""Evaluate trained runs: rebuild each run's held-out sets, infer, summarise with confidence intervals.
+
+In-domain images are the run's own ``split.json`` test items; cross-domain images are its
+``cross`` items (sources it never trained on); explicit sources take every image of those
+sources that the run neither trained nor validated on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import Config
+from ..data.pools import build_pools, cached_source_records, synthetic_site_records
+from ..data.records import Record
+from ..data.splits import Split
+from ..engine.trainer import resolve_device
+from ..models import MultiMixNet
+from ..presets import display_name
+from ..training import load_trained_model, make_split
+from .inference import ImageResults, infer
+from .summary import BootstrapSettings, summarise_results
+
+DOMAIN_NAMES = {"in": "in-domain", "cross": "cross-domain"}
+
+
+@dataclass
+class SaliencyExamples:
+    """Correctly and wrongly classified images with the saliency of the predicted class."""
+
+    images: np.ndarray  # (K, H, W)
+    saliency: np.ndarray  # (K, H, W)
+    labels: np.ndarray  # (K,)
+    predictions: np.ndarray  # (K,)
+    probabilities: np.ndarray  # (K,) probability of the predicted class
+
+
+@dataclass
+class DomainResult:
+    """One model on one evaluation set."""
+
+    name: str
+    records: list[Record]
+    results: ImageResults
+    summary: dict
+    saliency: SaliencyExamples | None = None
+
+
+@dataclass
+class ModelResult:
+    """One checkpoint evaluated on every requested set."""
+
+    label: str  # unique row name in tables and figures
+    model_name: str  # the paper's name of the variant (``MultiMix``, ``UMTLS-SSL``, ...)
+    checkpoint: str
+    config: Config
+    domains: dict[str, DomainResult] = field(default_factory=dict)
+
+    @property
+    def seg_labels(self) -> str:
+        return str(self.config.data.seg_labels)
+
+    @property
+    def cls_labels(self) -> str:
+        return str(self.config.data.cls_labels)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What to evaluate and how; ``None`` fields fall back to the run's own config."""
+
+    domain: str = "all"  # in | cross | all
+    sources: tuple[str, ...] = ()
+    data_root: str | None = None
+    image_size: int | None = None
+    batch_size: int = 32
+    device: str = "auto"
+    threshold: float = 0.5
+    boot: BootstrapSettings = BootstrapSettings()
+    num_samples: int = 4  # images per domain in the boundary and saliency figures
+    progress: bool = True
+
+
+def run_folder(checkpoint: str | Path) -> Path:
+    """The run folder of ``runs/<run>/checkpoints/best.pt`` (or the checkpoint's folder)."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def _evaluation_config(cfg: Config, settings: EvaluationSettings) -> Config:
+    data = cfg.data
+    if settings.data_root:
+        data = dataclasses.replace(data, source="real", root=settings.data_root)
+    if settings.image_size:
+        data = dataclasses.replace(data, image_size=settings.image_size)
+    return dataclasses.replace(cfg, data=data)
+
+
+def load_split(checkpoint: str | Path, cfg: Config, pools) -> Split:
+    """The run's ``split.json``; rebuilt from the config (deterministic) when it is missing."""
+    path = run_folder(checkpoint) / "split.json"
+    if path.exists():
+        return Split.load(path)
+    print(f"warning: {path} not found; rebuilding the split from the checkpoint's config and seed")
+    return make_split(cfg, pools, path, resume=False)
+
+
+def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoint: str | Path) -> list[Record]:
+    missing = [u for u in uids if u not in records]
+    if missing:
+        raise ValueError(
+            f"{checkpoint}: the run's {what} set names {len(missing)} images the data does not have "
+            f"(e.g. {missing[:2]}); was it trained on other data? pass the same --data-root and --image-size"
+        )
+    return [records[u] for u in uids]
+
+
+def source_records(cfg: Config, split: Split, sources: Sequence[str]) -> list[Record]:
+    """Every image of ``sources`` that the run neither trained nor validated on."""
+    seen = {*split.seg.labeled, *split.seg.unlabeled, *split.cls.labeled, *split.cls.unlabeled, *split.val}
+    records: list[Record] = []
+    for source in sources:
+        if cfg.data.source == "synthetic":
+            found = synthetic_site_records(cfg.data, source, cfg.train.seed)
+        else:
+            found = cached_source_records(source, cfg.data)
+        records.extend(r for r in found if r.uid not in seen)
+    return list({r.uid: r for r in records}.values())
+
+
+def pick_samples(records: Sequence[Record], k: int) -> list[str]:
+    """``k`` images with a reference mask, the same for every model (a stable hash order of uids)."""
+    masked = sorted((r.uid for r in records if r.has_mask), key=lambda u: zlib.crc32(u.encode()))
+    return masked[:k]
+
+
+def saliency_examples(model: MultiMixNet, records: list[Record], results: ImageResults, k: int, *, image_size: int,
+                      device: torch.device, threshold: float) -> SaliencyExamples | None:
+    """Up to ``k`` correctly and ``k`` wrongly classified images with their saliency."""
+    if results.prob_pneumonia is None:
+        return None
+    labeled = np.flatnonzero(results.labels >= 0)
+    predicted = (results.prob_pneumonia >= threshold).astype(int)
+    order = sorted(labeled, key=lambda i: zlib.crc32(results.uids[i].encode()))
+    right = [i for i in order if predicted[i] == results.labels[i]][:k]
+    wrong = [i for i in order if predicted[i] != results.labels[i]][:k]
+    chosen = right + wrong
+    if not chosen:
+        return None
+    kept = infer(model, [records[i] for i in chosen], image_size=image_size, device=device, full_metrics=False,
+                 keep=range(len(chosen)))
+    samples = [kept.samples[j] for j in range(len(chosen))]
+    probs = results.prob_pneumonia[chosen]
+    return SaliencyExamples(
+        images=np.stack([s.image for s in samples]),
+        saliency=np.stack([s.saliency for s in samples]),
+        labels=results.labels[chosen],
+        predictions=predicted[chosen],
+        probabilities=np.where(predicted[chosen] == 1, probs, 1 - probs),
+    )
+
+
+def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSettings) -> dict[str, list[Record]]:
+    """The record lists to evaluate, by domain name."""
+    pools = build_pools(cfg.data, cfg.train.seed)
+    split = load_split(checkpoint, cfg, pools)
+    if settings.sources:
+        return {"sources": source_records(cfg, split, settings.sources)}
+    records = pools.by_uid()
+    wanted = ("in", "cross") if settings.domain == "all" else (settings.domain,)
+    uid_lists = {"in": split.test, "cross": split.cross}
+    return {DOMAIN_NAMES[d]: _lookup(records, uid_lists[d], DOMAIN_NAMES[d], checkpoint) for d in wanted}
+
+
+def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *, samples: dict[str, list[str]] | None = None) -> ModelResult:
+    """Evaluate one checkpoint on the sets ``settings`` asks for.
+
+    ``samples`` maps a domain to the uids shown in the boundary figure; missing domains are
+    picked here (and written back, so the next model shows the same images).
+    """
+    if settings.domain not in ("in", "cross", "all"):
+        raise ValueError(f"domain must be 'in', 'cross' or 'all', got {settings.domain!r}")
+    device = resolve_device(settings.device)
+    model, trained_cfg = load_trained_model(checkpoint, map_location=device)
+    model.to(device)
+    cfg = _evaluation_config(trained_cfg, settings)
+    size = cfg.data.image_size
+    result = ModelResult(label=display_name(cfg), model_name=display_name(cfg), checkpoint=str(checkpoint), config=cfg)
+    samples = {} if samples is None else samples
+    for name, records in evaluation_sets(checkpoint, cfg, settings).items():
+        if not records:
+            print(f"{checkpoint}: no {name} images; skipped")
+            continue
+        chosen = set(samples.setdefault(name, pick_samples(records, settings.num_samples)))
+        keep = [i for i, r in enumerate(records) if r.uid in chosen]
+        results = infer(model, records, image_size=size, batch_size=settings.batch_size, device=device,
+                        keep=keep, progress=settings.progress)
+        summary = summarise_results(results, threshold=settings.threshold, boot=settings.boot)
+        examples = saliency_examples(model, records, results, settings.num_samples, image_size=size, device=device,
+                                     threshold=settings.threshold)
+        result.domains[name] = DomainResult(name, records, results, summary, examples)
+    return result
+
+
+def evaluate_checkpoints(checkpoints: Sequence[str | Path], settings: EvaluationSettings) -> list[ModelResult]:
+    """Evaluate several checkpoints side by side; row labels are made unique with the run folder."""
+    samples: dict[str, list[str]] = {}
+    results = [evaluate_checkpoint(path, settings, samples=samples) for path in checkpoints]
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.label] = counts.get(r.label, 0) + 1
+    for r in results:
+        if counts[r.label] > 1:
+            r.label = f"{r.label} ({run_folder(r.checkpoint).name})"
+    return results

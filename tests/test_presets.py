@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from multimix.ablation import Cell, grid
+from multimix.config import load_config
+from multimix.presets import PRESETS, display_name, preset_of, preset_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", [p for p in PRESETS if p != "multimix"])
+def test_baseline_yaml_files_are_the_presets(name):
+    from_yaml = load_config(ROOT / "configs" / "baselines" / f"{name}.yaml")
+    from_preset = load_config(ROOT / "configs" / "multimix.yaml", preset_overrides(name))
+    assert from_yaml.to_dict() == from_preset.to_dict()
+    assert preset_of(from_yaml) == name
+
+
+def test_main_config_is_multimix_and_display_names_follow_the_paper():
+    cfg = load_config(ROOT / "configs" / "multimix.yaml")
+    assert preset_of(cfg) == "multimix" and display_name(cfg) == "MultiMix"
+    assert display_name(load_config(ROOT / "configs" / "baselines" / "umtls_ssl.yaml")) == "UMTLS-SSL"
+    odd = load_config(None, {"model.name": "umtl", "method.cls_ssl": True, "method.seg_ssl": True})
+    assert preset_of(odd) is None and display_name(odd) == "umtl+fixmatch+kl"
+    unet_kl = load_config(None, {"model.name": "unet", "method.cls_ssl": True, "method.seg_ssl": True})
+    assert display_name(unet_kl) == "unet+kl"  # FixMatch cannot act without a class head
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="unet_plus"):
+        preset_overrides("unet_plus")
+
+
+def test_grid_trains_budget_blind_models_once_per_budget_they_use():
+    cells = grid(["unet", "enc", "multimix"], ["10", "all"], ["100", "1000"], [0, 1])
+    assert len([c for c in cells if c.preset == "unet"]) == 2 * 2  # seg budgets x seeds
+    assert len([c for c in cells if c.preset == "enc"]) == 2 * 2  # cls budgets x seeds
+    assert len([c for c in cells if c.preset == "multimix"]) == 2 * 2 * 2
+    assert Cell("unet", "10", "100", 0) in cells and len(set(cells)) == len(cells)
+    assert Cell("unet", "10", "100", 0).name == "unet-seg10-cls100-seed0"
+    with pytest.raises(ValueError, match="resnet"):
+        grid(["resnet"], ["10"], ["100"], [0])

@@ -28,12 +28,13 @@ DEFAULT_CLS_BUDGETS = ("100", "1000", "all")
 # --quick: small images, a few hundred steps, the unsupervised terms ramped in quickly
 QUICK_OVERRIDES: dict[str, Any] = {
     "data.image_size": 32,
-    "train.epochs": 3,
-    "train.steps_per_epoch": 60,
+    "train.epochs": 4,
+    "train.steps_per_epoch": 100,
     "train.warmup_steps": 20,
     "method.ssl_rampup_steps": 60,
     "data.val_per_site": 30,
     "data.test_per_site": 60,
+    "data.cls_pool": 2000,  # so that 1000 labels are not already all of them
 }
 
 NO_SEG = {"enc", "enc_ssl"}  # presets without a segmentation decoder
@@ -119,7 +120,7 @@ def run_ablation(
     run_dirs = []
     for cell in tqdm(cells, desc="ablation", unit="run", disable=not progress):
         run_dirs.append(train_cell(cell, out, base_config=base_config, overrides=overrides or {}, progress=False))
-    results = evaluate_checkpoints([d / "checkpoints" / "best.pt" for d in run_dirs], settings)
+    results = evaluate_checkpoints([d / "checkpoints" / "best.pt" for d in run_dirs], settings, progress=progress)
     for cell, result in zip(cells, results, strict=True):
         display_budgets(result)
         result.label = result.model_name if len({c.seed for c in cells}) == 1 else f"{result.model_name} (seed {cell.seed})"
@@ -131,7 +132,12 @@ def run_ablation(
     for (seg, cls), group in figure_runs.items():
         for caption, path in write_figures(group, out / "figures" / f"seg{seg}-cls{cls}").items():
             figs[f"{caption} (seg {seg}, cls {cls}, seed {min(c.seed for c in cells)})"] = path
-    atomic_write_text(out / "report.md", report_markdown([], rows, figs, out, settings, title="Ablation: the paper's grid"))
+    seeds = sorted({c.seed for c in cells})
+    intro = (f"{len(cells)} training runs in `runs/`, seeds {seeds}; table cells are the mean ± std over seeds of "
+             f"each run's point estimate (one value when there is one seed). `table.csv` holds the same numbers. "
+             f"Each run's own metrics with CIs: `scripts/evaluate.py --checkpoint runs/<run>/checkpoints/best.pt`.")
+    report = report_markdown([], rows, figs, out, settings, title="Ablation: the paper's grid", intro=intro)
+    atomic_write_text(out / "report.md", report)
     return out / "report.md"
 
 

@@ -131,7 +131,14 @@ def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dic
     missing = [uid for name in names for uid in uids[name] if uid not in records]
     if missing:
         raise ValueError(f"the split names {len(missing)} images that the data source does not have, e.g. {missing[:3]}")
-    return {name: [records[uid] for uid in uids[name]] for name in names}
+    pools = {name: [records[uid] for uid in uids[name]] for name in names}
+    for unlabeled, labeled in (("seg_u", "seg_x"), ("cls_u", "cls_x")):
+        if unlabeled in pools and not pools[unlabeled] and pools.get(labeled):
+            # a budget that labels the whole pool leaves nothing unlabeled; as in FixMatch, the
+            # labeled images then serve the unsupervised term too rather than dropping it
+            print(f"note: no unlabeled images left for {unlabeled}; it reuses the {len(pools[labeled])} labeled ones")
+            pools[unlabeled] = list(pools[labeled])
+    return pools
 
 
 def format_table(summary: dict[str, Any]) -> str:

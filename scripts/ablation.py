@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seg-labels", default=",".join(DEFAULT_SEG_BUDGETS), help="segmentation label budgets")
     parser.add_argument("--cls-labels", default=",".join(DEFAULT_CLS_BUDGETS), help="classification label budgets")
     parser.add_argument("--seeds", type=int, help="number of seeds (default 3; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="32 px, 180 steps per run: the whole grid in minutes on a CPU")
+    parser.add_argument("--quick", action="store_true", help="32 px, 400 steps per run, one seed: the whole grid in about 10 minutes on 2 CPU cores")
     parser.add_argument("--config", help="base config (default configs/multimix.yaml)")
     parser.add_argument("--data-root", help="real datasets under DIR instead of synthetic data")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any config value, for every run")

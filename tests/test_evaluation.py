@@ -163,3 +163,14 @@ def test_mm_distances_scale_the_pixel_distances():
     metrics = segmentation_metrics_per_image(pred, ref, spacing=np.array([[0.5, 0.5]]))
     assert metrics["hd_mm"][0] == pytest.approx(0.5 * metrics["hd"][0])
     assert dice_per_image(pred, ref)[0] == pytest.approx(metrics["dice"][0])
+
+
+def test_a_checkpoint_without_its_split_file_gets_the_split_rebuilt(tmp_path, runs, evaluated, capsys):
+    import shutil
+
+    lone = tmp_path / "copied" / "checkpoints" / "best.pt"
+    lone.parent.mkdir(parents=True)
+    shutil.copy(runs["multimix"], lone)
+    (result,) = evaluate_checkpoints([lone], FAST)
+    assert "rebuilding the split" in capsys.readouterr().out
+    assert result.domains["in-domain"].results.uids == evaluated[0].domains["in-domain"].results.uids

@@ -99,3 +99,19 @@ def test_statistic_ci_undefined_point_and_errors():
     assert math.isnan(point) and math.isnan(low) and math.isnan(high)
     with pytest.raises(ValueError, match="n must be"):
         bootstrap_statistic_ci(lambda idx: 1.0, 0)
+
+
+def test_joint_statistics_equal_the_single_statistic_intervals():
+    from multimix.metrics import bootstrap_statistics_ci, classification_metrics
+
+    rng = np.random.default_rng(3)
+    probs, labels = rng.random(40), rng.integers(0, 2, 40)
+
+    def both(idx):
+        m = classification_metrics(probs[idx], labels[idx])
+        return {"accuracy": m["accuracy"], "auroc": m["auroc"]}
+
+    joint = bootstrap_statistics_ci(both, 40, n_resamples=200, seed=5)
+    for name in ("accuracy", "auroc"):
+        single = bootstrap_statistic_ci(lambda idx, name=name: both(idx)[name], 40, n_resamples=200, seed=5)
+        assert joint[name] == pytest.approx(single)

@@ -40,3 +40,13 @@ def test_cross_sites_must_not_be_training_sites():
 def test_model_follows_the_config():
     model = make_model(tiny_config(model__name="umtl"))
     assert model.encoder.widths == (4, 8, 16) and not model.has_bridge
+
+
+def test_budget_all_keeps_the_unsupervised_terms_by_reusing_the_labeled_images(tmp_path):
+    from multimix.training import run_training
+
+    cfg = tiny_config(data__seg_labels="all", data__cls_labels="all", train__steps=2, train__out=str(tmp_path / "all"))
+    summary = run_training(cfg, progress=False)
+    assert summary["steps"] == 2
+    logged = [line for line in (tmp_path / "all" / "metrics.jsonl").read_text().splitlines() if '"fixmatch"' in line]
+    assert logged and '"kl"' in logged[0]  # both unsupervised terms were computed

@@ -60,17 +60,20 @@ def synthetic_site_records(cfg: DataConfig, site: str, seed: int) -> list[Record
     return _synthetic(cfg, site, role, cfg.test_per_site, seed)
 
 
-def build_synthetic_pools(cfg: DataConfig, seed: int) -> DataPools:
+def build_synthetic_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True) -> DataPools:
     """Generate every pool from the synthetic sites named in ``cfg``.
 
     Segmentation training images come from ``seg_sites``, classification ones from
     ``cls_sites`` (as the paper pairs JSRT masks with CheX labels); validation and in-domain
     test images from every training site; cross-domain test images from ``cross_sites``.
+    ``training_pools=False`` leaves the training pools empty (evaluation needs only the rest).
     """
     _check_sites(cfg)
     training_sites = list(dict.fromkeys([*cfg.seg_sites, *cfg.cls_sites]))
-    seg_pool = [r for s in cfg.seg_sites for r in _synthetic(cfg, s, "seg", cfg.seg_pool // len(cfg.seg_sites), seed)]
-    cls_pool = [r for s in cfg.cls_sites for r in _synthetic(cfg, s, "cls", cfg.cls_pool // len(cfg.cls_sites), seed)]
+    seg_pool, cls_pool = [], []
+    if training_pools:
+        seg_pool = [r for s in cfg.seg_sites for r in _synthetic(cfg, s, "seg", cfg.seg_pool // len(cfg.seg_sites), seed)]
+        cls_pool = [r for s in cfg.cls_sites for r in _synthetic(cfg, s, "cls", cfg.cls_pool // len(cfg.cls_sites), seed)]
     val = [r for s in training_sites for r in _synthetic(cfg, s, "val", cfg.val_per_site, seed)]
     test = [r for s in training_sites for r in _synthetic(cfg, s, "test", cfg.test_per_site, seed)]
     cross = [r for s in cfg.cross_sites for r in _synthetic(cfg, s, "cross", cfg.test_per_site, seed)]
@@ -131,10 +134,14 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
     return pools
 
 
-def build_pools(cfg: DataConfig, seed: int) -> DataPools:
-    """The pools for ``cfg.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.root``)."""
+def build_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True) -> DataPools:
+    """The pools for ``cfg.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.root``).
+
+    ``training_pools=False`` may skip building the training pools (synthetic data); real
+    sources are scanned whole either way, since their held-out parts come from the same split.
+    """
     if cfg.source == "synthetic":
-        return build_synthetic_pools(cfg, seed)
+        return build_synthetic_pools(cfg, seed, training_pools=training_pools)
     if cfg.source == "real":
         if not cfg.root:
             raise ValueError("data.source 'real' needs data.root (--data-root DIR)")

@@ -299,7 +299,7 @@ def write_report(results: Sequence[ModelResult], out: str | Path, settings: Eval
 
 
 def report_markdown(results: Sequence[ModelResult], rows: Sequence[TableRow], figs: dict[str, Path], out: Path,
-                    settings: EvaluationSettings, *, title: str = "Evaluation report") -> str:
+                    settings: EvaluationSettings, *, title: str = "Evaluation report", intro: str = "") -> str:
     """The markdown report: headline table, per-domain detail tables, rules, figures."""
     domains = [d for d in DOMAIN_ORDER if any(d in r.domains for r in results)]
     lines = [
@@ -307,8 +307,13 @@ def report_markdown(results: Sequence[ModelResult], rows: Sequence[TableRow], fi
         f"multimix {__version__}, {time.strftime('%Y-%m-%d %H:%M')}. Classification threshold {settings.threshold}; "
         f"confidence intervals: {settings.boot.confidence:.0%} percentile bootstrap over images "
         f"({settings.boot.n_resamples} resamples, seed {settings.boot.seed}).", "",
-        "| Model | Checkpoint | Image size |", "|---|---|---|",
-        *(f"| {r.label} | `{r.checkpoint}` | {r.config.data.image_size} |" for r in results), "",
+    ]
+    if intro:
+        lines += [intro, ""]
+    if results:
+        lines += ["| Model | Checkpoint | Image size |", "|---|---|---|",
+                  *(f"| {r.label} | `{r.checkpoint}` | {r.config.data.image_size} |" for r in results), ""]
+    lines += [
         "## Results", "", paper_table(rows), "",
         "Acc = accuracy, F1-N / F1-P = F1 of the normal / pneumonia class, DS = Dice, JS = Jaccard, HD = average "
         "Hausdorff distance in pixels (lower is better). Best value per column in bold.", "",

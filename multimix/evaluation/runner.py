@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..config import Config
 from ..data.pools import build_pools, cached_source_records, synthetic_site_records
@@ -102,13 +103,13 @@ def _evaluation_config(cfg: Config, settings: EvaluationSettings) -> Config:
     return dataclasses.replace(cfg, data=data)
 
 
-def load_split(checkpoint: str | Path, cfg: Config, pools) -> Split:
+def load_split(checkpoint: str | Path, cfg: Config) -> Split:
     """The run's ``split.json``; rebuilt from the config (deterministic) when it is missing."""
     path = run_folder(checkpoint) / "split.json"
     if path.exists():
         return Split.load(path)
     print(f"warning: {path} not found; rebuilding the split from the checkpoint's config and seed")
-    return make_split(cfg, pools, path, resume=False)
+    return make_split(cfg, build_pools(cfg.data, cfg.train.seed), path, resume=False)
 
 
 def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoint: str | Path) -> list[Record]:
@@ -168,11 +169,10 @@ def saliency_examples(model: MultiMixNet, records: list[Record], results: ImageR
 
 def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSettings) -> dict[str, list[Record]]:
     """The record lists to evaluate, by domain name."""
-    pools = build_pools(cfg.data, cfg.train.seed)
-    split = load_split(checkpoint, cfg, pools)
+    split = load_split(checkpoint, cfg)
     if settings.sources:
         return {"sources": source_records(cfg, split, settings.sources)}
-    records = pools.by_uid()
+    records = build_pools(cfg.data, cfg.train.seed, training_pools=False).by_uid()
     wanted = ("in", "cross") if settings.domain == "all" else (settings.domain,)
     uid_lists = {"in": split.test, "cross": split.cross}
     return {DOMAIN_NAMES[d]: _lookup(records, uid_lists[d], DOMAIN_NAMES[d], checkpoint) for d in wanted}
@@ -208,10 +208,14 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     return result
 
 
-def evaluate_checkpoints(checkpoints: Sequence[str | Path], settings: EvaluationSettings) -> list[ModelResult]:
-    """Evaluate several checkpoints side by side; row labels are made unique with the run folder."""
+def evaluate_checkpoints(checkpoints: Sequence[str | Path], settings: EvaluationSettings, *, progress: bool = False) -> list[ModelResult]:
+    """Evaluate several checkpoints side by side; row labels are made unique with the run folder.
+
+    ``progress`` adds a bar over the checkpoints (``settings.progress`` is the per-batch one).
+    """
     samples: dict[str, list[str]] = {}
-    results = [evaluate_checkpoint(path, settings, samples=samples) for path in checkpoints]
+    paths = tqdm(checkpoints, desc="evaluate runs", unit="run", disable=not progress)
+    results = [evaluate_checkpoint(path, settings, samples=samples) for path in paths]
     counts: dict[str, int] = {}
     for r in results:
         counts[r.label] = counts.get(r.label, 0) + 1

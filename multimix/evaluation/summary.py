@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import bootstrap_ci, bootstrap_statistic_ci, classification_metrics
+from ..metrics import bootstrap_ci, bootstrap_statistics_ci, classification_metrics
 from .inference import ImageResults
 
 CLS_METRICS = ("accuracy", "f1_normal", "f1_pneumonia", "precision", "recall", "specificity", "auroc")
@@ -37,15 +37,14 @@ class BootstrapSettings:
 def summarise_classification(probs: np.ndarray, labels: np.ndarray, *, threshold: float, boot: BootstrapSettings) -> dict[str, Any]:
     """Every classification metric with its CI, plus the confusion matrix at ``threshold``."""
 
-    def statistic(name: str):
-        return lambda idx: classification_metrics(probs[idx], labels[idx], threshold)[name]
+    def statistics(idx: np.ndarray) -> dict[str, float | None]:
+        values = classification_metrics(probs[idx], labels[idx], threshold)
+        return {name: values[name] for name in CLS_METRICS}
 
-    metrics = {}
-    for name in CLS_METRICS:
-        value, low, high = bootstrap_statistic_ci(
-            statistic(name), len(probs), n_resamples=boot.n_resamples, confidence=boot.confidence, seed=boot.seed
-        )
-        metrics[name] = {"value": _num(value), "ci": [_num(low), _num(high)]}
+    intervals = bootstrap_statistics_ci(
+        statistics, len(probs), n_resamples=boot.n_resamples, confidence=boot.confidence, seed=boot.seed
+    )
+    metrics = {name: {"value": _num(v), "ci": [_num(lo), _num(hi)]} for name, (v, lo, hi) in intervals.items()}
     point = classification_metrics(probs, labels, threshold)
     return {"num_images": int(len(probs)), "threshold": threshold, "metrics": metrics, "confusion_matrix": point["confusion_matrix"]}
 

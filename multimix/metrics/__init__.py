@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .bootstrap import bootstrap_ci, bootstrap_statistic_ci
+from .bootstrap import bootstrap_ci, bootstrap_statistic_ci, bootstrap_statistics_ci
 from .classification import binary_auroc, classification_metrics, roc_curve
 from .segmentation import (
     average_hausdorff_per_image,
@@ -22,6 +22,7 @@ __all__ = [
     "binary_auroc",
     "bootstrap_ci",
     "bootstrap_statistic_ci",
+    "bootstrap_statistics_ci",
     "classification_metrics",
     "dice_per_image",
     "hausdorff_per_image",

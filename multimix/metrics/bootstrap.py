@@ -8,7 +8,7 @@ draw, so results depend only on ``seed``, never on memory limits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -123,17 +123,46 @@ def bootstrap_statistic_ci(
     Raises:
         ValueError: if ``n < 1`` or on invalid options.
     """
+    results = bootstrap_statistics_ci(
+        lambda idx: {"value": statistic(idx)}, n, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+    return results["value"]
+
+
+def bootstrap_statistics_ci(
+    statistics: Callable[[np.ndarray], Mapping[str, float | None]],
+    n: int,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """:func:`bootstrap_statistic_ci` for several statistics computed together on each resample.
+
+    ``statistics`` maps an index array to ``{name: value}`` (e.g. every classification metric
+    from one confusion matrix), so each resample is evaluated once rather than once per metric.
+    The rules for undefined values apply to each name separately.
+
+    Returns:
+        ``{name: (point, low, high)}`` for every name of the full-set result.
+    """
     _check_options(n_resamples, confidence)
     if n < 1:
-        raise ValueError(f"bootstrap_statistic_ci: n must be at least 1, got {n}")
-    point = _defined(statistic(np.arange(n)))
-    point = float("nan") if point is None else point
-    estimates = [
-        value
-        for block in _resample_indices(n, n_resamples, seed)
-        for indices in block
-        if (value := _defined(statistic(indices))) is not None
-    ]
-    if 2 * len(estimates) < n_resamples:
-        return point, float("nan"), float("nan")
-    return (point, *_percentile_interval(np.asarray(estimates), confidence))
+        raise ValueError(f"bootstrap_statistics_ci: n must be at least 1, got {n}")
+    full = statistics(np.arange(n))
+    estimates: dict[str, list[float]] = {name: [] for name in full}
+    for block in _resample_indices(n, n_resamples, seed):
+        for indices in block:
+            values = statistics(indices)
+            for name in estimates:
+                if (value := _defined(values.get(name))) is not None:
+                    estimates[name].append(value)
+    results = {}
+    for name, values in estimates.items():
+        point = _defined(full[name])
+        point = float("nan") if point is None else point
+        if 2 * len(values) < n_resamples:
+            results[name] = (point, float("nan"), float("nan"))
+        else:
+            results[name] = (point, *_percentile_interval(np.asarray(values), confidence))
+    return results

@@ -104,8 +104,8 @@ class TrainConfig:
     grad_clip: float = 5.0
     ema_decay: float = 0.0
     device: str = "auto"
-    amp: bool = True
-    bf16_cpu: bool = False
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    channels_last: bool = False
     seed: int = 0
     log_every: int = 10
     eval_batch_size: int = 32

@@ -23,6 +23,15 @@ from .data.pools import DataPools, build_pools
 from .data.splits import Split, build_split
 from .data.streams import StepBatches, step_loader
 from .engine.checkpoint import load_checkpoint
+from .engine.distributed import (
+    DistributedContext,
+    all_gather,
+    barrier,
+    init_distributed,
+    parameter_digest,
+    rank_device,
+    shutdown,
+)
 from .engine.trainer import Trainer, resolve_device
 from .evaluation.evaluate import evaluate_records, selection_score
 from .losses import balanced_class_weights
@@ -152,49 +161,95 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
     """Train ``cfg`` and evaluate the best checkpoint in- and cross-domain; returns the summary.
 
     Writes into the run folder: ``config.yaml``, ``environment.json``, ``split.json``,
     ``checkpoints/{best,last}.pt``, ``tb/``, ``metrics.jsonl`` and ``summary.json``.
+    Under ``torchrun`` every rank trains its shard of each stream with DistributedDataParallel;
+    rank 0 alone writes, logs and evaluates, and only rank 0 gets the summary (others ``None``).
     """
-    started = time.perf_counter()
+    context = init_distributed(cfg.train.device)
+    try:
+        return _train_and_evaluate(cfg, context, resume=resume, progress=progress)
+    finally:
+        shutdown(context)
+
+
+def _prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool) -> tuple[Path, dict[str, Any]]:
     out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
     if not resume and (out_dir / "checkpoints" / "last.pt").exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
     cfg.train.out = str(out_dir)
-    seed_everything(cfg.train.seed)
-    save_config(cfg, out_dir / "config.yaml")
     environment = environment_info()
-    atomic_write_text(out_dir / "environment.json", json.dumps(environment, indent=2))
+    if context.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+        atomic_write_text(out_dir / "environment.json", json.dumps(environment, indent=2))
+    return out_dir, environment
 
+
+def _build_pools_once(cfg: Config, context: DistributedContext) -> DataPools:
+    """Rank 0 builds (and caches) the pools first, so ranks never race to write one cache."""
+    if not context.is_main:
+        barrier(context)
     pools = build_pools(cfg.data, cfg.train.seed)
+    if context.is_main:
+        barrier(context)
+    return pools
+
+
+def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedContext, start_step: int) -> StepBatches:
+    return StepBatches(
+        streams,
+        image_size=cfg.data.image_size,
+        batch_size=cfg.data.batch_size,
+        seed=cfg.train.seed,
+        total_steps=cfg.train.total_steps,
+        start_step=start_step,
+        strong_ops=cfg.data.strong_ops,
+        hflip=cfg.data.hflip,
+        rank=context.rank,
+        world_size=context.world_size,
+    )
+
+
+def check_replicas(context: DistributedContext, model: torch.nn.Module, batches: StepBatches) -> dict[str, Any]:
+    """After training: are the weights bit-identical on every rank, and did the ranks draw
+    disjoint images (first step of every stream)? Recorded in ``summary.json``."""
+    first_step = {name: sorted(batches.streams[name][i].uid for i in batches.indices(name, 0)) for name in batches.streams}
+    digests = all_gather(context, parameter_digest(model))
+    draws = all_gather(context, first_step)
+    disjoint = all(
+        not set(a[name]) & set(b[name]) for i, a in enumerate(draws) for b in draws[i + 1:] for name in a
+    )
+    return {"world_size": context.world_size, "backend": context.backend,
+            "parameters_identical": len(set(digests)) == 1, "ranks_drew_disjoint_images": disjoint}
+
+
+def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+    started = time.perf_counter()
+    out_dir, environment = _prepare_run_folder(cfg, context, resume=resume)
+    seed_everything(cfg.train.seed)
+    pools = _build_pools_once(cfg, context)
     records = pools.by_uid()
-    split = make_split(cfg, pools, out_dir / "split.json", resume=resume)
-    split.save(out_dir / "split.json")
+    split = make_split(cfg, pools, out_dir / "split.json", resume=resume)  # deterministic: equal on every rank
+    if context.is_main:
+        split.save(out_dir / "split.json")
 
     model = make_model(cfg)
     method = make_method(cfg, [records[uid].label for uid in split.cls.labeled if records[uid].label is not None])
     streams = stream_pools(split, records, method.streams(model))
-    print(f"run folder: {out_dir}")
-    print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
-    print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
+    if context.is_main:
+        print(f"run folder: {out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
+        print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
+        print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
 
-    device = resolve_device(cfg.train.device)
+    device = rank_device(context, resolve_device(cfg.train.device))
     val_records = [records[uid] for uid in split.val]
 
     def batches(start_step: int):
-        dataset = StepBatches(
-            streams,
-            image_size=cfg.data.image_size,
-            batch_size=cfg.data.batch_size,
-            seed=cfg.train.seed,
-            total_steps=cfg.train.total_steps,
-            start_step=start_step,
-            strong_ops=cfg.data.strong_ops,
-            hflip=cfg.data.hflip,
-        )
+        dataset = _step_batches(cfg, streams, context, start_step)
         return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
 
     def evaluate(eval_model):
@@ -205,8 +260,11 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
         return metrics
 
     run_info = {"config": cfg.to_dict(), "environment": environment}
-    trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate, run_info=run_info)
+    trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate, run_info=run_info, context=context)
     result = trainer.fit(resume=resume, progress=progress)
+    replicas = check_replicas(context, trainer.model, _step_batches(cfg, streams, context, 0)) if context.enabled else None
+    if not context.is_main:
+        return None
 
     best = load_checkpoint(out_dir / "checkpoints" / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
@@ -219,6 +277,8 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
         "wall_seconds": round(time.perf_counter() - started, 2),
         "train_images_per_second": round(result.images_per_second, 2),
     }
+    if replicas is not None:
+        summary["distributed"] = replicas
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     print(format_table(summary))
     print(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")

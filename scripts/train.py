@@ -31,6 +31,7 @@ FLAG_KEYS = {
     "seed": "train.seed",
     "out": "train.out",
     "lr": "train.lr",
+    "precision": "train.precision",
     "num_workers": "data.num_workers",
     "split": "data.split_file",
     "data_root": "data.root",
@@ -54,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="images per stream per step")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default): mixed precision on CUDA, fp32 on CPU; bf16 autocast on CPU or GPU; fp16 CUDA only")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-workers", type=int, help="data loader worker processes")
     parser.add_argument("--split", help="use this split.json instead of drawing a new one")

@@ -9,9 +9,9 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_overrides_are_coerced_to_field_types():
-    cfg = load_config(None, {"train.lr": "1e-3", "train.steps": "5", "train.amp": "false",
+    cfg = load_config(None, {"train.lr": "1e-3", "train.steps": "5", "train.channels_last": "true",
                              "model.widths": "[8, 16]", "data.cls_sites": "chex,jsrt", "train.out": "none"})
-    assert cfg.train.lr == 0.001 and cfg.train.steps == 5 and cfg.train.amp is False
+    assert cfg.train.lr == 0.001 and cfg.train.steps == 5 and cfg.train.channels_last is True
     assert cfg.model.widths == [8, 16] and cfg.data.cls_sites == ["chex", "jsrt"] and cfg.train.out is None
 
 
@@ -19,7 +19,7 @@ def test_overrides_are_coerced_to_field_types():
     ("train.lrr", 1, "unknown key 'train.lrr'"),
     ("optim.lr", 1, "section.key"),
     ("train.steps", "ten", "expected a number"),
-    ("train.amp", "maybe", "expected true/false"),
+    ("train.channels_last", "maybe", "expected true/false"),
 ])
 def test_bad_overrides_are_named(key, value, message):
     with pytest.raises(ValueError, match=message):

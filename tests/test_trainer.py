@@ -1,11 +1,18 @@
 import json
+import math
 
 import pytest
 import torch
 
 from multimix.config import TrainConfig
 from multimix.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from multimix.engine.trainer import NonFiniteLossError, Trainer, WarmupCosine
+from multimix.engine.trainer import (
+    NonFiniteLossError,
+    Trainer,
+    WarmupCosine,
+    move_to,
+    resolve_precision,
+)
 from multimix.methods import MultiMixMethod
 from multimix.models import build_model
 
@@ -110,8 +117,35 @@ def test_warmup_cosine_schedule():
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):
-    trainer = make_trainer(tmp_path, steps=2, bf16_cpu=True)
+    trainer = make_trainer(tmp_path, steps=2, precision="bf16")
     assert trainer.autocast_dtype == torch.bfloat16
     result = trainer.fit(progress=False)
     assert result.steps == 2
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_a_bf16_step_gives_a_finite_loss_close_to_fp32(tmp_path):
+    batch = next(iter(fixed_batches(0)))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        trainer = make_trainer(tmp_path / precision, precision=precision)
+        losses[precision] = trainer.train_step(batch)["loss"]
+    assert math.isfinite(losses["bf16"])
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)
+
+
+def test_channels_last_computes_the_same_step(tmp_path):
+    batch = next(iter(fixed_batches(0)))
+    plain = make_trainer(tmp_path / "a").train_step(batch)["loss"]
+    fast = make_trainer(tmp_path / "b", channels_last=True)
+    assert fast.train_step(move_to(batch, fast.device, channels_last=True))["loss"] == pytest.approx(plain, rel=1e-5)
+
+
+def test_precision_settings_are_checked():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cuda) is None
+    assert resolve_precision("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("int8", cpu)

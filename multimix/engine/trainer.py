@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from .distributed import DistributedContext, any_rank, rank_device
 from .logging import RunLogger
 
 Batch = dict[str, torch.Tensor]
@@ -74,8 +75,51 @@ class WarmupCosine:
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def move_to(batch: Batch, device: torch.device) -> Batch:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (``None`` = plain float32).
+
+    ``auto`` is mixed precision on CUDA (bfloat16 where the GPU supports it, else float16 with
+    a gradient scaler) and float32 on CPU; ``bf16`` is bfloat16 autocast on either (fast on CPUs
+    with AVX-512 BF16 or AMX); ``fp16`` needs CUDA.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device (it trains with a gradient scaler); use bf16 on CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def move_to(batch: Batch, device: torch.device, *, channels_last: bool = False) -> Batch:
+    """Tensors of ``batch`` on ``device``; 4-D image tensors in channels-last layout if asked."""
+    def move(v: torch.Tensor) -> torch.Tensor:
+        v = v.to(device, non_blocking=True)
+        return v.contiguous(memory_format=torch.channels_last) if channels_last and v.ndim == 4 else v
+
+    return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class StepModule(nn.Module):
+    """Model and method as one module whose ``forward(batch)`` is the training loss.
+
+    DistributedDataParallel synchronises gradients of whatever its wrapped module's forward
+    computed; wrapping the whole step (classification pass, full pass with the saliency's input
+    gradient, all loss terms) gives it exactly one forward per backward.
+    """
+
+    def __init__(self, model: nn.Module, method: Method) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.method.train_step(self.model, batch)
 
 
 class Trainer:
@@ -91,6 +135,8 @@ class Trainer:
         evaluate: ``evaluate(model) -> metrics`` run after every epoch; ``metrics[score_key]``
             (higher is better) chooses ``best.pt``.
         run_info: plain data stored in every checkpoint (resolved config, split, versions...).
+        context: this process's place in a ``torchrun`` job; the model is then wrapped in
+            DistributedDataParallel, and only rank 0 evaluates, logs and writes checkpoints.
     """
 
     def __init__(
@@ -104,11 +150,19 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         score_key: str = "score",
         run_info: dict[str, Any] | None = None,
+        context: DistributedContext | None = None,
     ) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        self.context = context or DistributedContext()
+        self.device = rank_device(self.context, resolve_device(config.device))
         self.model = model.to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.method = method
+        self.step_module: nn.Module = StepModule(self.model, method)
+        if self.context.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.step_module = nn.parallel.DistributedDataParallel(self.step_module, device_ids=device_ids)
         self.batches = batches
         self.evaluate_fn = evaluate
         self.score_key = score_key
@@ -130,11 +184,7 @@ class Trainer:
         self.best_step: int | None = None
 
     def _autocast_dtype(self) -> torch.dtype | None:
-        if self.device.type == "cuda" and self.config.amp:
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if self.device.type == "cpu" and self.config.bf16_cpu:
-            return torch.bfloat16
-        return None
+        return resolve_precision(self.config.precision, self.device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -174,8 +224,9 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from ``checkpoints/last.pt`` if it exists; returns whether it did."""
-        for stale in self.checkpoint_dir.glob(".*.tmp"):  # a write cut short by a kill
-            stale.unlink(missing_ok=True)
+        if self.context.is_main:
+            for stale in self.checkpoint_dir.glob(".*.tmp"):  # a write cut short by a kill
+                stale.unlink(missing_ok=True)
         last = self.checkpoint_dir / "last.pt"
         if not last.exists():
             return False
@@ -197,8 +248,9 @@ class Trainer:
         if hasattr(self.method, "set_progress"):
             self.method.set_progress(self.step, self.total_steps)
         with self.autocast():
-            loss, logs = self.method.train_step(self.model, batch)
-        if not torch.isfinite(loss.detach()).item():
+            loss, logs = self.step_module(batch)
+        # every rank must stop together, or the others would wait forever in the next all-reduce
+        if any_rank(self.context, not torch.isfinite(loss.detach()).item(), self.device):
             terms = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at step {self.step} ({terms}); stopped before the update. "
@@ -219,7 +271,7 @@ class Trainer:
         return logs
 
     def run_evaluation(self) -> dict[str, float]:
-        if self.evaluate_fn is None:
+        if self.evaluate_fn is None or not self.context.is_main:
             return {}
         self.eval_model.eval()
         metrics = self.evaluate_fn(self.eval_model)
@@ -233,17 +285,18 @@ class Trainer:
         """Train to ``config.total_steps`` (continuing from ``last.pt`` when ``resume``)."""
         if resume:
             self.resume()
-        logger = RunLogger(self.out_dir, start_step=self.step)
+        main = self.context.is_main
+        logger = RunLogger(self.out_dir, start_step=self.step, enabled=main)
         steps_per_epoch = max(1, self.config.steps_per_epoch)
         images, seconds, metrics = 0, 0.0, {}
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress, desc="train", dynamic_ncols=True)
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and main), desc="train", dynamic_ncols=True)
         batches: Iterator[Batch] = iter(self.batches(self.step))
         try:
             while self.step < self.total_steps:
                 started = time.perf_counter()
-                logs = self.train_step(move_to(next(batches), self.device))
+                logs = self.train_step(move_to(next(batches), self.device, channels_last=self.config.channels_last))
                 seconds += time.perf_counter() - started
-                images += int(logs.pop("images", 0))
+                images += int(logs.pop("images", 0)) * self.context.world_size  # every rank runs the same batch sizes
                 self.step += 1
                 logs["images_per_second"] = images / max(seconds, 1e-9)
                 if self.step % self.config.log_every == 0 or self.step == self.total_steps:
@@ -255,11 +308,12 @@ class Trainer:
                     if metrics:
                         logger.log(self.step, "val", metrics)
                         bar.write(f"step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                    save_checkpoint(self.state_dict(), self.checkpoint_dir / "last.pt")
+                    if main:
+                        save_checkpoint(self.state_dict(), self.checkpoint_dir / "last.pt")
         finally:
             bar.close()
             logger.close()
-        if self.evaluate_fn is None:
+        if self.evaluate_fn is None and main:
             self._save_best({})
         return FitResult(
             steps=self.step,

@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from multimix.engine.benchmark import (
+    PeakRSS,
+    SpeedOptions,
+    benchmark_model,
+    check_agreement,
+    make_batch,
+    naive_predict,
+    predict_call,
+    train_step_call,
+)
+from multimix.methods import MultiMixMethod
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_naive_and_our_step_compute_the_same_loss_and_segmentation():
+    agreement = check_agreement(image_size=32, batch_size=2)
+    assert agreement.ok, agreement
+    assert agreement.loss_naive > 0
+
+
+def test_both_steps_update_the_weights():
+    batch = make_batch(32, 2)
+    for kind in ("naive", "ours"):
+        model = benchmark_model(dropout=0.0)
+        before = [p.detach().clone() for p in model.parameters()]
+        train_step_call(kind, model, MultiMixMethod(), batch, torch.device("cpu"))()
+        changed = sum(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
+        assert changed == len(before), kind  # every parameter received a gradient
+
+
+def test_naive_prediction_matches_ours_and_leaves_no_gradients():
+    model = benchmark_model(dropout=0.0).eval()
+    images = make_batch(32, 2)["seg_x"]
+    seg, cls, saliency = naive_predict(model, images)
+    with torch.no_grad():
+        ours = model(images)
+    assert torch.allclose(seg, ours.seg_logits, atol=1e-5) and torch.allclose(cls, ours.cls_logits, atol=1e-5)
+    assert torch.allclose(saliency, ours.saliency, atol=1e-6)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_fast_options_run_in_bf16_and_channels_last():
+    call = predict_call("ours", benchmark_model(), make_batch(32, 1)["seg_x"], torch.device("cpu"),
+                        SpeedOptions(autocast=torch.bfloat16, channels_last=True))
+    call()
+
+
+def test_peak_rss_sees_an_allocation():
+    with PeakRSS() as rss:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MiB
+        block += 1
+    assert rss.mib > 64
+
+
+def test_benchmark_script_prints_ratios_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--sizes", "32", "--repeats", "1", "--warmup", "0",
+                           "--no-memory", "--loader-workers", "0", "--json", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "x naive" in proc.stdout and "OK" in proc.stdout
+    data = json.loads(out.read_text())
+    assert set(data["train"]["32"]) >= {"naive", "default", "fast"}
+    assert set(data["inference"]["32"]) >= {"naive_ms", "ours_ms", "ours_batch16_img_s"}
+    assert data["loader"]["images_per_second"] > 0 and data["machine"]["cpu_count"] >= 1

@@ -221,3 +221,18 @@ def test_builder_errors() -> None:
         strong_transform(S, ops=("rotate", "warp"))
     with pytest.raises(ValueError, match="image_size"):
         eval_transform(0)
+
+
+def test_contrastive_views_differ_keep_the_size_and_are_seeded():
+    from multimix.data.sources.synthetic import generate_arrays
+    from multimix.data.transforms import build_transform, contrastive_transform
+
+    image = generate_arrays(1, image_size=64, seed=0)[0][0]
+    transform = contrastive_transform(32, seed=0)
+    first, second = transform(image)[0], transform(image)[0]
+    assert first.shape == second.shape == (1, 32, 32) and 0 <= first.min() and first.max() <= 1
+    assert not torch.equal(first, second)  # two draws, two views
+    again = build_transform("contrastive", 32, seed=0)
+    assert torch.equal(again(image)[0], first)
+    with pytest.raises(ValueError, match="crop_scale"):
+        contrastive_transform(32, crop_scale=(0.0, 1.0))

@@ -52,12 +52,13 @@ __all__ = [
     "STRONG_OPS",
     "XrayTransform",
     "build_transform",
+    "contrastive_transform",
     "eval_transform",
     "strong_transform",
     "weak_transform",
 ]
 
-KINDS = ("eval", "weak", "strong")
+KINDS = ("eval", "weak", "strong", "contrastive")
 
 # Weak-view jitter: small enough that the lung field stays in frame.
 WEAK_TRANSLATE = 0.0625
@@ -321,7 +322,37 @@ def _select_ops(ops: Sequence[str] | None) -> list[A.BasicTransform]:
     return [available[n] for n in dict.fromkeys(names)]
 
 
-_BUILDERS = {"eval": eval_transform, "weak": weak_transform, "strong": strong_transform}
+# contrastive views (SimCLR / Barlow Twins): crops keep at least half the image, because the
+# ImageNet default of 8% often cuts the lungs out of a chest X-ray and hurt in published studies
+CONTRASTIVE_CROP_SCALE = (0.5, 1.0)
+
+
+def contrastive_transform(
+    image_size: int, *, crop_scale: tuple[float, float] = CONTRASTIVE_CROP_SCALE, seed: int | None = None
+) -> XrayTransform:
+    """One view for contrastive pretraining; call it twice on an image for a positive pair.
+
+    Random resized crop (area ``crop_scale``, aspect 3/4-4/3), horizontal flip, rotation up to
+    10 degrees, brightness/contrast jitter, Gaussian blur, Gaussian noise and (sometimes)
+    histogram equalisation.
+    """
+    low, high = crop_scale
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
+    size = _check_size(image_size)
+    ops = [
+        A.RandomResizedCrop(size=(size, size), scale=(low, high), ratio=(3 / 4, 4 / 3), interpolation=cv2.INTER_AREA),
+        A.HorizontalFlip(p=0.5),
+        A.Affine(rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.8),
+        A.GaussianBlur(sigma_limit=(0.1, 1.5), p=0.5),
+        A.GaussNoise(std_range=(0.01, 0.05), p=0.5),
+        A.Equalize(p=0.2),
+    ]
+    return XrayTransform(ops, kind="contrastive", seed=seed)
+
+
+_BUILDERS = {"eval": eval_transform, "weak": weak_transform, "strong": strong_transform, "contrastive": contrastive_transform}
 
 
 def build_transform(kind: str, image_size: int, **kw) -> XrayTransform:

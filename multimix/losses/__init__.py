@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from .consistency import bernoulli_kl, unlabeled_segmentation_kl
+from .contrastive import barlow_twins_loss, nt_xent_loss
+from .distillation import distillation_loss
 from .fixmatch import fixmatch_loss
 from .supervised import DICE_SMOOTH, balanced_class_weights, cross_entropy, dice_loss
 
 __all__ = [
     "DICE_SMOOTH",
     "balanced_class_weights",
+    "barlow_twins_loss",
     "bernoulli_kl",
     "cross_entropy",
     "dice_loss",
+    "distillation_loss",
     "fixmatch_loss",
+    "nt_xent_loss",
     "unlabeled_segmentation_kl",
 ]

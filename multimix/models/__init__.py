@@ -7,6 +7,18 @@ from typing import Any
 from .blocks import DoubleConv, Down, Up
 from .multimix import MultiMixNet, MultiMixOutput
 from .saliency import SaliencyBridge, class_saliency, normalise_per_image
+from .ssl import (
+    Backbone,
+    BarlowProjector,
+    ProjectionHead,
+    ResNetBackbone,
+    SSLModel,
+    UNetEncoderBackbone,
+    available_backbones,
+    build_backbone,
+    load_unet_encoder_state,
+    resnet_backbone,
+)
 from .unet import UNetDecoder, UNetEncoder
 
 # The paper's baselines differ only in which heads exist and whether the bridge is on;
@@ -41,16 +53,26 @@ def build_model(name: str = "multimix", **kwargs: Any) -> MultiMixNet:
 
 
 __all__ = [
+    "Backbone",
+    "BarlowProjector",
     "DoubleConv",
     "Down",
     "MultiMixNet",
     "MultiMixOutput",
+    "ProjectionHead",
+    "ResNetBackbone",
+    "SSLModel",
     "SaliencyBridge",
     "UNetDecoder",
     "UNetEncoder",
+    "UNetEncoderBackbone",
     "Up",
+    "available_backbones",
     "available_models",
+    "build_backbone",
     "build_model",
     "class_saliency",
+    "load_unet_encoder_state",
     "normalise_per_image",
+    "resnet_backbone",
 ]

@@ -31,6 +31,7 @@ class ModelConfig:
     dropout: float = 0.25
     norm: str = "instance"
     negative_slope: float = 0.2
+    init_encoder: str | None = None  # a pretraining checkpoint whose U-Net encoder starts the model
 
 
 @dataclass
@@ -118,11 +119,27 @@ class TrainConfig:
 
 
 @dataclass
+class SSLConfig:
+    """Self-supervised pretraining (``scripts/pretrain.py``): stage 1 of the SimCLRv2 route."""
+
+    method: str = "simclr"  # simclr | barlow
+    backbone: str = "unet"  # unet (the MultiMix encoder, widths from model.widths) | resnet18 | resnet50
+    width_multiplier: float = 1.0  # resnet backbones only
+    proj_depth: int = 3  # SimCLRv2 projection head layers
+    proj_dim: int = 128
+    temperature: float = 0.1  # NT-Xent
+    barlow_lambda: float = 5e-3
+    barlow_dims: list[int] = field(default_factory=lambda: [512])  # one 512-unit layer: the chest X-ray choice
+    crop_scale_min: float = 0.5  # smallest crop area of a view
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ssl: SSLConfig = field(default_factory=SSLConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -36,7 +36,7 @@ from .engine.trainer import Trainer, resolve_device
 from .evaluation.evaluate import evaluate_records, selection_score
 from .losses import balanced_class_weights
 from .methods import MultiMixMethod
-from .models import MultiMixNet, build_model
+from .models import MultiMixNet, build_model, load_unet_encoder_state
 
 SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
 
@@ -101,6 +101,22 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     model = make_model(cfg)
     model.load_state_dict(state["model"])
     return model.eval(), cfg
+
+
+PRETRAINED_ENCODER_PREFIX = "ssl.backbone.encoder."  # a U-Net backbone's encoder in a pretraining checkpoint
+
+
+def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
+    """Start ``model``'s encoder from the U-Net encoder of a pretraining checkpoint
+    (``scripts/pretrain.py``); every tensor except the class head must match in name and shape."""
+    weights = load_checkpoint(path)["model"]
+    encoder = {k[len(PRETRAINED_ENCODER_PREFIX):]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)}
+    if not encoder:
+        raise ValueError(f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet to initialise MultiMix)")
+    try:
+        load_unet_encoder_state(model.encoder, encoder)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the pretrained encoder does not fit model.widths {list(model.encoder.widths)}: {err}") from err
 
 
 def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:
@@ -176,7 +192,7 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
         shutdown(context)
 
 
-def _prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool) -> tuple[Path, dict[str, Any]]:
+def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool) -> tuple[Path, dict[str, Any]]:
     out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
     if not resume and (out_dir / "checkpoints" / "last.pt").exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -189,7 +205,7 @@ def _prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: boo
     return out_dir, environment
 
 
-def _build_pools_once(cfg: Config, context: DistributedContext) -> DataPools:
+def build_pools_once(cfg: Config, context: DistributedContext) -> DataPools:
     """Rank 0 builds (and caches) the pools first, so ranks never race to write one cache."""
     if not context.is_main:
         barrier(context)
@@ -229,18 +245,22 @@ def check_replicas(context: DistributedContext, model: torch.nn.Module, batches:
 
 def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
     started = time.perf_counter()
-    out_dir, environment = _prepare_run_folder(cfg, context, resume=resume)
+    out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
-    pools = _build_pools_once(cfg, context)
+    pools = build_pools_once(cfg, context)
     records = pools.by_uid()
     split = make_split(cfg, pools, out_dir / "split.json", resume=resume)  # deterministic: equal on every rank
     if context.is_main:
         split.save(out_dir / "split.json")
 
     model = make_model(cfg)
+    if cfg.model.init_encoder and not resume:
+        load_pretrained_encoder(model, cfg.model.init_encoder)
     method = make_method(cfg, [records[uid].label for uid in split.cls.labeled if records[uid].label is not None])
     streams = stream_pools(split, records, method.streams(model))
     if context.is_main:
+        if cfg.model.init_encoder:
+            print(f"encoder initialised from {cfg.model.init_encoder}")
         print(f"run folder: {out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
         print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
         print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")

@@ -32,6 +32,7 @@ FLAG_KEYS = {
     "out": "train.out",
     "lr": "train.lr",
     "precision": "train.precision",
+    "init_encoder": "model.init_encoder",
     "num_workers": "data.num_workers",
     "split": "data.split_file",
     "data_root": "data.root",
@@ -65,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cls-sources", help="classification training sources (default chex)")
     parser.add_argument("--cross-seg-sources", help="cross-domain segmentation test sources (default montgomery)")
     parser.add_argument("--cross-cls-sources", help="cross-domain classification test sources (default nih)")
+    parser.add_argument("--init-encoder", metavar="PATH", help="start the encoder from a scripts/pretrain.py checkpoint (U-Net backbone)")
     parser.add_argument("--out", help="run folder (default runs/<model>-seg<N>-cls<M>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")

@@ -20,7 +20,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from .io import read_record_image, read_record_mask
 from .records import Record
-from .transforms import XrayTransform, eval_transform, strong_transform, weak_transform
+from .transforms import (
+    XrayTransform,
+    contrastive_transform,
+    eval_transform,
+    strong_transform,
+    weak_transform,
+)
 
 STREAM_NAMES = ("seg_x", "seg_u", "cls_x", "cls_u")
 
@@ -176,4 +182,34 @@ class EvalDataset(Dataset):
             "has_mask": torch.tensor(mask is not None),
             "label": torch.tensor(-1 if record.label is None else int(record.label)),
             "index": torch.tensor(i),
+        }
+
+
+class ContrastiveBatches(StepBatches):
+    """Step batches of positive pairs for self-supervised pretraining.
+
+    One pool (labels ignored by the loss) walked exactly like a :class:`StepBatches` stream
+    (seeded permutations, disjoint rank shards, step-indexed for exact resume). Item ``i`` is
+    ``{"view1", "view2"}`` (two independent contrastive views of the same images) and ``label``
+    (the class index, -1 where the record has none; only the online linear probe uses it).
+    """
+
+    POOL = "cls_u"  # the walk of an unlabeled stream; the name only keys the permutation seeds
+
+    def __init__(self, records: Sequence[Record], *, image_size: int, batch_size: int, seed: int, total_steps: int,
+                 start_step: int = 0, crop_scale: tuple[float, float] = (0.5, 1.0), rank: int = 0,
+                 world_size: int = 1) -> None:
+        super().__init__({self.POOL: records}, image_size=image_size, batch_size=batch_size, seed=seed,
+                         total_steps=total_steps, start_step=start_step, rank=rank, world_size=world_size)
+        self.views = contrastive_transform(image_size, crop_scale=crop_scale)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        step = self.start_step + i
+        self.views.reseed(_augmentation_seed(self.seed, step, self.rank))
+        records = [self.streams[self.POOL][j] for j in self.indices(self.POOL, step)]
+        images = [read_record_image(r) for r in records]
+        return {
+            "view1": torch.stack([self.views(im)[0] for im in images]),
+            "view2": torch.stack([self.views(im)[0] for im in images]),
+            "label": torch.tensor([-1 if r.label is None else int(r.label) for r in records]),
         }

@@ -1,5 +1,7 @@
 """Training algorithms: ``train_step(model, batch) -> (loss, logs)``."""
 
+from .barlow import BarlowTwinsMethod
 from .multimix import MultiMixMethod
+from .simclr import PretrainNet, SimCLRMethod
 
-__all__ = ["MultiMixMethod"]
+__all__ = ["BarlowTwinsMethod", "MultiMixMethod", "PretrainNet", "SimCLRMethod"]

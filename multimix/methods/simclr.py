@@ -1,0 +1,68 @@
+"""Stage 1 of the SimCLRv2 route: contrastive pretraining, with an online linear probe.
+
+The network is :class:`PretrainNet`: a backbone, a projection head (the loss lives in its
+output space) and a linear *probe* trained on the backbone's detached features with whatever
+labels the batch carries, so the representation's quality is visible while it trains without
+the labels ever shaping the backbone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import nt_xent_loss
+from ..models import SSLModel
+
+Batch = dict[str, torch.Tensor]
+
+
+class PretrainNet(nn.Module):
+    """Backbone + self-supervised head + online linear probe."""
+
+    def __init__(self, ssl: SSLModel, num_classes: int = 2) -> None:
+        super().__init__()
+        self.ssl = ssl
+        self.probe = nn.Linear(ssl.backbone.out_dim, num_classes)
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.ssl.backbone
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features (what the probe and later stages use)."""
+        return self.ssl.backbone(x)
+
+
+def probe_terms(model: PretrainNet, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the probe on the labeled rows, on detached features (no gradient reaches
+    the backbone). With no labeled row the term is a zero that still touches the probe, so
+    distributed training never sees an unused parameter."""
+    logits = model.probe(features.detach().float())
+    labeled = labels >= 0
+    if not labeled.any():
+        return logits.sum() * 0.0, {}
+    loss = F.cross_entropy(logits[labeled], labels[labeled])
+    accuracy = (logits[labeled].argmax(dim=1) == labels[labeled]).float().mean()
+    return loss, {"probe_ce": float(loss.detach()), "probe_acc": float(accuracy)}
+
+
+@dataclass
+class SimCLRMethod:
+    """NT-Xent between the projections of two views of every image (plus the probe term)."""
+
+    temperature: float = 0.1
+
+    def ssl_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return nt_xent_loss(z1, z2, self.temperature)
+
+    def train_step(self, model: PretrainNet, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        n = batch["view1"].shape[0]
+        features, projections = model.ssl(torch.cat([batch["view1"], batch["view2"]]))
+        z1, z2 = projections.float().chunk(2)
+        ssl = self.ssl_loss(z1, z2)
+        probe, logs = probe_terms(model, features[:n], batch["label"])
+        return ssl + probe, {"ssl_loss": float(ssl.detach()), "images": 2 * n, **logs}

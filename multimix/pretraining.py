@@ -1,0 +1,157 @@
+"""Stage 1 of the SimCLRv2 route end to end: pools, model, contrastive streams, trainer, probes.
+
+``scripts/pretrain.py`` is a thin command line over :func:`run_pretraining`. The run folder has
+the same shape as a training run's (``config.yaml``, ``environment.json``, ``checkpoints/``,
+``tb/``, ``metrics.jsonl``, ``summary.json``); ``best.pt`` is chosen by the online probe's
+validation accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .atomic import atomic_write_text
+from .config import Config
+from .data.records import Record
+from .data.streams import ContrastiveBatches, EvalDataset, step_loader
+from .engine.distributed import init_distributed, rank_device, shutdown
+from .engine.trainer import Trainer, resolve_device
+from .methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
+from .models import BarlowProjector, ProjectionHead, SSLModel, build_backbone
+from .training import build_pools_once, prepare_run_folder, seed_everything
+
+
+def make_pretrain_model(cfg: Config) -> PretrainNet:
+    """Backbone (``ssl.backbone``), head (SimCLRv2 projection or Barlow projector) and probe."""
+    s, m = cfg.ssl, cfg.model
+    if s.backbone == "unet":
+        backbone = build_backbone("unet", widths=tuple(m.widths), in_channels=m.in_channels, dropout=m.dropout,
+                                  norm=m.norm, negative_slope=m.negative_slope)
+    else:
+        backbone = build_backbone(s.backbone, width_multiplier=s.width_multiplier, in_channels=m.in_channels)
+    if s.method == "simclr":
+        head = ProjectionHead(backbone.out_dim, out_dim=s.proj_dim, depth=s.proj_depth)
+    elif s.method == "barlow":
+        head = BarlowProjector(backbone.out_dim, hidden_dims=tuple(s.barlow_dims))
+    else:
+        raise ValueError(f"ssl.method must be 'simclr' or 'barlow', got {s.method!r}")
+    return PretrainNet(SSLModel(backbone, head), num_classes=m.num_classes)
+
+
+def make_pretrain_method(cfg: Config) -> SimCLRMethod:
+    if cfg.ssl.method == "barlow":
+        return BarlowTwinsMethod(lambda_offdiag=cfg.ssl.barlow_lambda)
+    return SimCLRMethod(temperature=cfg.ssl.temperature)
+
+
+@torch.no_grad()
+def backbone_features(model: PretrainNet, records: Sequence[Record], *, image_size: int, batch_size: int = 64,
+                      device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features (eval mode, unaugmented) and labels (-1 where none) of ``records``."""
+    model.eval()
+    features, labels = [], []
+    for batch in DataLoader(EvalDataset(records, image_size), batch_size=batch_size):
+        features.append(model.features(batch["image"].to(device)).float().cpu().numpy())
+        labels.append(batch["label"].numpy())
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def probe_accuracy(model: PretrainNet, records: Sequence[Record], **kwargs: Any) -> float:
+    """Accuracy of the online probe on the labeled ``records``."""
+    features, labels = backbone_features(model, records, **kwargs)
+    keep = labels >= 0
+    with torch.no_grad():
+        logits = model.probe(torch.from_numpy(features[keep]).to(next(model.parameters()).device))
+    return float((logits.argmax(dim=1).cpu().numpy() == labels[keep]).mean())
+
+
+def linear_probe(model: PretrainNet, train: Sequence[Record], test: Sequence[Record], **kwargs: Any) -> float:
+    """Test accuracy of a logistic regression fitted on frozen features of ``train`` (the
+    standard linear evaluation of a representation; independent of the online probe)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x_train, y_train = backbone_features(model, train, **kwargs)
+    x_test, y_test = backbone_features(model, test, **kwargs)
+    train_keep, test_keep = y_train >= 0, y_test >= 0
+    scaler = StandardScaler().fit(x_train[train_keep])
+    classifier = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train[train_keep]), y_train[train_keep])
+    return float(classifier.score(scaler.transform(x_test[test_keep]), y_test[test_keep]))
+
+
+def run_pretraining(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
+    """Pretrain ``cfg.ssl`` on every training image of ``cfg.data`` (labels ignored by the loss).
+
+    Returns the summary on rank 0: the online probe's validation accuracy and the linear-probe
+    test accuracy of the pretrained backbone against the same backbone freshly initialised.
+    """
+    context = init_distributed(cfg.train.device)
+    try:
+        return _pretrain(cfg, context, resume=resume, progress=progress)
+    finally:
+        shutdown(context)
+
+
+def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+    started = time.perf_counter()
+    out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
+    seed_everything(cfg.train.seed)
+    pools = build_pools_once(cfg, context)
+    images = list({r.uid: r for r in [*pools.seg_pool, *pools.cls_pool]}.values())
+    probe_val = [r for r in pools.val if r.has_label]
+    model = make_pretrain_model(cfg)
+    method = make_pretrain_method(cfg)
+    device = rank_device(context, resolve_device(cfg.train.device))
+    size = cfg.data.image_size
+    if context.is_main:
+        print(f"run folder: {out_dir}\npretraining {cfg.ssl.method} ({cfg.ssl.backbone}) on {len(images)} images")
+
+    def batches(start_step: int):
+        dataset = ContrastiveBatches(images, image_size=size, batch_size=cfg.data.batch_size, seed=cfg.train.seed,
+                                     total_steps=cfg.train.total_steps, start_step=start_step,
+                                     crop_scale=(cfg.ssl.crop_scale_min, 1.0), rank=context.rank,
+                                     world_size=context.world_size)
+        return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+
+    def evaluate(eval_model: PretrainNet) -> dict[str, float]:
+        accuracy = probe_accuracy(eval_model, probe_val, image_size=size, device=device)
+        return {"probe_accuracy": accuracy, "score": accuracy}
+
+    run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain"}
+    trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate if probe_val else None,
+                      run_info=run_info, context=context)
+    result = trainer.fit(resume=resume, progress=progress)
+    if not context.is_main:
+        return None
+    summary = _probe_summary(cfg, trainer.eval_model, pools, device)
+    summary.update({"steps": result.steps, "best_step": result.best_step, "wall_seconds": round(time.perf_counter() - started, 2),
+                    "train_images_per_second": round(result.images_per_second, 2)})
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    print(json.dumps({k: summary[k] for k in ("online_probe_val_accuracy", "linear_probe") if k in summary}, indent=2))
+    return summary
+
+
+def _probe_summary(cfg: Config, model: PretrainNet, pools, device: torch.device) -> dict[str, Any]:
+    """Online probe on validation; linear probe on frozen features, pretrained vs random init."""
+    kwargs = dict(image_size=cfg.data.image_size, device=device)
+    labeled_train = [r for r in pools.cls_pool if r.has_label]
+    labeled_test = [r for r in pools.test if r.has_label]
+    summary: dict[str, Any] = {}
+    if [r for r in pools.val if r.has_label]:
+        summary["online_probe_val_accuracy"] = probe_accuracy(model, [r for r in pools.val if r.has_label], **kwargs)
+    if labeled_train and labeled_test and len({r.label for r in labeled_train}) > 1:
+        torch.manual_seed(cfg.train.seed)
+        random_init = make_pretrain_model(cfg).to(device)
+        summary["linear_probe"] = {
+            "pretrained": linear_probe(model, labeled_train, labeled_test, **kwargs),
+            "random_init": linear_probe(random_init, labeled_train, labeled_test, **kwargs),
+            "train_images": len(labeled_train), "test_images": len(labeled_test),
+        }
+    return summary

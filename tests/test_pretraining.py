@@ -93,4 +93,4 @@ def test_probe_term_without_labels_is_zero_but_touches_the_probe():
     features = torch.randn(3, model.backbone.out_dim, requires_grad=True)
     loss, logs = probe_terms(model, features, torch.tensor([-1, -1, -1]))
     loss.backward()
-    assert loss.item() == 0 and logs == {} and model.probe.weight.grad is not None and features.grad is None
+    assert loss.item() == 0 and logs == {} and model.probe[1].weight.grad is not None and features.grad is None

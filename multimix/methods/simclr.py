@@ -26,7 +26,9 @@ class PretrainNet(nn.Module):
     def __init__(self, ssl: SSLModel, num_classes: int = 2) -> None:
         super().__init__()
         self.ssl = ssl
-        self.probe = nn.Linear(ssl.backbone.out_dim, num_classes)
+        # standardised features: pooled InstanceNorm activations differ little between images
+        # next to their common offset, and an unscaled linear probe barely moves on them
+        self.probe = nn.Sequential(nn.BatchNorm1d(ssl.backbone.out_dim, affine=False), nn.Linear(ssl.backbone.out_dim, num_classes))
 
     @property
     def backbone(self) -> nn.Module:
@@ -39,8 +41,9 @@ class PretrainNet(nn.Module):
 
 def probe_terms(model: PretrainNet, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of the probe on the labeled rows, on detached features (no gradient reaches
-    the backbone). With no labeled row the term is a zero that still touches the probe, so
-    distributed training never sees an unused parameter."""
+    the backbone; every row feeds the probe's normalisation statistics). With no labeled row the
+    term is a zero that still touches the probe, so distributed training never sees an unused
+    parameter."""
     logits = model.probe(features.detach().float())
     labeled = labels >= 0
     if not labeled.any():

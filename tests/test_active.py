@@ -67,3 +67,30 @@ def test_new_labels_move_from_the_unlabeled_pool_and_are_recorded(tmp_path):
     assert Split.load(tmp_path / "split.json").cls.labeled == ["a", "c", "b"]
     with pytest.raises(ValueError, match="not unlabeled cls images"):
         with_new_labels(split, ["a"])
+
+
+def test_select_labels_cli_grows_the_label_set_and_train_accepts_the_split(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import tiny_cli_args
+
+    root = Path(__file__).resolve().parent.parent
+    run = tmp_path / "run"
+    train = [sys.executable, "scripts/train.py", "--seg-labels", "4", "--cls-labels", "8", "--steps", "2",
+             "--no-progress", *tiny_cli_args()]
+    assert subprocess.run([*train, "--out", str(run)], capture_output=True, text=True, cwd=root, timeout=300).returncode == 0
+    new_split = tmp_path / "round1.json"
+    proc = subprocess.run([sys.executable, "scripts/select_labels.py", "--checkpoint", str(run / "checkpoints" / "best.pt"),
+                           "--k", "5", "--out", str(new_split), "--device", "cpu"],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    old, new = json.loads((run / "split.json").read_text()), json.loads(new_split.read_text())
+    assert len(new["cls"]["labeled"]) == 13 and new["cls"]["labeled"][:8] == old["cls"]["labeled"]
+    assert len(new["cls"]["unlabeled"]) == len(old["cls"]["unlabeled"]) - 5
+    proc = subprocess.run([*train, "--split", str(new_split), "--out", str(tmp_path / "round1")],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "cls_x 13" in proc.stdout

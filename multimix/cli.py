@@ -1,0 +1,78 @@
+"""What the run-launching scripts (train, pretrain) share: the common flags and config resolution.
+
+A flag overrides its config key only when the user gives it, so a YAML file stays the source
+of every value the command line leaves alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .config import Config, load_config, parse_overrides
+
+# flag -> config key, for flags both scripts accept
+RUN_FLAG_KEYS = {
+    "epochs": "train.epochs",
+    "steps": "train.steps",
+    "steps_per_epoch": "train.steps_per_epoch",
+    "image_size": "data.image_size",
+    "batch_size": "data.batch_size",
+    "lr": "train.lr",
+    "device": "train.device",
+    "precision": "train.precision",
+    "seed": "train.seed",
+    "num_workers": "data.num_workers",
+    "data_root": "data.root",
+    "seg_sources": "data.seg_sources",
+    "cls_sources": "data.cls_sources",
+    "out": "train.out",
+}
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "multimix.yaml"
+
+
+def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
+    """The flags of :data:`RUN_FLAG_KEYS` plus ``--config``, ``--resume``, ``--set``, ``--no-progress``."""
+    parser.add_argument("--config", help="YAML config (default: configs/multimix.yaml if present)")
+    parser.add_argument("--epochs", type=int, help="epochs of --steps-per-epoch steps (validation after each)")
+    parser.add_argument("--steps", type=int, help="total optimisation steps (overrides --epochs)")
+    parser.add_argument("--steps-per-epoch", type=int, help="steps between validations/checkpoints")
+    parser.add_argument("--image-size", type=int, help="square training/evaluation size in pixels")
+    parser.add_argument("--batch-size", type=int, help=batch_help)
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default): mixed precision on CUDA, fp32 on CPU; bf16 autocast on CPU or GPU; fp16 CUDA only")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--num-workers", type=int, help="data loader worker processes")
+    parser.add_argument("--data-root", help="the real datasets under DIR (chex/, jsrt/, ...) instead of synthetic data")
+    parser.add_argument("--seg-sources", help="segmentation training sources, comma-separated (default jsrt)")
+    parser.add_argument("--cls-sources", help="classification training sources (default chex)")
+    parser.add_argument("--out", help="run folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def usage_error(args: argparse.Namespace) -> str | None:
+    """A flag combination that cannot work (the scripts exit with status 2 on it), or ``None``."""
+    if args.resume and not args.out:
+        return "--resume needs --out pointing at the run to continue"
+    return None
+
+
+def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str]) -> Config:
+    """Config file (the run's own ``config.yaml`` when resuming), then the given flags, then ``--set``.
+
+    Raises:
+        ValueError: on a bad value.
+    """
+    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    if args.resume and (Path(args.out) / "config.yaml").exists():
+        config_path = Path(args.out) / "config.yaml"
+    keys = {**RUN_FLAG_KEYS, **flag_keys}
+    overrides = {key: getattr(args, flag) for flag, key in keys.items() if getattr(args, flag) is not None}
+    if args.data_root:
+        overrides["data.source"] = "real"
+    overrides.update(parse_overrides(args.set))
+    return load_config(config_path, overrides)

@@ -174,3 +174,17 @@ def test_a_checkpoint_without_its_split_file_gets_the_split_rebuilt(tmp_path, ru
     (result,) = evaluate_checkpoints([lone], FAST)
     assert "rebuilding the split" in capsys.readouterr().out
     assert result.domains["in-domain"].results.uids == evaluated[0].domains["in-domain"].results.uids
+
+
+def test_batches_without_any_mask_keep_every_metric_column_aligned(runs):
+    from multimix.data.sources.synthetic import generate_records
+    from multimix.training import load_trained_model
+
+    model, _ = load_trained_model(runs["multimix"])
+    records = generate_records(6, site="chex", image_size=32, seed=3)
+    for r in records[:3]:
+        r.mask = None  # the first batch (of 3) has no reference mask at all
+    res = infer(model, records, image_size=32, batch_size=3)
+    for name, values in res.seg.items():
+        assert values.shape == (6,), name
+        assert np.isnan(values[:3]).all() and not np.isnan(values[3:]).any(), name

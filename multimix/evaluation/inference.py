@@ -80,16 +80,23 @@ def _spacings(records: Sequence[Record], image_size: int) -> np.ndarray | None:
     return np.array([row if row is not None else (np.nan, np.nan) for row in rows], dtype=np.float64)
 
 
-def _batch_seg_metrics(pred: np.ndarray, ref: np.ndarray, has_mask: np.ndarray, spacing, full: bool) -> dict[str, np.ndarray]:
-    n = len(pred)
-    scores = {name: np.full(n, np.nan) for name in ("dice",)}
+PIXEL_METRICS = ("dice", "jaccard", "ssim", "hd", "hd95", "precision", "recall")
+MM_METRICS = ("hd_mm", "hd95_mm")
+
+
+def _batch_seg_metrics(pred: np.ndarray, ref: np.ndarray, has_mask: np.ndarray, spacing: np.ndarray | None,
+                       full: bool) -> dict[str, np.ndarray]:
+    """Every metric for every image of the batch (NaN where no reference mask), so the batches
+    concatenate into aligned columns even when a batch holds no mask at all."""
+    names = (*PIXEL_METRICS, *(MM_METRICS if spacing is not None else ())) if full else ("dice",)
+    scores = {name: np.full(len(pred), np.nan) for name in names}
     if has_mask.any():
         if full:
             computed = segmentation_metrics_per_image(pred[has_mask], ref[has_mask], spacing=None if spacing is None else spacing[has_mask])
         else:
             computed = {"dice": dice_per_image(pred[has_mask], ref[has_mask])}
-        for name, values in computed.items():
-            scores.setdefault(name, np.full(n, np.nan))[has_mask] = values
+        for name in names:
+            scores[name][has_mask] = computed[name]
     return scores
 
 

@@ -121,9 +121,8 @@ def run_ablation(
     for cell in tqdm(cells, desc="ablation", unit="run", disable=not progress):
         run_dirs.append(train_cell(cell, out, base_config=base_config, overrides=overrides or {}, progress=False))
     results = evaluate_checkpoints([d / "checkpoints" / "best.pt" for d in run_dirs], settings, progress=progress)
-    for cell, result in zip(cells, results, strict=True):
+    for result in results:
         display_budgets(result)
-        result.label = result.model_name if len({c.seed for c in cells}) == 1 else f"{result.model_name} (seed {cell.seed})"
     rows = table_rows(results, group_seeds=True)
     atomic_write_text(out / "table.csv", table_csv(rows))
     atomic_write_text(out / "table.md", paper_table(rows) + "\n")

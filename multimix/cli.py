@@ -7,9 +7,13 @@ of every value the command line leaves alone.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .config import Config, load_config, parse_overrides
+from .engine.trainer import NonFiniteLossError
 
 # flag -> config key, for flags both scripts accept
 RUN_FLAG_KEYS = {
@@ -76,3 +80,23 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str]) -> Confi
         overrides["data.source"] = "real"
     overrides.update(parse_overrides(args.set))
     return load_config(config_path, overrides)
+
+
+def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callable[[Config], Any],
+               *, default_out: Callable[[Config], str] | None = None) -> int:
+    """Resolve the config and ``run`` it; expected failures print one ``error:`` line.
+
+    Returns the exit status: 0 done, 1 failed (bad config, data or a non-finite loss), 2 misuse.
+    """
+    if message := usage_error(args):
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    try:
+        cfg = resolve_config(args, flag_keys)
+        if default_out is not None and not cfg.train.out:
+            cfg.train.out = default_out(cfg)
+        run(cfg)
+    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

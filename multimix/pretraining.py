@@ -130,7 +130,7 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     result = trainer.fit(resume=resume, progress=progress)
     if not context.is_main:
         return None
-    summary = _probe_summary(cfg, trainer.eval_model, pools, device)
+    summary = _probe_summary(cfg, trainer.eval_model, pools, probe_val, device)
     summary.update({"steps": result.steps, "best_step": result.best_step, "wall_seconds": round(time.perf_counter() - started, 2),
                     "train_images_per_second": round(result.images_per_second, 2)})
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
@@ -138,14 +138,14 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     return summary
 
 
-def _probe_summary(cfg: Config, model: PretrainNet, pools, device: torch.device) -> dict[str, Any]:
+def _probe_summary(cfg: Config, model: PretrainNet, pools, probe_val: list[Record], device: torch.device) -> dict[str, Any]:
     """Online probe on validation; linear probe on frozen features, pretrained vs random init."""
     kwargs = dict(image_size=cfg.data.image_size, device=device)
     labeled_train = [r for r in pools.cls_pool if r.has_label]
     labeled_test = [r for r in pools.test if r.has_label]
     summary: dict[str, Any] = {}
-    if [r for r in pools.val if r.has_label]:
-        summary["online_probe_val_accuracy"] = probe_accuracy(model, [r for r in pools.val if r.has_label], **kwargs)
+    if probe_val:
+        summary["online_probe_val_accuracy"] = probe_accuracy(model, probe_val, **kwargs)
     if labeled_train and labeled_test and len({r.label for r in labeled_train}) > 1:
         torch.manual_seed(cfg.train.seed)
         random_init = make_pretrain_model(cfg).to(device)

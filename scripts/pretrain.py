@@ -17,8 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from multimix.cli import add_run_flags, resolve_config, usage_error
-from multimix.engine.trainer import NonFiniteLossError
+from multimix.cli import add_run_flags, run_script
 from multimix.pretraining import run_pretraining
 
 # flags only this script has -> config key (the shared ones are in multimix.cli)
@@ -42,18 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if message := usage_error(args):
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    try:
-        cfg = resolve_config(args, FLAG_KEYS)
-        if not cfg.train.out:
-            cfg.train.out = str(Path("runs") / f"pretrain-{cfg.ssl.method}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_pretraining(cfg, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_script(args, FLAG_KEYS, lambda cfg: run_pretraining(cfg, resume=args.resume, progress=not args.no_progress),
+                      default_out=lambda cfg: str(Path("runs") / f"pretrain-{cfg.ssl.method}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from multimix.cli import add_run_flags, resolve_config, usage_error
-from multimix.engine.trainer import NonFiniteLossError
+from multimix.cli import add_run_flags, run_script
 from multimix.models import available_models
 from multimix.training import run_training
 
@@ -43,16 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if message := usage_error(args):
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    try:
-        cfg = resolve_config(args, FLAG_KEYS)
-        run_training(cfg, resume=args.resume, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return run_script(args, FLAG_KEYS, lambda cfg: run_training(cfg, resume=args.resume, progress=not args.no_progress))
 
 
 if __name__ == "__main__":

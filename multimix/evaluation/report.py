@@ -235,24 +235,25 @@ def write_figures(results: Sequence[ModelResult], folder: Path) -> dict[str, Pat
 
 
 def _boundary_figure(results: Sequence[ModelResult], domain: str, path: Path) -> Path | None:
-    with_seg = [r for r in results if domain in r.domains and r.domains[domain].results.samples
-                and any(s.prediction is not None for s in r.domains[domain].results.samples.values())]
-    if not with_seg:
+    """Reference vs predicted contours on the figure images every segmenting model has."""
+    by_model = {r.label: _samples_by_uid(r, domain) for r in results if domain in r.domains}
+    by_model = {label: samples for label, samples in by_model.items() if samples}
+    if not by_model:
         return None
-    first = with_seg[0].domains[domain]
-    uids = [first.results.uids[i] for i in sorted(first.results.samples)]
-    shared = [u for u in uids if all(u in _samples_by_uid(r, domain) for r in with_seg)]
+    first = next(iter(by_model.values()))
+    shared = [u for u in first if all(u in samples for samples in by_model.values())]
     if not shared:
         return None
-    base = [_samples_by_uid(with_seg[0], domain)[u] for u in shared]
-    predictions = {r.label: np.stack([_samples_by_uid(r, domain)[u].prediction for u in shared]) for r in with_seg}
+    base = [first[u] for u in shared]
+    predictions = {label: np.stack([samples[u].prediction for u in shared]) for label, samples in by_model.items()}
     references = np.stack([s.reference if s.reference is not None else np.zeros_like(s.image, bool) for s in base])
     return figures.boundary_overlays(np.stack([s.image for s in base]), references, predictions, path, row_titles=shared)
 
 
 def _samples_by_uid(r: ModelResult, domain: str) -> dict:
+    """Kept samples with a predicted mask, by uid, in record order."""
     res = r.domains[domain].results
-    return {res.uids[i]: s for i, s in res.samples.items() if s.prediction is not None}
+    return {res.uids[i]: res.samples[i] for i in sorted(res.samples) if res.samples[i].prediction is not None}
 
 
 def _roc_inputs(results: Sequence[ModelResult], domains: Sequence[str]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:

@@ -1,4 +1,4 @@
-"""What the run-launching scripts (train, pretrain) share: the common flags and config resolution.
+"""What the run-launching scripts (train, pretrain, finetune, distill) share: the common flags and config resolution.
 
 A flag overrides its config key only when the user gives it, so a YAML file stays the source
 of every value the command line leaves alone.
@@ -32,7 +32,8 @@ RUN_FLAG_KEYS = {
     "cls_sources": "data.cls_sources",
     "out": "train.out",
 }
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "multimix.yaml"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "multimix.yaml"
 
 
 def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
@@ -65,13 +66,14 @@ def usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str]) -> Config:
-    """Config file (the run's own ``config.yaml`` when resuming), then the given flags, then ``--set``.
+def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_config: Path = DEFAULT_CONFIG) -> Config:
+    """Config file (the run's own ``config.yaml`` when resuming, else ``--config``, else
+    ``default_config`` if it exists), then the given flags, then ``--set``.
 
     Raises:
         ValueError: on a bad value.
     """
-    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    config_path = args.config or (default_config if default_config.exists() else None)
     if args.resume and (Path(args.out) / "config.yaml").exists():
         config_path = Path(args.out) / "config.yaml"
     keys = {**RUN_FLAG_KEYS, **flag_keys}
@@ -83,7 +85,7 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str]) -> Confi
 
 
 def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callable[[Config], Any],
-               *, default_out: Callable[[Config], str] | None = None) -> int:
+               *, default_out: Callable[[Config], str] | None = None, default_config: Path = DEFAULT_CONFIG) -> int:
     """Resolve the config and ``run`` it; expected failures print one ``error:`` line.
 
     Returns the exit status: 0 done, 1 failed (bad config, data or a non-finite loss), 2 misuse.
@@ -92,7 +94,7 @@ def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callabl
         print(f"error: {message}", file=sys.stderr)
         return 2
     try:
-        cfg = resolve_config(args, flag_keys)
+        cfg = resolve_config(args, flag_keys, default_config)
         if default_out is not None and not cfg.train.out:
             cfg.train.out = default_out(cfg)
         run(cfg)

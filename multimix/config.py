@@ -131,6 +131,22 @@ class SSLConfig:
     barlow_lambda: float = 5e-3
     barlow_dims: list[int] = field(default_factory=lambda: [512])  # one 512-unit layer: the chest X-ray choice
     crop_scale_min: float = 0.5  # smallest crop area of a view
+    # stage 2 (scripts/finetune.py)
+    pretrained: str | None = None  # a stage-1 checkpoint; None fine-tunes ssl.backbone from random weights
+    from_proj_layer: int = 1  # projection-head layers kept under the linear classifier (SimCLRv2: 1)
+
+
+@dataclass
+class DistillConfig:
+    """Stage 3 of the SimCLRv2 route (``scripts/distill.py``): a smaller student learns the
+    teacher's soft predictions on unlabeled images."""
+
+    teacher: str | None = None  # a trained checkpoint with a class head (fine-tuned, or any MultiMix run)
+    backbone: str = "unet"  # the student: unet | resnet18 | resnet50
+    widths: list[int] | None = None  # unet student; None = half of model.widths
+    width_multiplier: float = 1.0  # resnet student
+    temperature: float = 1.0
+    labeled_weight: float = 0.0  # > 0 adds the cross-entropy on the teacher run's labeled images
 
 
 @dataclass
@@ -140,6 +156,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ssl: SSLConfig = field(default_factory=SSLConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

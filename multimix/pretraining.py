@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,28 +22,55 @@ from .atomic import atomic_write_text
 from .config import Config
 from .data.records import Record
 from .data.streams import ContrastiveBatches, EvalDataset, step_loader
+from .engine.checkpoint import load_checkpoint
 from .engine.distributed import init_distributed, rank_device, shutdown
 from .engine.trainer import Trainer, resolve_device
 from .methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
-from .models import BarlowProjector, ProjectionHead, SSLModel, build_backbone
+from .models import SSLModel
+from .models.classifier import Architecture, build_ssl_model, ssl_architecture
 from .training import build_pools_once, prepare_run_folder, seed_everything
+
+SSL_PREFIX = "ssl."  # the backbone + head inside a PretrainNet's state dict
+
+
+def pretrain_architecture(cfg: Config) -> Architecture:
+    """The stage-1 network of ``cfg`` as plain data (stored in its checkpoints): backbone
+    (``ssl.backbone``; the U-Net encoder takes ``model.widths``) and head (``ssl.method``)."""
+    s, m = cfg.ssl, cfg.model
+    if s.backbone == "unet":
+        kwargs = dict(widths=list(m.widths), in_channels=m.in_channels, dropout=m.dropout, norm=m.norm,
+                      negative_slope=m.negative_slope)
+    else:
+        kwargs = dict(width_multiplier=s.width_multiplier, in_channels=m.in_channels)
+    if s.method == "simclr":
+        head = {"kind": "simclr", "out_dim": s.proj_dim, "depth": s.proj_depth}
+    elif s.method == "barlow":
+        head = {"kind": "barlow", "hidden_dims": list(s.barlow_dims)}
+    else:
+        raise ValueError(f"ssl.method must be 'simclr' or 'barlow', got {s.method!r}")
+    return ssl_architecture(s.backbone, kwargs, head)
 
 
 def make_pretrain_model(cfg: Config) -> PretrainNet:
     """Backbone (``ssl.backbone``), head (SimCLRv2 projection or Barlow projector) and probe."""
-    s, m = cfg.ssl, cfg.model
-    if s.backbone == "unet":
-        backbone = build_backbone("unet", widths=tuple(m.widths), in_channels=m.in_channels, dropout=m.dropout,
-                                  norm=m.norm, negative_slope=m.negative_slope)
-    else:
-        backbone = build_backbone(s.backbone, width_multiplier=s.width_multiplier, in_channels=m.in_channels)
-    if s.method == "simclr":
-        head = ProjectionHead(backbone.out_dim, out_dim=s.proj_dim, depth=s.proj_depth)
-    elif s.method == "barlow":
-        head = BarlowProjector(backbone.out_dim, hidden_dims=tuple(s.barlow_dims))
-    else:
-        raise ValueError(f"ssl.method must be 'simclr' or 'barlow', got {s.method!r}")
-    return PretrainNet(SSLModel(backbone, head), num_classes=m.num_classes)
+    return PretrainNet(build_ssl_model(pretrain_architecture(cfg)), num_classes=cfg.model.num_classes)
+
+
+def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
+    """Backbone + projection head of a stage-1 checkpoint (``scripts/pretrain.py``), with weights.
+
+    Raises:
+        ValueError: if ``path`` is not a pretraining checkpoint.
+    """
+    state = load_checkpoint(path)
+    run = state.get("run", {})
+    if run.get("stage") != "pretrain" or "config" not in run:
+        raise ValueError(f"{path}: not a pretraining checkpoint (scripts/pretrain.py writes those)")
+    architecture = run.get("architecture") or pretrain_architecture(Config.from_dict(run["config"], origin=str(path)))
+    model = build_ssl_model(architecture)
+    weights = {k[len(SSL_PREFIX):]: v for k, v in state["model"].items() if k.startswith(SSL_PREFIX)}
+    model.load_state_dict(weights)
+    return model, architecture
 
 
 def make_pretrain_method(cfg: Config) -> SimCLRMethod:
@@ -124,7 +152,8 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
         accuracy = probe_accuracy(eval_model, probe_val, image_size=size, device=device)
         return {"probe_accuracy": accuracy, "score": accuracy}
 
-    run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain"}
+    run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain",
+                "architecture": pretrain_architecture(cfg)}
     trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate if probe_val else None,
                       run_info=run_info, context=context)
     result = trainer.fit(resume=resume, progress=progress)

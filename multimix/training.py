@@ -11,6 +11,7 @@ import platform
 import random
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,10 @@ from .evaluation.evaluate import evaluate_records, selection_score
 from .losses import balanced_class_weights
 from .methods import MultiMixMethod
 from .models import MultiMixNet, build_model, load_unet_encoder_state
+from .models.classifier import SSLClassifier, build_classifier
 
 SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
+TrainedModel = MultiMixNet | SSLClassifier
 
 
 def seed_everything(seed: int) -> None:
@@ -91,14 +94,27 @@ def make_model(cfg: Config) -> MultiMixNet:
     )
 
 
-def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MultiMixNet, Config]:
-    """Rebuild the network of a run checkpoint (``best.pt`` or ``last.pt``) with its weights, in eval mode."""
+CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier
+
+
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TrainedModel, Config]:
+    """Rebuild the network of a run checkpoint (``best.pt`` or ``last.pt``) with its weights, in
+    eval mode: a MultiMix-family model from ``scripts/train.py``, or the classifier of a
+    fine-tuning or distillation run (``scripts/finetune.py``, ``scripts/distill.py``).
+
+    Raises:
+        ValueError: for a checkpoint without a run config, or a stage-1 pretraining checkpoint.
+    """
     state = load_checkpoint(path, map_location=map_location)
-    config_data = state.get("run", {}).get("config")
-    if config_data is None:
+    run = state.get("run", {})
+    if run.get("config") is None:
         raise ValueError(f"{path}: checkpoint carries no run config; was it written by multimix.training?")
-    cfg = Config.from_dict(config_data, origin=str(path))
-    model = make_model(cfg)
+    stage = run.get("stage", "train")
+    if stage == "pretrain":
+        raise ValueError(f"{path}: a pretraining checkpoint has no trained classifier; fine-tune it with "
+                         "scripts/finetune.py --pretrained, or start MultiMix from it with --init-encoder")
+    cfg = Config.from_dict(run["config"], origin=str(path))
+    model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
     model.load_state_dict(state["model"])
     return model.eval(), cfg
 
@@ -137,15 +153,25 @@ def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool)
     )
 
 
+def class_weights_for(cfg: Config, labels: list[int]) -> torch.Tensor | None:
+    """``method.class_weights``: ``balanced`` (inverse class frequency of ``labels``) or ``none``."""
+    if cfg.method.class_weights not in ("none", "balanced"):
+        raise ValueError(f"method.class_weights must be 'none' or 'balanced', got {cfg.method.class_weights!r}")
+    if cfg.method.class_weights == "balanced" and labels:
+        return balanced_class_weights(labels, cfg.model.num_classes)
+    return None
+
+
+def labeled_classes(run: RunStart) -> list[int]:
+    """Class labels of the split's labeled classification images."""
+    return [run.records[uid].label for uid in run.split.cls.labeled if run.records[uid].label is not None]
+
+
 def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
     mc = cfg.method
     if mc.name != "multimix":
         raise ValueError(f"unknown method {mc.name!r}; available: ['multimix']")
-    if mc.class_weights not in ("none", "balanced"):
-        raise ValueError(f"method.class_weights must be 'none' or 'balanced', got {mc.class_weights!r}")
-    weights = None
-    if mc.class_weights == "balanced" and labeled_cls_labels:
-        weights = balanced_class_weights(labeled_cls_labels, cfg.model.num_classes)
+    weights = class_weights_for(cfg, labeled_cls_labels)
     # MethodConfig mirrors the method's fields, so the config passes straight through
     options = {k: v for k, v in dataclasses.asdict(mc).items() if k not in ("name", "class_weights")}
     return MultiMixMethod(**options, class_weights=weights)
@@ -215,7 +241,8 @@ def build_pools_once(cfg: Config, context: DistributedContext) -> DataPools:
     return pools
 
 
-def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedContext, start_step: int) -> StepBatches:
+def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedContext, start_step: int,
+                  strong_views: bool = True) -> StepBatches:
     return StepBatches(
         streams,
         image_size=cfg.data.image_size,
@@ -225,6 +252,7 @@ def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedCon
         start_step=start_step,
         strong_ops=cfg.data.strong_ops,
         hflip=cfg.data.hflip,
+        strong_views=strong_views,
         rank=context.rank,
         world_size=context.world_size,
     )
@@ -243,7 +271,20 @@ def check_replicas(context: DistributedContext, model: torch.nn.Module, batches:
             "parameters_identical": len(set(digests)) == 1, "ranks_drew_disjoint_images": disjoint}
 
 
-def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+@dataclass
+class RunStart:
+    """What every supervised run (MultiMix, fine-tuning, distillation) sets up before its model."""
+
+    out_dir: Path
+    environment: dict[str, Any]
+    pools: DataPools
+    records: dict[str, Any]
+    split: Split
+    started: float
+
+
+def open_run(cfg: Config, context: DistributedContext, *, resume: bool) -> RunStart:
+    """Run folder, seeds, data pools and the split (saved as ``split.json``)."""
     started = time.perf_counter()
     out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
@@ -252,54 +293,72 @@ def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: boo
     split = make_split(cfg, pools, out_dir / "split.json", resume=resume)  # deterministic: equal on every rank
     if context.is_main:
         split.save(out_dir / "split.json")
+    return RunStart(out_dir, environment, pools, records, split, started)
 
-    model = make_model(cfg)
-    if cfg.model.init_encoder and not resume:
-        load_pretrained_encoder(model, cfg.model.init_encoder)
-    method = make_method(cfg, [records[uid].label for uid in split.cls.labeled if records[uid].label is not None])
-    streams = stream_pools(split, records, method.streams(model))
+
+def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, model: torch.nn.Module, method: Any,
+                     streams: dict[str, list], *, resume: bool, progress: bool, run_info: dict[str, Any] | None = None,
+                     strong_views: bool = True) -> dict[str, Any] | None:
+    """Train ``model`` with ``method`` on ``streams`` (validation picks ``best.pt``), then evaluate
+    ``best.pt`` on the split's test and cross-domain images; writes and returns ``summary.json``'s
+    content on rank 0 (``None`` on other ranks). ``run_info`` adds to what every checkpoint stores."""
+    split, records = run.split, run.records
     if context.is_main:
-        if cfg.model.init_encoder:
-            print(f"encoder initialised from {cfg.model.init_encoder}")
-        print(f"run folder: {out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
+        print(f"run folder: {run.out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
         print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
         print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
-
     device = rank_device(context, resolve_device(cfg.train.device))
+    eval_kw = dict(image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device)
     val_records = [records[uid] for uid in split.val]
 
     def batches(start_step: int):
-        dataset = _step_batches(cfg, streams, context, start_step)
+        dataset = _step_batches(cfg, streams, context, start_step, strong_views)
         return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
 
     def evaluate(eval_model):
-        metrics = evaluate_records(
-            eval_model, val_records, image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device
-        )
+        metrics = evaluate_records(eval_model, val_records, **eval_kw)
         metrics["score"] = selection_score(metrics)
         return metrics
 
-    run_info = {"config": cfg.to_dict(), "environment": environment}
-    trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate, run_info=run_info, context=context)
+    info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
+    trainer = Trainer(model, method, batches, cfg.train, run.out_dir, evaluate=evaluate, run_info=info, context=context)
     result = trainer.fit(resume=resume, progress=progress)
     replicas = check_replicas(context, trainer.model, _step_batches(cfg, streams, context, 0)) if context.enabled else None
     if not context.is_main:
         return None
 
-    best = load_checkpoint(out_dir / "checkpoints" / "best.pt", map_location=device)
+    best = load_checkpoint(run.out_dir / "checkpoints" / "best.pt", map_location=device)
     model.load_state_dict(best["model"])
-    eval_kw = dict(image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device)
     summary = {
         "in_domain": evaluate_records(model, [records[u] for u in split.test], **eval_kw),
         "cross_domain": evaluate_records(model, [records[u] for u in split.cross], **eval_kw),
         "best_step": result.best_step,
         "steps": result.steps,
-        "wall_seconds": round(time.perf_counter() - started, 2),
+        "wall_seconds": round(time.perf_counter() - run.started, 2),
         "train_images_per_second": round(result.images_per_second, 2),
     }
     if replicas is not None:
         summary["distributed"] = replicas
+    return summary
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` (atomic) and the results table on the console."""
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     print(format_table(summary))
     print(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")
+
+
+def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+    run = open_run(cfg, context, resume=resume)
+    model = make_model(cfg)
+    if cfg.model.init_encoder and not resume:
+        load_pretrained_encoder(model, cfg.model.init_encoder)
+        if context.is_main:
+            print(f"encoder initialised from {cfg.model.init_encoder}")
+    method = make_method(cfg, labeled_classes(run))
+    streams = stream_pools(run.split, run.records, method.streams(model))
+    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress)
+    if summary is not None:
+        write_summary(run.out_dir, summary)
     return summary

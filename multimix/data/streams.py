@@ -55,6 +55,8 @@ class StepBatches(Dataset):
         total_steps, start_step: the step range covered.
         strong_ops: RandAugment-style operations per strong view.
         hflip: allow horizontal flips in the weak/strong views.
+        strong_views: give ``cls_u`` its strong view ``cls_s``; ``False`` yields the weak view
+            ``cls_w`` alone (distillation needs no strong view, and skips making one).
         rank, world_size: this process's shard under distributed training.
     """
 
@@ -69,6 +71,7 @@ class StepBatches(Dataset):
         start_step: int = 0,
         strong_ops: int = 2,
         hflip: bool = True,
+        strong_views: bool = True,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -81,6 +84,7 @@ class StepBatches(Dataset):
         self.batch_size, self.seed = batch_size, seed
         self.total_steps, self.start_step = total_steps, start_step
         self.rank, self.world_size = rank, world_size
+        self.strong_views = strong_views
         self.weak = weak_transform(image_size, hflip=hflip)
         self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip)
         self._permutations: dict[tuple[str, int], np.ndarray] = {}
@@ -126,10 +130,10 @@ class StepBatches(Dataset):
                 "cls_x": torch.stack([self.weak(im)[0] for im in images]),
                 "cls_y": torch.tensor([_require_label(r) for r in records], dtype=torch.long),
             }
-        return {
-            "cls_w": torch.stack([self.weak(im)[0] for im in images]),
-            "cls_s": torch.stack([self.strong(im)[0] for im in images]),
-        }
+        views = {"cls_w": torch.stack([self.weak(im)[0] for im in images])}
+        if self.strong_views:
+            views["cls_s"] = torch.stack([self.strong(im)[0] for im in images])
+        return views
 
 
 def _require_mask(record: Record) -> np.ndarray:

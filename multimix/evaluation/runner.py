@@ -23,6 +23,7 @@ from ..data.records import Record
 from ..data.splits import Split
 from ..engine.trainer import resolve_device
 from ..models import MultiMixNet
+from ..models.classifier import SSLClassifier
 from ..presets import display_name
 from ..training import load_trained_model, make_split
 from .inference import ImageResults, infer
@@ -191,7 +192,8 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     model.to(device)
     cfg = _evaluation_config(trained_cfg, settings)
     size = cfg.data.image_size
-    result = ModelResult(label=display_name(cfg), model_name=display_name(cfg), checkpoint=str(checkpoint), config=cfg)
+    name = model.name if isinstance(model, SSLClassifier) else display_name(cfg)
+    result = ModelResult(label=name, model_name=name, checkpoint=str(checkpoint), config=cfg)
     samples = {} if samples is None else samples
     for name, records in evaluation_sets(checkpoint, cfg, settings).items():
         if not records:

@@ -1,0 +1,82 @@
+"""Stage 2 of the SimCLRv2 route end to end: a pretrained network fine-tuned on a label budget.
+
+``scripts/finetune.py`` is a thin command line over :func:`run_finetuning`. The classifier keeps
+the backbone and the first ``ssl.from_proj_layer`` layers of the stage-1 projection head
+(SimCLRv2's choice is 1), puts a fresh linear classifier on top and trains every layer with the
+cross-entropy on the split's labeled classification images (``data.cls_labels`` or ``--split``).
+Without ``ssl.pretrained`` the same network starts from random weights: the supervised control.
+The run folder is a training run's, and ``best.pt`` loads with
+:func:`multimix.training.load_trained_model`, so ``scripts/evaluate.py`` and
+``scripts/select_labels.py`` accept it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+from .engine.distributed import DistributedContext, init_distributed, shutdown
+from .methods import FineTuneMethod
+from .models.classifier import (
+    Architecture,
+    SSLClassifier,
+    build_ssl_model,
+    classifier_architecture,
+    classifier_on,
+)
+from .pretraining import load_pretrained_ssl, pretrain_architecture
+from .training import (
+    class_weights_for,
+    fit_and_evaluate,
+    labeled_classes,
+    open_run,
+    stream_pools,
+    write_summary,
+)
+
+HEAD_NAMES = {"simclr": "SimCLR", "barlow": "Barlow"}  # how reports name the pretraining
+
+
+def make_finetune_model(cfg: Config) -> tuple[SSLClassifier, Architecture]:
+    """The stage-2 classifier: from ``ssl.pretrained`` (its own architecture and weights) or, if
+    unset, the architecture ``cfg.ssl`` describes with random weights."""
+    if cfg.ssl.pretrained:
+        ssl_model, ssl_arch = load_pretrained_ssl(cfg.ssl.pretrained)
+    else:
+        ssl_arch = pretrain_architecture(cfg)
+        ssl_model = build_ssl_model(ssl_arch)
+    start = HEAD_NAMES[ssl_arch["head"]["kind"]] if cfg.ssl.pretrained else "Scratch"
+    name = f"{start}-FT ({ssl_arch['backbone']})"
+    k, classes = cfg.ssl.from_proj_layer, cfg.model.num_classes
+    return classifier_on(ssl_model, k, classes, name), classifier_architecture(ssl_arch, k, classes, name)
+
+
+def run_finetuning(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
+    """Fine-tune, then evaluate ``best.pt`` in- and cross-domain; returns the summary on rank 0.
+
+    Writes the same run folder as :func:`multimix.training.run_training`.
+    """
+    context = init_distributed(cfg.train.device)
+    try:
+        return _finetune(cfg, context, resume=resume, progress=progress)
+    finally:
+        shutdown(context)
+
+
+def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+    model, architecture = make_finetune_model(cfg)  # before the run folder: a bad checkpoint leaves none behind
+    run = open_run(cfg, context, resume=resume)
+    labels = labeled_classes(run)
+    method = FineTuneMethod(class_weights=class_weights_for(cfg, labels))
+    streams = stream_pools(run.split, run.records, method.streams(model))
+    if context.is_main:
+        start = cfg.ssl.pretrained or "random weights (no --pretrained)"
+        print(f"fine-tuning from {start}, {cfg.ssl.from_proj_layer} projection layer(s) kept, "
+              f"{len(labels)} labeled images ({sum(labels)} pneumonia)")
+    run_info = {"stage": "finetune", "architecture": architecture}
+    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress, run_info=run_info)
+    if summary is not None:
+        summary.update({"labeled_images": len(labels), "pretrained": cfg.ssl.pretrained,
+                        "from_proj_layer": cfg.ssl.from_proj_layer})
+        write_summary(run.out_dir, summary)
+    return summary

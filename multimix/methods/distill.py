@@ -1,0 +1,58 @@
+"""Stage 3 of the SimCLRv2 route: distil a trained teacher into a (smaller) student."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..losses import cross_entropy, distillation_loss
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class DistillationMethod:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` on unlabeled images (``cls_w``),
+    plus ``labeled_weight`` times the cross-entropy on labeled ones (``cls_x``) if asked.
+
+    The teacher is frozen: it runs in eval mode without a graph, and never enters the optimiser
+    (only the trained model's parameters do). Keep it on the training device.
+
+    Args:
+        teacher: any model with ``classify(x).cls_logits`` (a fine-tuned classifier or MultiMix).
+        temperature: softening temperature ``T``.
+        labeled_weight: weight of the labeled cross-entropy; 0 distils from unlabeled images only.
+        class_weights: optional class weights of that cross-entropy.
+    """
+
+    teacher: nn.Module
+    temperature: float = 1.0
+    labeled_weight: float = 0.0
+    class_weights: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f"distillation temperature must be > 0, got {self.temperature}")
+        self.teacher.eval().requires_grad_(False)
+
+    def streams(self, model: nn.Module) -> list[str]:
+        return ["cls_u", "cls_x"] if self.labeled_weight > 0 else ["cls_u"]
+
+    def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        unlabeled = batch["cls_w"]
+        with torch.no_grad():
+            teacher_logits = self.teacher.classify(unlabeled).cls_logits
+        labeled = batch.get("cls_x") if self.labeled_weight > 0 else None
+        images = unlabeled if labeled is None else torch.cat([unlabeled, labeled])
+        logits = model.classify(images).cls_logits.float()
+        student_logits = logits[: unlabeled.shape[0]]
+        loss = distillation_loss(student_logits, teacher_logits, self.temperature)
+        agreement = (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()
+        logs = {"distill": float(loss.detach()), "agreement": float(agreement), "images": images.shape[0]}
+        if labeled is not None:
+            ce = cross_entropy(logits[unlabeled.shape[0]:], batch["cls_y"], self.class_weights)
+            loss = loss + self.labeled_weight * ce
+            logs["ce"] = float(ce.detach())
+        return loss, logs

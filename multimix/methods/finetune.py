@@ -1,0 +1,33 @@
+"""Stage 2 of the SimCLRv2 route: supervised fine-tuning of every layer on the labeled images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..losses import cross_entropy
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class FineTuneMethod:
+    """Cross-entropy (optionally class-weighted) of the classifier on the labeled stream ``cls_x``.
+
+    Args:
+        class_weights: ``(num_classes,)`` weights, e.g. from
+            :func:`~multimix.losses.balanced_class_weights`, or ``None`` for the plain loss.
+    """
+
+    class_weights: torch.Tensor | None = None
+
+    def streams(self, model: nn.Module) -> list[str]:
+        return ["cls_x"]
+
+    def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model.classify(batch["cls_x"]).cls_logits.float()
+        loss = cross_entropy(logits, batch["cls_y"], self.class_weights)
+        accuracy = (logits.argmax(dim=1) == batch["cls_y"]).float().mean()
+        return loss, {"ce": float(loss.detach()), "acc": float(accuracy), "images": batch["cls_x"].shape[0]}

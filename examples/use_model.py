@@ -29,6 +29,8 @@ def main() -> None:
     print("variants:", ", ".join(available_models()))
     if args.checkpoint:
         model, cfg = load_trained_model(args.checkpoint)
+        if not (model.has_seg_head and model.has_bridge):
+            parser.error(f"{args.checkpoint}: this example shows the saliency bridge; it needs a MultiMix or UMTLS model")
         args.size = cfg.data.image_size  # evaluate at the size the model was trained on
         state = "trained"
     else:

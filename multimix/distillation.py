@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .engine.distributed import DistributedContext, init_distributed, rank_device, shutdown
+from .engine.distributed import DistributedContext, rank_device, with_process_group
 from .engine.trainer import resolve_device
 from .evaluation.evaluate import evaluate_records
 from .methods import DistillationMethod
@@ -71,11 +71,7 @@ def load_teacher(cfg: Config):
 
 def run_distillation(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
     """Distil, then evaluate the student's ``best.pt`` and the teacher in- and cross-domain."""
-    context = init_distributed(cfg.train.device)
-    try:
-        return _distill(cfg, context, resume=resume, progress=progress)
-    finally:
-        shutdown(context)
+    return with_process_group(cfg.train.device, lambda context: _distill(cfg, context, resume=resume, progress=progress))
 
 
 def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:

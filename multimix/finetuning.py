@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Config
-from .engine.distributed import DistributedContext, init_distributed, shutdown
+from .engine.distributed import DistributedContext, with_process_group
 from .methods import FineTuneMethod
 from .models.classifier import (
     Architecture,
@@ -56,11 +56,7 @@ def run_finetuning(cfg: Config, *, resume: bool = False, progress: bool = True) 
 
     Writes the same run folder as :func:`multimix.training.run_training`.
     """
-    context = init_distributed(cfg.train.device)
-    try:
-        return _finetune(cfg, context, resume=resume, progress=progress)
-    finally:
-        shutdown(context)
+    return with_process_group(cfg.train.device, lambda context: _finetune(cfg, context, resume=resume, progress=progress))
 
 
 def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ from .config import Config
 from .data.records import Record
 from .data.streams import ContrastiveBatches, EvalDataset, step_loader
 from .engine.checkpoint import load_checkpoint
-from .engine.distributed import init_distributed, rank_device, shutdown
+from .engine.distributed import rank_device, with_process_group
 from .engine.trainer import Trainer, resolve_device
 from .methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
 from .models import SSLModel
@@ -120,11 +120,7 @@ def run_pretraining(cfg: Config, *, resume: bool = False, progress: bool = True)
     Returns the summary on rank 0: the online probe's validation accuracy and the linear-probe
     test accuracy of the pretrained backbone against the same backbone freshly initialised.
     """
-    context = init_distributed(cfg.train.device)
-    try:
-        return _pretrain(cfg, context, resume=resume, progress=progress)
-    finally:
-        shutdown(context)
+    return with_process_group(cfg.train.device, lambda context: _pretrain(cfg, context, resume=resume, progress=progress))
 
 
 def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str, Any] | None:

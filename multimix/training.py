@@ -28,10 +28,9 @@ from .engine.distributed import (
     DistributedContext,
     all_gather,
     barrier,
-    init_distributed,
     parameter_digest,
     rank_device,
-    shutdown,
+    with_process_group,
 )
 from .engine.trainer import Trainer, resolve_device
 from .evaluation.evaluate import evaluate_records, selection_score
@@ -211,11 +210,7 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
     Under ``torchrun`` every rank trains its shard of each stream with DistributedDataParallel;
     rank 0 alone writes, logs and evaluates, and only rank 0 gets the summary (others ``None``).
     """
-    context = init_distributed(cfg.train.device)
-    try:
-        return _train_and_evaluate(cfg, context, resume=resume, progress=progress)
-    finally:
-        shutdown(context)
+    return with_process_group(cfg.train.device, lambda context: _train_and_evaluate(cfg, context, resume=resume, progress=progress))
 
 
 def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool) -> tuple[Path, dict[str, Any]]:

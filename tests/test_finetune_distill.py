@@ -90,21 +90,26 @@ def test_finetune_loss_is_the_class_weighted_cross_entropy():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5) and logs["images"] == 4
 
 
+def _fit(method, model, batch, steps: int) -> tuple[float, float]:
+    """Loss before and after ``steps`` Adam updates on one batch."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = method.train_step(model, batch)[0].item()
+    for _ in range(steps):
+        loss, _ = method.train_step(model, batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return first, loss.item()
+
+
 def test_finetuning_fits_the_labeled_images():
     torch.manual_seed(0)
     model = classifier_on(_ssl_model(), 1, num_classes=2)
     images = torch.rand(8, 1, 32, 32)
     images[4:] += torch.linspace(0, 1, 32).view(1, 1, 1, 32)  # class 1: a left-right gradient
     batch = {"cls_x": images, "cls_y": torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])}
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    method = FineTuneMethod()
-    first = method.train_step(model, batch)[0].item()
-    for _ in range(30):
-        loss, _ = method.train_step(model, batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    assert loss.item() < 0.3 * first
+    first, last = _fit(FineTuneMethod(), model, batch, steps=30)
+    assert last < 0.3 * first
 
 
 def _student_and_teacher():
@@ -139,16 +144,8 @@ def test_distillation_moves_the_student_towards_the_teacher_only():
     student, teacher = _student_and_teacher()
     torch.nn.init.normal_(student.classifier.weight, std=3.0)
     teacher_state = copy.deepcopy(teacher.state_dict())
-    method = DistillationMethod(teacher)
-    optimiser = torch.optim.Adam(student.parameters(), lr=1e-2)
-    batch = {"cls_w": torch.rand(6, 1, 32, 32)}
-    first = method.train_step(student, batch)[0].item()
-    for _ in range(20):
-        loss, _ = method.train_step(student, batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    assert loss.item() < 0.2 * first
+    first, last = _fit(DistillationMethod(teacher), student, {"cls_w": torch.rand(6, 1, 32, 32)}, steps=20)
+    assert last < 0.2 * first
     assert all(torch.equal(v, teacher_state[k]) for k, v in teacher.state_dict().items())
 
 

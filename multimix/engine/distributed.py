@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,3 +102,12 @@ def parameter_digest(module: torch.nn.Module) -> str:
 def shutdown(context: DistributedContext) -> None:
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def with_process_group(device: str, body: Callable[[DistributedContext], T]) -> T:
+    """``body(context)`` between :func:`init_distributed` and :func:`shutdown` (also on error)."""
+    context = init_distributed(device)
+    try:
+        return body(context)
+    finally:
+        shutdown(context)

@@ -30,6 +30,7 @@ from .training import (
     labeled_classes,
     load_trained_model,
     open_run,
+    seed_everything,
     write_summary,
 )
 
@@ -77,6 +78,7 @@ def run_distillation(cfg: Config, *, resume: bool = False, progress: bool = True
 def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
     teacher = load_teacher(cfg)
     architecture = student_architecture(cfg)
+    seed_everything(cfg.train.seed)  # the student's initial weights follow --seed
     student = build_classifier(architecture)
     run = open_run(cfg, context, resume=resume)
     device = rank_device(context, resolve_device(cfg.train.device))

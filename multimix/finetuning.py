@@ -30,6 +30,7 @@ from .training import (
     fit_and_evaluate,
     labeled_classes,
     open_run,
+    seed_everything,
     stream_pools,
     write_summary,
 )
@@ -60,6 +61,7 @@ def run_finetuning(cfg: Config, *, resume: bool = False, progress: bool = True) 
 
 
 def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+    seed_everything(cfg.train.seed)  # the new layers' initial weights follow --seed
     model, architecture = make_finetune_model(cfg)  # before the run folder: a bad checkpoint leaves none behind
     run = open_run(cfg, context, resume=resume)
     labels = labeled_classes(run)

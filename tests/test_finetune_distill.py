@@ -260,3 +260,16 @@ def test_evaluate_and_select_labels_accept_stage_two_and_three_models(tmp_path, 
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads((tmp_path / "round1.json").read_text())["cls"]["labeled"]) == 15
+
+
+def test_finetuning_is_reproducible_from_its_seed(tmp_path):
+    from multimix.finetuning import run_finetuning
+
+    def final_weights(seed: int, name: str) -> dict[str, torch.Tensor]:
+        cfg = tiny_config(train__steps=1, train__seed=seed, train__out=str(tmp_path / name), data__batch_size=4)
+        run_finetuning(cfg, progress=False)
+        return load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")["model"]
+
+    first, again, other = final_weights(0, "a"), final_weights(0, "b"), final_weights(1, "c")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["classifier.weight"], other["classifier.weight"])

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from .config import Config
 from .engine.distributed import DistributedContext, rank_device, with_process_group
 from .engine.trainer import resolve_device
@@ -25,6 +27,7 @@ from .models.classifier import (
     ssl_architecture,
 )
 from .training import (
+    TrainedModel,
     class_weights_for,
     fit_and_evaluate,
     labeled_classes,
@@ -48,11 +51,12 @@ def student_architecture(cfg: Config) -> Architecture:
     return classifier_architecture(ssl_architecture(d.backbone, kwargs, None), 0, m.num_classes, name)
 
 
-def parameter_count(model) -> int:
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 
-def load_teacher(cfg: Config):
+def load_teacher(cfg: Config) -> TrainedModel:
     """The frozen teacher of ``distill.teacher``; its run's ``split.json`` becomes ``data.split_file``
     unless one is set. Raises ``ValueError`` if it cannot teach (no class head, other image size)."""
     path = cfg.distill.teacher

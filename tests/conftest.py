@@ -9,3 +9,15 @@ TINY_WIDTHS = (4, 8, 16)
 @pytest.fixture
 def tiny_widths():
     return TINY_WIDTHS
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory):
+    """best.pt of a 2-step MultiMix run on the tiny synthetic config (class, mask and saliency)."""
+    from helpers import tiny_config
+
+    from multimix.training import run_training
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    run_training(tiny_config(train__steps=2, train__out=str(out)), progress=False)
+    return out / "checkpoints" / "best.pt"

@@ -1,0 +1,23 @@
+"""Running a trained checkpoint on image files or uploaded bytes: read, predict, draw overlays.
+
+Used by ``scripts/predict.py`` and the web app (:mod:`multimix.serve`).
+"""
+
+from .overlays import boundary_overlay, mask_image, png_bytes, saliency_overlay, write_png
+from .predictor import CLASS_NAMES, Prediction, Predictor
+from .reader import IMAGE_SUFFIXES, decode_image_bytes, read_input_image, sniff_format
+
+__all__ = [
+    "CLASS_NAMES",
+    "IMAGE_SUFFIXES",
+    "Prediction",
+    "Predictor",
+    "boundary_overlay",
+    "decode_image_bytes",
+    "mask_image",
+    "png_bytes",
+    "read_input_image",
+    "saliency_overlay",
+    "sniff_format",
+    "write_png",
+]

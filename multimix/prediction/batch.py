@@ -1,0 +1,119 @@
+"""Prediction over many files: find them, run them in batches, write pictures and a CSV as it goes."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.io import ImageReadError
+from .overlays import boundary_overlay, mask_image, saliency_overlay, write_png
+from .predictor import CLASS_NAMES, Prediction, Predictor
+from .reader import IMAGE_SUFFIXES, read_input_image
+
+CSV_COLUMNS = ("file", "status", "error", "predicted_class", *(f"p_{name}" for name in CLASS_NAMES),
+               "lung_fraction", "width", "height", "mask_png", "saliency_png", "boundary_png")
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+    """Files named, found under folders (recursively, by image suffix) or matched by globs,
+    in order and without repeats."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    return list(dict.fromkeys(found))
+
+
+def output_names(files: Sequence[Path]) -> list[str]:
+    """A distinct, file-system-safe stem per input (``a/x.png`` and ``b/x.png`` both need one)."""
+    names, used = [], set()
+    for path in files:
+        base = path.stem
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base}-{k}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+@dataclass
+class PredictionReport:
+    csv_path: Path
+    done: int = 0
+    failed: int = 0
+
+
+def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | Path, *, batch_size: int = 16,
+                  device: str = "auto", seg_threshold: float = 0.5, progress: bool = True) -> PredictionReport:
+    """Predict every file, writing ``NAME_{mask,saliency,boundary}.png`` and ``predictions.csv``
+    (one row per file, flushed after every batch) into ``out_dir``. Unreadable files get an
+    ``error`` row and a message on stderr; they never stop the run."""
+    predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = PredictionReport(out / "predictions.csv")
+    names = output_names(files)
+    with open(report.csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        bar = tqdm(total=len(files), desc="predict", unit="image", disable=not progress)
+        for start in range(0, len(files), batch_size):
+            chunk = list(zip(files[start:start + batch_size], names[start:start + batch_size], strict=True))
+            for row in _predict_chunk(predictor, chunk, out):
+                writer.writerow(row)
+                report.done += row["status"] == "ok"
+                report.failed += row["status"] != "ok"
+            handle.flush()
+            os.fsync(handle.fileno())
+            bar.update(len(chunk))
+        bar.close()
+    return report
+
+
+def _predict_chunk(predictor: Predictor, chunk: list[tuple[Path, str]], out: Path) -> list[dict]:
+    rows, images, readable = [], [], []
+    for path, name in chunk:
+        try:
+            images.append(read_input_image(path))
+            readable.append((path, name))
+        except ImageReadError as err:
+            tqdm.write(f"skipped: {err}", file=sys.stderr)
+            rows.append({"file": str(path), "status": "error", "error": str(err)})
+    if readable:
+        for (path, name), image, prediction in zip(readable, images, predictor.predict(images), strict=True):
+            rows.append(_write_outputs(path, name, image, prediction, out))
+    return rows
+
+
+def _write_outputs(path: Path, name: str, image: np.ndarray, prediction: Prediction, out: Path) -> dict:
+    row = {"file": str(path), "status": "ok", "error": "", "width": image.shape[1], "height": image.shape[0]}
+    if prediction.probabilities is not None:
+        row["predicted_class"] = prediction.class_name
+        row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(CLASS_NAMES, prediction.probabilities, strict=False)})
+    pictures = {}
+    if prediction.lung_mask is not None:
+        row["lung_fraction"] = f"{prediction.lung_fraction:.6f}"
+        pictures["mask_png"] = mask_image(prediction.lung_mask)
+        pictures["boundary_png"] = boundary_overlay(image, prediction.lung_mask)
+    if prediction.saliency is not None:
+        pictures["saliency_png"] = saliency_overlay(image, prediction.saliency)
+    for column, picture in pictures.items():
+        target = out / f"{name}_{column.removesuffix('_png')}.png"
+        write_png(target, picture)
+        row[column] = target.name
+    return row

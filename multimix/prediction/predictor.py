@@ -1,0 +1,134 @@
+"""A trained checkpoint as a predictor: preprocessing from its own config, outputs at the input's resolution."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.transforms import eval_transform
+from ..engine.checkpoint import load_checkpoint
+from ..engine.trainer import resolve_device
+from ..training import load_trained_model
+
+CLASS_NAMES = ("normal", "pneumonia")
+
+
+@dataclass
+class Prediction:
+    """What the model says about one image; fields the model cannot produce are ``None``.
+
+    Attributes:
+        probabilities: ``(num_classes,)`` softmax probabilities.
+        lung_mask: boolean ``(H, W)`` lung mask at the input's resolution.
+        saliency: ``(H, W)`` saliency of the predicted class in ``[0, 1]``, input resolution.
+        embedding: the pooled encoder feature (for the reference map).
+    """
+
+    probabilities: np.ndarray | None = None
+    lung_mask: np.ndarray | None = None
+    saliency: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+    @property
+    def predicted_class(self) -> int | None:
+        return None if self.probabilities is None else int(np.argmax(self.probabilities))
+
+    @property
+    def class_name(self) -> str | None:
+        index = self.predicted_class
+        return None if index is None else (CLASS_NAMES[index] if index < len(CLASS_NAMES) else f"class {index}")
+
+    @property
+    def lung_fraction(self) -> float | None:
+        """Share of the image's pixels inside the predicted lung mask."""
+        return None if self.lung_mask is None else float(self.lung_mask.mean())
+
+
+class Predictor:
+    """Load a run checkpoint once and predict on float ``[0, 1]`` grey images of any size.
+
+    Every image is resized to the checkpoint's training size (``data.image_size`` of its stored
+    config) with the evaluation transform, the same path its validation images took; masks and
+    saliency maps are resized back to the image's own size. Calls are serialised by a lock, so
+    one predictor can serve several threads.
+
+    Args:
+        checkpoint: a ``best.pt``/``last.pt`` of train.py, finetune.py or distill.py (loaded
+            with ``weights_only=True``).
+        device: ``auto``, ``cpu``, ``cuda``...
+        seg_threshold: lung probability above which a pixel is lung.
+    """
+
+    def __init__(self, checkpoint: str | Path, *, device: str = "auto", seg_threshold: float = 0.5) -> None:
+        self.checkpoint = Path(checkpoint)
+        self.device = resolve_device(device)
+        self.model, self.config = load_trained_model(self.checkpoint, map_location=self.device)
+        self.model.to(self.device).eval()
+        self.image_size = self.config.data.image_size
+        self.seg_threshold = seg_threshold
+        self._transform = eval_transform(self.image_size)
+        self._lock = threading.Lock()
+        state = load_checkpoint(self.checkpoint, map_location="cpu")
+        self.metrics: dict[str, float] = dict(state.get("metrics") or {})
+        self.step: int | None = state.get("step")
+
+    @property
+    def name(self) -> str:
+        from ..presets import display_name
+
+        return getattr(self.model, "name", None) or display_name(self.config)
+
+    def describe(self) -> dict[str, Any]:
+        """The model for people: name, checkpoint, image size, classes, outputs, metrics, config."""
+        return {
+            "name": self.name,
+            "checkpoint": str(self.checkpoint),
+            "step": self.step,
+            "image_size": self.image_size,
+            "classes": list(CLASS_NAMES),
+            "outputs": {"class": self.model.has_cls_head, "lung_mask": self.model.has_seg_head},
+            "validation_metrics": self.metrics,
+            "config": self.config.to_dict(),
+        }
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """``(1, S, S)`` model input from a float ``(H, W)`` image in ``[0, 1]``."""
+        if image.ndim != 2:
+            raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
+        return self._transform(image.astype(np.float32))[0]
+
+    @torch.no_grad()
+    def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Predictions for a batch of grey float images (any sizes)."""
+        if not images:
+            return []
+        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        with self._lock:
+            out = self.model(batch, return_features=True)
+            saliency = out.saliency
+            if saliency is None and self.model.has_cls_head:
+                saliency = self.model.saliency(batch)
+        probabilities = None if out.cls_logits is None else out.cls_logits.float().softmax(dim=1).cpu().numpy()
+        lung = None if out.seg_logits is None else torch.sigmoid(out.seg_logits.float())
+        return [
+            Prediction(
+                probabilities=None if probabilities is None else probabilities[i],
+                lung_mask=None if lung is None else _resize(lung[i], image.shape) >= self.seg_threshold,
+                saliency=None if saliency is None else np.clip(_resize(saliency[i].float(), image.shape), 0.0, 1.0),
+                embedding=None if out.embedding is None else out.embedding[i].float().cpu().numpy(),
+            )
+            for i, image in enumerate(images)
+        ]
+
+
+def _resize(channel_map: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """A ``(1, s, s)`` map resized bilinearly to ``shape`` ``(H, W)``."""
+    resized = F.interpolate(channel_map[None], size=tuple(shape), mode="bilinear", align_corners=False)
+    return resized[0, 0].cpu().numpy()

@@ -1,0 +1,96 @@
+"""Images for prediction: files (PNG/JPEG 8/16-bit, raw JSRT, DICOM) and uploaded bytes.
+
+The format of uploaded bytes is decided by their content (magic numbers), never by a file
+name, so a renamed file cannot slip another decoder in.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..data.io import ImageReadError, read_image_file, to_unit_float
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".img", ".dcm", ".dicom"})
+_PNG = b"\x89PNG\r\n\x1a\n"
+_JPEG = b"\xff\xd8\xff"
+_DICOM_PREAMBLE = 128  # "DICM" follows a 128-byte preamble
+
+
+def sniff_format(data: bytes) -> str | None:
+    """``"png"``, ``"jpeg"`` or ``"dicom"`` from the leading bytes, else ``None``."""
+    if data.startswith(_PNG):
+        return "png"
+    if data.startswith(_JPEG):
+        return "jpeg"
+    if data[_DICOM_PREAMBLE:_DICOM_PREAMBLE + 4] == b"DICM":
+        return "dicom"
+    return None
+
+
+def decode_image_bytes(data: bytes, *, name: str = "upload") -> np.ndarray:
+    """Decode PNG, JPEG or DICOM bytes into float32 ``(H, W)`` in ``[0, 1]``.
+
+    Raises:
+        ImageReadError: naming ``name``, if the bytes are no such image or cannot be decoded
+            (truncated, corrupt, DICOM without pydicom installed).
+    """
+    kind = sniff_format(data)
+    if kind is None:
+        raise ImageReadError(f"{name}: not a PNG, JPEG or DICOM image")
+    if kind == "dicom":
+        return _dicom_pixels(io.BytesIO(data), name)
+    import imageio.v3 as iio
+
+    try:
+        pixels = iio.imread(data, extension=f".{kind}")
+    except Exception as err:  # decoders raise many types for truncated/corrupt data
+        raise ImageReadError(f"{name}: cannot decode {kind.upper()} ({type(err).__name__}: {err})") from err
+    return to_unit_float(np.asarray(pixels), path=name)
+
+
+def read_input_image(path: str | Path) -> np.ndarray:
+    """Read an image file for prediction: PNG or JPEG of any bit depth, DICOM (by content or
+    ``.dcm``), or raw JSRT ``.IMG`` (by suffix: the format has no header).
+
+    Raises:
+        ImageReadError: naming the file.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        return _dicom_pixels(path, str(path))
+    if path.suffix.lower() != ".img":
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(_DICOM_PREAMBLE + 4)
+        except OSError as err:
+            raise ImageReadError(f"{path}: cannot open ({err.strerror})") from err
+        kind = sniff_format(head)
+        if kind == "dicom":
+            return _dicom_pixels(path, str(path))
+        if kind is None:
+            raise ImageReadError(f"{path}: not a PNG, JPEG or DICOM image (judged by its content)")
+    return read_image_file(str(path))
+
+
+def _dicom_pixels(source, name: str) -> np.ndarray:
+    """DICOM pixels with the modality rescale, MONOCHROME1 inverted, min-max scaled to ``[0, 1]``."""
+    try:
+        import pydicom
+    except ImportError:
+        raise ImageReadError(f"{name}: reading DICOM needs pydicom (pip install pydicom)") from None
+    try:
+        dataset = pydicom.dcmread(source)
+        pixels = dataset.pixel_array.astype(np.float32)
+    except Exception as err:
+        raise ImageReadError(f"{name}: cannot decode DICOM ({type(err).__name__}: {err})") from err
+    pixels = pixels * float(getattr(dataset, "RescaleSlope", 1.0)) + float(getattr(dataset, "RescaleIntercept", 0.0))
+    if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
+        pixels = pixels[0]  # a multi-frame file: its first frame
+    low, high = float(pixels.min()), float(pixels.max())
+    pixels = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
+    if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":  # high values are dark
+        pixels = 1.0 - pixels
+    return to_unit_float(pixels, path=name)

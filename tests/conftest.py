@@ -14,9 +14,9 @@ def tiny_widths():
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory):
     """best.pt of a 2-step MultiMix run on the tiny synthetic config (class, mask and saliency)."""
-    from helpers import tiny_config
-
     from multimix.training import run_training
+
+    from helpers import tiny_config
 
     out = tmp_path_factory.mktemp("trained") / "run"
     run_training(tiny_config(train__steps=2, train__out=str(out)), progress=False)

@@ -129,3 +129,35 @@ def test_predict_script_with_nothing_to_read_says_so(tmp_path, trained_checkpoin
     proc = subprocess.run([sys.executable, "scripts/predict.py", str(tmp_path / "*.png"), "--checkpoint", str(trained_checkpoint)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and "no image files found" in proc.stderr
+
+
+def _dicom(path: Path, pixels: np.ndarray, photometric: str) -> None:
+    pydicom = pytest.importorskip("pydicom", reason="pydicom (the dicom extra) is not installed")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = 2, -100
+    ds.PixelData = pixels.astype("<u2").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_dicom_is_read_by_content_with_its_rescale_and_polarity(tmp_path, photometric):
+    pixels = np.array([[100, 200], [300, 500]], np.uint16)
+    path = tmp_path / "scan"  # no suffix: recognised by the DICM marker
+    _dicom(path, pixels, photometric)
+    expected = (pixels - 100) / 400.0  # min-max after the (linear) rescale
+    if photometric == "MONOCHROME1":
+        expected = 1.0 - expected
+    assert np.allclose(read_input_image(path), expected, atol=1e-6)
+    assert np.allclose(decode_image_bytes(path.read_bytes()), expected, atol=1e-6)

@@ -1,0 +1,55 @@
+"""``python -m multimix.serve --checkpoint PATH [--host 127.0.0.1 --port 8080]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m multimix.serve", description=(
+        "Serve a trained checkpoint: an upload page and a JSON API (OpenAPI at /docs). "
+        "Research use only, not a diagnosis."))
+    parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload (default 20 MB)")
+    parser.add_argument("--reference", type=int, default=300,
+                        help="training images on the reference map (0: no map; needs the run's data)")
+    parser.add_argument("--device", default="auto")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as err:
+        print(f"error: the web app needs the serve extra (pip install -e \".[serve]\"): {err}", file=sys.stderr)
+        return 1
+    from ..engine.checkpoint import CheckpointError
+    from ..prediction import Predictor
+    from .reference import reference_from_training_data
+
+    try:
+        predictor = Predictor(args.checkpoint, device=args.device)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    reference = None
+    if args.reference > 0:
+        try:
+            reference = reference_from_training_data(predictor, args.reference)
+            print(f"reference map: {len(reference.points)} training images")
+        except (ValueError, FileNotFoundError, OSError) as err:
+            print(f"warning: no reference map ({err}); predictions still work", file=sys.stderr)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: reachable from other machines; there is no authentication", file=sys.stderr)
+    uvicorn.run(create_app(predictor, reference=reference, max_upload_mb=args.max_upload_mb), host=args.host, port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from multimix.engine.checkpoint import CheckpointError
 from multimix.prediction.batch import expand_inputs, predict_files
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
         return 130
+    except Exception:  # an unexpected failure still tells the user what was finished
+        traceback.print_exc()
+        print(f"error: prediction stopped; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
+        return 1
     print(f"{report.done} of {len(files)} images predicted, {report.failed} skipped; results in {report.csv_path}")
     return 0 if report.done else 1
 

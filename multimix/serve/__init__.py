@@ -3,10 +3,24 @@ saliency and where the image falls among the training images.
 
 Start it with ``python -m multimix.serve --checkpoint PATH`` (needs the ``serve`` extra:
 ``pip install -e ".[serve]"``). :func:`create_app` builds the FastAPI application for tests or
-for mounting in another ASGI server.
+for mounting in another ASGI server. FastAPI is imported only when one of these names is
+used, so ``python -m multimix.serve`` can say what to install instead of failing on import.
 """
 
-from .app import DEFAULT_MAX_UPLOAD_MB, create_app
-from .reference import ReferenceMap
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["DEFAULT_MAX_UPLOAD_MB", "ReferenceMap", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DEFAULT_MAX_UPLOAD_MB", "create_app"):
+        from . import app
+
+        return getattr(app, name)
+    if name == "ReferenceMap":
+        from .reference import ReferenceMap
+
+        return ReferenceMap
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

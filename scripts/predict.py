@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for item in args.inputs:
+        if not expand_inputs([item]):
+            print(f"warning: {item} names no image file", file=sys.stderr)
     files = expand_inputs(args.inputs)
     if not files:
         print(f"error: no image files found in {' '.join(args.inputs)}", file=sys.stderr)

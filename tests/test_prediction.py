@@ -128,7 +128,7 @@ def test_predict_script_on_real_samples_writes_overlays_and_skips_a_corrupt_file
 def test_predict_script_with_nothing_to_read_says_so(tmp_path, trained_checkpoint):
     proc = subprocess.run([sys.executable, "scripts/predict.py", str(tmp_path / "*.png"), "--checkpoint", str(trained_checkpoint)],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert proc.returncode == 1 and "no image files found" in proc.stderr
+    assert proc.returncode == 1 and "no image files found" in proc.stderr and "names no image file" in proc.stderr
 
 
 def _dicom(path: Path, pixels: np.ndarray, photometric: str) -> None:

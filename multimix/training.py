@@ -104,15 +104,19 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
     Raises:
         ValueError: for a checkpoint without a run config, or a stage-1 pretraining checkpoint.
     """
-    state = load_checkpoint(path, map_location=map_location)
+    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), origin=str(path))
+
+
+def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[TrainedModel, Config]:
+    """:func:`load_trained_model` for a checkpoint already loaded (``origin`` names it in errors)."""
     run = state.get("run", {})
     if run.get("config") is None:
-        raise ValueError(f"{path}: checkpoint carries no run config; was it written by multimix.training?")
+        raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix.training?")
     stage = run.get("stage", "train")
     if stage == "pretrain":
-        raise ValueError(f"{path}: a pretraining checkpoint has no trained classifier; fine-tune it with "
+        raise ValueError(f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
                          "scripts/finetune.py --pretrained, or start MultiMix from it with --init-encoder")
-    cfg = Config.from_dict(run["config"], origin=str(path))
+    cfg = Config.from_dict(run["config"], origin=origin)
     model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
     model.load_state_dict(state["model"])
     return model.eval(), cfg

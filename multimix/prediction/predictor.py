@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..data.transforms import eval_transform
 from ..engine.checkpoint import load_checkpoint
 from ..engine.trainer import resolve_device
-from ..training import load_trained_model
+from ..training import model_from_checkpoint
 
 CLASS_NAMES = ("normal", "pneumonia")
 
@@ -69,15 +69,15 @@ class Predictor:
     def __init__(self, checkpoint: str | Path, *, device: str = "auto", seg_threshold: float = 0.5) -> None:
         self.checkpoint = Path(checkpoint)
         self.device = resolve_device(device)
-        self.model, self.config = load_trained_model(self.checkpoint, map_location=self.device)
+        state = load_checkpoint(self.checkpoint, map_location=self.device)
+        self.model, self.config = model_from_checkpoint(state, origin=str(self.checkpoint))
         self.model.to(self.device).eval()
+        self.metrics: dict[str, float] = dict(state.get("metrics") or {})
+        self.step: int | None = state.get("step")
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold
         self._transform = eval_transform(self.image_size)
         self._lock = threading.Lock()
-        state = load_checkpoint(self.checkpoint, map_location="cpu")
-        self.metrics: dict[str, float] = dict(state.get("metrics") or {})
-        self.step: int | None = state.get("step")
 
     @property
     def name(self) -> str:

@@ -62,7 +62,9 @@ def png_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 grey ``(H, W)`` or RGB ``(H, W, 3)`` array as PNG."""
     import imageio.v3 as iio
 
-    return iio.imwrite("<bytes>", array, extension=".png")
+    # zlib level 1: about 3.5x faster than the default on full-resolution radiographs, for files
+    # a little larger (PNG stays lossless either way)
+    return iio.imwrite("<bytes>", array, extension=".png", compress_level=1)
 
 
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -23,10 +23,9 @@ from helpers import tiny_cli_args
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def torchrun(out, *extra):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "scripts/train.py",
-           "--seg-labels", "4", "--cls-labels", "8", "--device", "cpu", "--out", str(out), "--no-progress",
-           *tiny_cli_args(), *extra]
+def torchrun(out, *extra, script: str = "train.py", budgets: tuple[str, ...] = ("--seg-labels", "4", "--cls-labels", "8")):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", f"scripts/{script}",
+           *budgets, "--device", "cpu", "--out", str(out), "--no-progress", *tiny_cli_args(), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
@@ -48,6 +47,18 @@ def test_two_processes_train_in_sync_with_one_writer_and_resume(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["distributed"]["parameters_identical"]
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+def test_fine_tuning_and_distillation_run_on_two_processes(tmp_path):
+    in_sync = {"world_size": 2, "backend": "gloo", "parameters_identical": True, "ranks_drew_disjoint_images": True}
+    proc = torchrun(tmp_path / "ft", "--steps", "2", script="finetune.py", budgets=("--labels", "8"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ft" / "summary.json").read_text())["distributed"] == in_sync
+    teacher = tmp_path / "ft" / "checkpoints" / "best.pt"
+    proc = torchrun(tmp_path / "ds", "--steps", "2", "--teacher", str(teacher), script="distill.py", budgets=())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ds" / "summary.json").read_text())["distributed"] == in_sync
 
 
 def test_ranks_take_disjoint_positions_of_every_stream():

@@ -81,6 +81,17 @@ def all_gather(context: DistributedContext, value: Any) -> list[Any]:
     return gathered
 
 
+def broadcast_buffers(context: DistributedContext, module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics).
+
+    DistributedDataParallel copies rank 0's buffers to the others at the start of each forward,
+    so after the last step each rank still holds its own last update; this makes the replicas
+    equal to what rank 0 saves."""
+    if context.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 def any_rank(context: DistributedContext, flag: bool, device: torch.device) -> bool:
     """True when ``flag`` is true on at least one rank (so every rank takes the same branch)."""
     if not context.enabled:

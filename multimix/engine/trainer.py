@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..config import TrainConfig
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import DistributedContext, any_rank, rank_device
+from .distributed import DistributedContext, any_rank, broadcast_buffers, rank_device
 from .logging import RunLogger
 
 Batch = dict[str, torch.Tensor]
@@ -155,6 +155,9 @@ class Trainer:
         self.config = config
         self.context = context or DistributedContext()
         self.device = rank_device(self.context, resolve_device(config.device))
+        if self.context.enabled and self.device.type == "cuda":
+            # batch statistics over the whole global batch, as SimCLR's global BN (CUDA only in PyTorch)
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -313,6 +316,7 @@ class Trainer:
         finally:
             bar.close()
             logger.close()
+        broadcast_buffers(self.context, self.model)
         if self.evaluate_fn is None and main:
             self._save_best({})
         return FitResult(

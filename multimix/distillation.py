@@ -1,7 +1,7 @@
 """Stage 3 of the SimCLRv2 route end to end: distil a trained classifier into a smaller student.
 
 ``scripts/distill.py`` is a thin command line over :func:`run_distillation`. The student
-(``distill.backbone``: a U-Net encoder of ``distill.widths``, half the teacher's by default, or
+(``distill.backbone``: a U-Net encoder of ``distill.widths``, by default half of ``model.widths``, or
 a ResNet) with a linear classifier learns ``softmax(teacher / T)`` on every training image of
 the data, labels unused; ``distill.labeled_weight > 0`` adds the cross-entropy on the teacher
 run's labeled images. The teacher run's ``split.json`` is reused, so both are evaluated on the

@@ -273,3 +273,17 @@ def test_finetuning_is_reproducible_from_its_seed(tmp_path):
     first, again, other = final_weights(0, "a"), final_weights(0, "b"), final_weights(1, "c")
     assert all(torch.equal(first[k], again[k]) for k in first)
     assert not torch.equal(first["classifier.weight"], other["classifier.weight"])
+
+
+def test_a_resnet_pretraining_fine_tunes_into_a_resnet_classifier(tmp_path):
+    from multimix.finetuning import make_finetune_model
+
+    out = tmp_path / "resnet"
+    run_pretraining(tiny_config(ssl__backbone="resnet18", ssl__width_multiplier=0.125, train__steps=1,
+                                train__out=str(out), data__batch_size=4), progress=False)
+    model, arch = make_finetune_model(tiny_config(ssl__pretrained=str(out / "checkpoints" / "last.pt")))
+    assert arch["backbone"] == "resnet18" and model.name == "SimCLR-FT (resnet18)"
+    assert model.classifier.in_features == 64  # the first projection layer keeps the 64-d features
+    pretrained = load_checkpoint(out / "checkpoints" / "last.pt")["model"]
+    assert torch.equal(model.backbone.net.conv1.weight, pretrained["ssl.backbone.net.conv1.weight"])
+    assert build_classifier(arch).state_dict().keys() == model.state_dict().keys()

@@ -7,7 +7,10 @@ in ``configs/baselines/`` say the same thing for command-line users; a test keep
 
 from __future__ import annotations
 
+from torch import nn
+
 from .config import Config
+from .models.classifier import SSLClassifier
 
 # preset -> (model.name, method.cls_ssl, method.seg_ssl), in the paper's table order
 PRESETS: dict[str, tuple[str, bool, bool]] = {
@@ -58,3 +61,9 @@ def display_name(cfg: Config) -> str:
         return DISPLAY_NAMES[preset]
     terms = [t for t, on in zip(("fixmatch", "kl"), active_terms(cfg), strict=True) if on]
     return cfg.model.name + (f"+{'+'.join(terms)}" if terms else "")
+
+
+def trained_model_name(model: nn.Module, cfg: Config) -> str:
+    """How reports name a trained network: a fine-tuned or distilled classifier by its own
+    name, a MultiMix-family model by :func:`display_name` of its config."""
+    return model.name if isinstance(model, SSLClassifier) else display_name(cfg)

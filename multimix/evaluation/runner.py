@@ -23,8 +23,7 @@ from ..data.records import Record
 from ..data.splits import Split
 from ..engine.trainer import resolve_device
 from ..models import MultiMixNet
-from ..models.classifier import SSLClassifier
-from ..presets import display_name
+from ..presets import trained_model_name
 from ..training import load_trained_model, make_split
 from .inference import ImageResults, infer
 from .summary import BootstrapSettings, summarise_results
@@ -192,7 +191,7 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     model.to(device)
     cfg = _evaluation_config(trained_cfg, settings)
     size = cfg.data.image_size
-    name = model.name if isinstance(model, SSLClassifier) else display_name(cfg)
+    name = trained_model_name(model, cfg)
     result = ModelResult(label=name, model_name=name, checkpoint=str(checkpoint), config=cfg)
     samples = {} if samples is None else samples
     for name, records in evaluation_sets(checkpoint, cfg, settings).items():

@@ -3,7 +3,14 @@
 Used by ``scripts/predict.py`` and the web app (:mod:`multimix.serve`).
 """
 
-from .overlays import boundary_overlay, mask_image, png_bytes, saliency_overlay, write_png
+from .overlays import (
+    boundary_overlay,
+    mask_image,
+    png_bytes,
+    prediction_pictures,
+    saliency_overlay,
+    write_png,
+)
 from .predictor import CLASS_NAMES, Prediction, Predictor
 from .reader import IMAGE_SUFFIXES, decode_image_bytes, read_input_image, sniff_format
 
@@ -16,6 +23,7 @@ __all__ = [
     "decode_image_bytes",
     "mask_image",
     "png_bytes",
+    "prediction_pictures",
     "read_input_image",
     "saliency_overlay",
     "sniff_format",

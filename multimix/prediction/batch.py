@@ -14,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.io import ImageReadError
-from .overlays import boundary_overlay, mask_image, saliency_overlay, write_png
+from .overlays import prediction_pictures, write_png
 from .predictor import CLASS_NAMES, Prediction, Predictor
 from .reader import IMAGE_SUFFIXES, read_input_image
 
@@ -105,15 +105,10 @@ def _write_outputs(path: Path, name: str, image: np.ndarray, prediction: Predict
     if prediction.probabilities is not None:
         row["predicted_class"] = prediction.class_name
         row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(CLASS_NAMES, prediction.probabilities, strict=False)})
-    pictures = {}
-    if prediction.lung_mask is not None:
+    if prediction.lung_fraction is not None:
         row["lung_fraction"] = f"{prediction.lung_fraction:.6f}"
-        pictures["mask_png"] = mask_image(prediction.lung_mask)
-        pictures["boundary_png"] = boundary_overlay(image, prediction.lung_mask)
-    if prediction.saliency is not None:
-        pictures["saliency_png"] = saliency_overlay(image, prediction.saliency)
-    for column, picture in pictures.items():
-        target = out / f"{name}_{column.removesuffix('_png')}.png"
+    for kind, picture in prediction_pictures(image, prediction.lung_mask, prediction.saliency).items():
+        target = out / f"{name}_{kind}.png"
         write_png(target, picture)
-        row[column] = target.name
+        row[f"{kind}_png"] = target.name
     return row

@@ -58,6 +58,18 @@ def saliency_overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.7
     return blended.round().astype(np.uint8)
 
 
+def prediction_pictures(image: np.ndarray, lung_mask: np.ndarray | None, saliency: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The pictures of one prediction, by name: ``mask``, ``boundary`` (with a mask) and
+    ``saliency`` (with a saliency map); mask and saliency must have the image's shape."""
+    pictures = {}
+    if lung_mask is not None:
+        pictures["mask"] = mask_image(lung_mask)
+        pictures["boundary"] = boundary_overlay(image, lung_mask)
+    if saliency is not None:
+        pictures["saliency"] = saliency_overlay(image, saliency)
+    return pictures
+
+
 def png_bytes(array: np.ndarray) -> bytes:
     """Encode a uint8 grey ``(H, W)`` or RGB ``(H, W, 3)`` array as PNG."""
     import imageio.v3 as iio

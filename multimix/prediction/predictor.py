@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ..data.transforms import eval_transform
 from ..engine.checkpoint import load_checkpoint
 from ..engine.trainer import resolve_device
+from ..presets import trained_model_name
 from ..training import model_from_checkpoint
 
 CLASS_NAMES = ("normal", "pneumonia")
@@ -81,9 +82,7 @@ class Predictor:
 
     @property
     def name(self) -> str:
-        from ..presets import display_name
-
-        return getattr(self.model, "name", None) or display_name(self.config)
+        return trained_model_name(self.model, self.config)
 
     def describe(self) -> dict[str, Any]:
         """The model for people: name, checkpoint, image size, classes, outputs, metrics, config."""
@@ -105,10 +104,13 @@ class Predictor:
         return self._transform(image.astype(np.float32))[0]
 
     @torch.no_grad()
-    def predict(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """Predictions for a batch of grey float images (any sizes)."""
+    def predict(self, images: Sequence[np.ndarray],
+                output_shapes: Sequence[tuple[int, int]] | None = None) -> list[Prediction]:
+        """Predictions for a batch of grey float images (any sizes); masks and saliency maps come
+        at each image's own shape, or at ``output_shapes`` when given (e.g. a display size)."""
         if not images:
             return []
+        shapes = [image.shape for image in images] if output_shapes is None else list(output_shapes)
         batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
         with self._lock:
             out = self.model(batch, return_features=True)
@@ -120,11 +122,11 @@ class Predictor:
         return [
             Prediction(
                 probabilities=None if probabilities is None else probabilities[i],
-                lung_mask=None if lung is None else _resize(lung[i], image.shape) >= self.seg_threshold,
-                saliency=None if saliency is None else np.clip(_resize(saliency[i].float(), image.shape), 0.0, 1.0),
+                lung_mask=None if lung is None else _resize(lung[i], shape) >= self.seg_threshold,
+                saliency=None if saliency is None else np.clip(_resize(saliency[i].float(), shape), 0.0, 1.0),
                 embedding=None if out.embedding is None else out.embedding[i].float().cpu().numpy(),
             )
-            for i, image in enumerate(images)
+            for i, shape in enumerate(shapes)
         ]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,12 @@ from fastapi.staticfiles import StaticFiles
 from skimage.transform import resize
 
 from ..data.io import ImageReadError
-from ..prediction import (
-    CLASS_NAMES,
-    Predictor,
-    boundary_overlay,
-    decode_image_bytes,
-    mask_image,
-    png_bytes,
-    saliency_overlay,
-)
+from ..prediction import CLASS_NAMES, Predictor, decode_image_bytes, png_bytes, prediction_pictures
 from .reference import ReferenceMap
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DISPLAY_SIDE = 768  # pictures in a response are scaled so their longer side is at most this
 STATIC = Path(__file__).parent / "static"
-log = logging.getLogger("multimix.serve")
 
 PREDICT_BODY = {
     "requestBody": {
@@ -128,15 +118,10 @@ def _image_part(content_type: str, body: bytes) -> tuple[str, bytes]:
 
 def _predict_bytes(predictor: Predictor, reference: ReferenceMap | None, data: bytes, name: str) -> dict[str, Any]:
     image = decode_image_bytes(data, name=name)
-    prediction = predictor.predict([image])[0]
     display = _fit(image, DISPLAY_SIDE)
-    pictures = {"input": display}
-    if prediction.lung_mask is not None:
-        mask = _fit(prediction.lung_mask.astype(np.float32), DISPLAY_SIDE) >= 0.5
-        pictures["boundary"] = boundary_overlay(display, mask)
-        pictures["mask"] = mask_image(mask)
-    if prediction.saliency is not None:
-        pictures["saliency"] = saliency_overlay(display, _fit(prediction.saliency, DISPLAY_SIDE))
+    # the model sees the full image; its mask and saliency come straight at the display size
+    prediction = predictor.predict([image], output_shapes=[display.shape])[0]
+    pictures = {"input": display, **prediction_pictures(display, prediction.lung_mask, prediction.saliency)}
     result: dict[str, Any] = {
         "file": name,
         "width": int(image.shape[1]),

@@ -34,11 +34,12 @@ RUN_FLAG_KEYS = {
 }
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "multimix.yaml"
+REAL_DATA_CONFIG = CONFIG_DIR / "real.yaml"  # the default whenever --data-root is given
 
 
 def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
     """The flags of :data:`RUN_FLAG_KEYS` plus ``--config``, ``--resume``, ``--set``, ``--no-progress``."""
-    parser.add_argument("--config", help="YAML config (default: configs/multimix.yaml if present)")
+    parser.add_argument("--config", help="YAML config (default: configs/multimix.yaml, or configs/real.yaml with --data-root)")
     parser.add_argument("--epochs", type=int, help="epochs of --steps-per-epoch steps (validation after each)")
     parser.add_argument("--steps", type=int, help="total optimisation steps (overrides --epochs)")
     parser.add_argument("--steps-per-epoch", type=int, help="steps between validations/checkpoints")
@@ -68,11 +69,14 @@ def usage_error(args: argparse.Namespace) -> str | None:
 
 def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_config: Path = DEFAULT_CONFIG) -> Config:
     """Config file (the run's own ``config.yaml`` when resuming, else ``--config``, else
-    ``default_config`` if it exists), then the given flags, then ``--set``.
+    ``configs/real.yaml`` when ``--data-root`` is given and ``default_config`` is the library's
+    default, else ``default_config`` if it exists), then the given flags, then ``--set``.
 
     Raises:
         ValueError: on a bad value.
     """
+    if args.data_root and default_config == DEFAULT_CONFIG and REAL_DATA_CONFIG.exists():
+        default_config = REAL_DATA_CONFIG
     config_path = args.config or (default_config if default_config.exists() else None)
     if args.resume and (Path(args.out) / "config.yaml").exists():
         config_path = Path(args.out) / "config.yaml"
@@ -80,6 +84,8 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_
     overrides = {key: getattr(args, flag) for flag, key in keys.items() if getattr(args, flag) is not None}
     if args.data_root:
         overrides["data.source"] = "real"
+        # absolute, so the run's config.yaml still finds the data from another working folder
+        overrides["data.root"] = str(Path(args.data_root).expanduser().resolve())
     overrides.update(parse_overrides(args.set))
     return load_config(config_path, overrides)
 

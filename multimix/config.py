@@ -31,6 +31,7 @@ class ModelConfig:
     dropout: float = 0.25
     norm: str = "instance"
     negative_slope: float = 0.2
+    cls_pooling: str = "global"  # global (average over the image) | lung (over the model's own coarse lung map)
     init_encoder: str | None = None  # a pretraining checkpoint whose U-Net encoder starts the model
 
 
@@ -61,6 +62,8 @@ class DataConfig:
     batch_size: int = 4
     strong_ops: int = 2
     hflip: bool = True
+    intensity: str = "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
+    augment: str = "standard"  # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
     num_workers: int = 0
     split_file: str | None = None
     # real datasets (source: real): names under `root` or folder:PATH, see multimix.data.sources
@@ -68,6 +71,8 @@ class DataConfig:
     cls_sources: list[str] = field(default_factory=lambda: ["chex"])
     cross_seg_sources: list[str] = field(default_factory=lambda: ["montgomery"])
     cross_cls_sources: list[str] = field(default_factory=lambda: ["nih"])
+    # images of these sources join both unlabeled streams, without their labels (synthetic sites or real sources)
+    unlabeled_sources: list[str] = field(default_factory=list)
     val_fraction: float = 0.053  # JSRT: the paper's 111/13/123 train/val/test
     test_fraction: float = 0.5
     cache_dir: str | None = None
@@ -89,6 +94,20 @@ class MethodConfig:
     class_weights: str = "none"
     kl_reference: str = "paired"
     ssl_rampup_steps: int = 0
+    threshold_mode: str = "fixed"  # fixed | freematch (self-adaptive global and class-wise thresholds)
+    distribution_alignment: str = "none"  # none | labeled | uniform: target class distribution of the pseudo-labels
+    teacher: str = "model"  # model | ema: which weights make the pseudo-labels (ema needs train.ema_decay > 0)
+    lung_weight: float = 1.0  # the coarse lung map of model.cls_pooling=lung (BCE against the labeled masks)
+    domain_weight: float = 0.0  # > 0: domain-adversarial features (classification sources vs every other source)
+    mask_pseudo_weight: float = 0.0  # > 0: Dice against the teacher's cleaned masks of the unlabeled segmentation images
+
+
+@dataclass
+class InferenceConfig:
+    """How evaluation and prediction turn the model's outputs into masks."""
+
+    seg_threshold: float = 0.5
+    clean_masks: bool = False  # keep the two largest lung regions and fill their holes
 
 
 @dataclass
@@ -155,6 +174,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     ssl: SSLConfig = field(default_factory=SSLConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 

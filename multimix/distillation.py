@@ -102,7 +102,7 @@ def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress
                                run_info=run_info, strong_views=False)
     if summary is None:
         return None
-    eval_kw = dict(image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device)
+    eval_kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=cfg.train.eval_batch_size, device=device)
     summary["teacher"] = {
         "checkpoint": cfg.distill.teacher,
         "in_domain": evaluate_records(teacher, [run.records[u] for u in run.split.test], **eval_kw),

@@ -81,11 +81,11 @@ def make_pretrain_method(cfg: Config) -> SimCLRMethod:
 
 @torch.no_grad()
 def backbone_features(model: PretrainNet, records: Sequence[Record], *, image_size: int, batch_size: int = 64,
-                      device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                      device: torch.device | str = "cpu", intensity: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """Pooled features (eval mode, unaugmented) and labels (-1 where none) of ``records``."""
     model.eval()
     features, labels = [], []
-    for batch in DataLoader(EvalDataset(records, image_size), batch_size=batch_size):
+    for batch in DataLoader(EvalDataset(records, image_size, intensity=intensity), batch_size=batch_size):
         features.append(model.features(batch["image"].to(device)).float().cpu().numpy())
         labels.append(batch["label"].numpy())
     return np.concatenate(features), np.concatenate(labels)
@@ -140,12 +140,12 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     def batches(start_step: int):
         dataset = ContrastiveBatches(images, image_size=size, batch_size=cfg.data.batch_size, seed=cfg.train.seed,
                                      total_steps=cfg.train.total_steps, start_step=start_step,
-                                     crop_scale=(cfg.ssl.crop_scale_min, 1.0), rank=context.rank,
+                                     crop_scale=(cfg.ssl.crop_scale_min, 1.0), intensity=cfg.data.intensity, rank=context.rank,
                                      world_size=context.world_size)
         return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
 
     def evaluate(eval_model: PretrainNet) -> dict[str, float]:
-        accuracy = probe_accuracy(eval_model, probe_val, image_size=size, device=device)
+        accuracy = probe_accuracy(eval_model, probe_val, image_size=size, intensity=cfg.data.intensity, device=device)
         return {"probe_accuracy": accuracy, "score": accuracy}
 
     run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain",
@@ -165,7 +165,7 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
 
 def _probe_summary(cfg: Config, model: PretrainNet, pools, probe_val: list[Record], device: torch.device) -> dict[str, Any]:
     """Online probe on validation; linear probe on frozen features, pretrained vs random init."""
-    kwargs = dict(image_size=cfg.data.image_size, device=device)
+    kwargs = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, device=device)
     labeled_train = [r for r in pools.cls_pool if r.has_label]
     labeled_test = [r for r in pools.test if r.has_label]
     summary: dict[str, Any] = {}

@@ -21,7 +21,7 @@ import torch
 from . import __version__
 from .config import Config, atomic_write_text, save_config
 from .data.pools import DataPools, build_pools
-from .data.splits import Split, build_split
+from .data.splits import Split, build_split, with_extra_unlabeled
 from .data.streams import StepBatches, step_loader
 from .engine.checkpoint import load_checkpoint
 from .engine.distributed import (
@@ -81,6 +81,11 @@ def environment_info() -> dict[str, Any]:
 
 def make_model(cfg: Config) -> MultiMixNet:
     m = cfg.model
+    pooling = m.cls_pooling
+    if pooling == "lung" and m.name in ("unet", "enc"):
+        # the lung map learns from masks through the class head's encoder: both heads are needed
+        print(f"note: model {m.name!r} has one head only; it pools globally (model.cls_pooling 'lung' ignored)")
+        pooling = "global"
     return build_model(
         m.name,
         in_channels=m.in_channels,
@@ -90,6 +95,8 @@ def make_model(cfg: Config) -> MultiMixNet:
         dropout=m.dropout,
         norm=m.norm,
         negative_slope=m.negative_slope,
+        cls_pooling=pooling,
+        domain_head=cfg.method.domain_weight > 0 and m.name != "unet",
     )
 
 
@@ -141,9 +148,10 @@ def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
 def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:
     if resume and split_path.exists():
         return Split.load(split_path)
+    extra = [r.uid for r in pools.extra_unlabeled]
     if cfg.data.split_file:
-        return Split.load(cfg.data.split_file)
-    return build_split(
+        return with_extra_unlabeled(Split.load(cfg.data.split_file), extra)
+    split = build_split(
         pools.seg_pool,
         pools.cls_pool,
         seg_budget=cfg.data.seg_labels,
@@ -154,6 +162,7 @@ def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool)
         cross=pools.cross,
         exclude_labeled_from_unlabeled=cfg.data.exclude_labeled_from_unlabeled,
     )
+    return with_extra_unlabeled(split, extra)
 
 
 def class_weights_for(cfg: Config, labels: list[int]) -> torch.Tensor | None:
@@ -177,7 +186,8 @@ def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
     weights = class_weights_for(cfg, labeled_cls_labels)
     # MethodConfig mirrors the method's fields, so the config passes straight through
     options = {k: v for k, v in dataclasses.asdict(mc).items() if k not in ("name", "class_weights")}
-    return MultiMixMethod(**options, class_weights=weights)
+    counts = [labeled_cls_labels.count(c) for c in range(cfg.model.num_classes)]
+    return MultiMixMethod(**options, class_weights=weights, labeled_class_counts=counts, num_classes=cfg.model.num_classes)
 
 
 def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dict[str, list]:
@@ -240,8 +250,23 @@ def build_pools_once(cfg: Config, context: DistributedContext) -> DataPools:
     return pools
 
 
+AUGMENTATIONS = ("standard", "acquisition")
+CLASSIFICATION_DOMAIN, OTHER_DOMAIN = 0, 1
+
+
+def training_domains(streams: dict[str, list]) -> dict[str, int]:
+    """Source -> domain for domain-adversarial training: the sources of the labeled classification
+    images are one domain, every other source (the segmentation hospitals, extra unlabeled ones)
+    the other, so the class head cannot tell the hospital it learned from."""
+    labeled = {r.source for r in streams.get("cls_x", [])}
+    sources = {r.source for pool in streams.values() for r in pool}
+    return {s: CLASSIFICATION_DOMAIN if s in labeled else OTHER_DOMAIN for s in sorted(sources)}
+
+
 def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedContext, start_step: int,
                   strong_views: bool = True) -> StepBatches:
+    if cfg.data.augment not in AUGMENTATIONS:
+        raise ValueError(f"data.augment must be one of {AUGMENTATIONS}, got {cfg.data.augment!r}")
     return StepBatches(
         streams,
         image_size=cfg.data.image_size,
@@ -252,6 +277,9 @@ def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedCon
         strong_ops=cfg.data.strong_ops,
         hflip=cfg.data.hflip,
         strong_views=strong_views,
+        intensity=cfg.data.intensity,
+        acquisition=cfg.data.augment == "acquisition",
+        domains=training_domains(streams) if cfg.method.domain_weight > 0 else None,
         rank=context.rank,
         world_size=context.world_size,
     )
@@ -307,7 +335,7 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
         print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
         print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
     device = rank_device(context, resolve_device(cfg.train.device))
-    eval_kw = dict(image_size=cfg.data.image_size, batch_size=cfg.train.eval_batch_size, device=device)
+    eval_kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=cfg.train.eval_batch_size, device=device)
     val_records = [records[uid] for uid in split.val]
 
     def batches(start_step: int):

@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--samples", type=int, default=4, help="images per domain in the boundary and saliency figures")
     parser.add_argument("--out", help="output folder (default: <first run>/evaluation)")
+    parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
+                        help="score lung masks after keeping the two largest regions and filling holes (default: as the run's config says)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         threshold=args.threshold,
         boot=BootstrapSettings(n_resamples=args.bootstrap, seed=args.seed),
         num_samples=args.samples,
+        clean_masks=args.clean_masks,
         progress=not args.no_progress,
     )
     out = Path(args.out) if args.out else run_folder(args.checkpoint[0]) / "evaluation"

@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threshold", type=float, default=0.5, help="lung probability threshold of the mask")
+    parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
+                        help="keep the two largest lung regions and fill holes (default: as the checkpoint's config says)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         report = predict_files(files, args.checkpoint, args.out, batch_size=args.batch_size, device=args.device,
-                               seg_threshold=args.threshold, progress=not args.no_progress)
+                               seg_threshold=args.threshold, clean_masks=args.clean_masks, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         records = build_pools(cfg.data, cfg.train.seed).by_uid()
         pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]
         picks = select_for_labeling(lambda x: model.to(device).classify(x).cls_logits, pool, args.k, strategy=args.strategy,
-                                    image_size=cfg.data.image_size, views=args.views, class_balanced=args.class_balanced,
+                                    image_size=cfg.data.image_size, intensity=cfg.data.intensity, views=args.views, class_balanced=args.class_balanced,
                                     device=device, seed=args.seed, progress=True)
         new = with_new_labels(split, picks, strategy=args.strategy)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ FLAG_KEYS = {
     "split": "data.split_file",
     "cross_seg_sources": "data.cross_seg_sources",
     "cross_cls_sources": "data.cross_cls_sources",
+    "unlabeled_sources": "data.unlabeled_sources",
     "init_encoder": "model.init_encoder",
 }
 
@@ -35,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", help="use this split.json instead of drawing a new one")
     parser.add_argument("--cross-seg-sources", help="cross-domain segmentation test sources (default montgomery)")
     parser.add_argument("--cross-cls-sources", help="cross-domain classification test sources (default nih)")
+    parser.add_argument("--unlabeled-sources", help="sources whose images join both unlabeled streams without their labels, "
+                        "e.g. jsrt (adults for the classifier) or nih (a target hospital: domain adaptation)")
     parser.add_argument("--init-encoder", metavar="PATH", help="start the encoder from a scripts/pretrain.py checkpoint (U-Net backbone)")
     add_run_flags(parser, batch_help="images per stream per step")
     return parser.parse_args(argv)

@@ -81,3 +81,57 @@ def test_unsupervised_terms_ramp_in():
     loss, logs = method.train_step(build_model("multimix", widths=W), batch())
     expected = 5.0 * logs["dice"] + logs["ce"] + ramps[0] * (0.25 * logs["fixmatch"] + 0.01 * logs["kl"])
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_lung_pooling_adds_the_lung_map_term_and_it_learns():
+    from multimix.losses import lung_map_loss
+
+    torch.manual_seed(0)
+    model = build_model("multimix", widths=W, cls_pooling="lung", dropout=0.0)
+    method = MultiMixMethod(lung_weight=2.0)
+    data = batch(b=2)
+    data["seg_y"] = torch.zeros_like(data["seg_y"])
+    data["seg_y"][..., :, :12] = 1.0  # a "lung" on the left: a map the gate can learn
+    loss, logs = method.train_step(model, data)
+    assert "lung" in logs
+    expected = 5.0 * logs["dice"] + logs["ce"] + 0.25 * logs["fixmatch"] + 0.01 * logs["kl"] + 2.0 * logs["lung"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = logs["lung"]
+    for _ in range(30):
+        loss, logs = method.train_step(model, data)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert logs["lung"] < 0.5 * first
+    # the target of a cell is its share of lung pixels
+    masks = torch.zeros(1, 1, 4, 4)
+    masks[..., :2, :] = 1.0
+    masks[..., 2, :2] = 1.0
+    logits = torch.zeros(1, 1, 2, 2)
+    target = torch.tensor([[[[1.0, 1.0], [0.5, 0.0]]]])
+    assert lung_map_loss(logits, masks).item() == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, target).item())
+
+
+def test_mask_self_training_targets_the_teachers_cleaned_masks():
+    from multimix.models.postprocess import clean_lung_masks
+
+    torch.manual_seed(0)
+    model = build_model("multimix", widths=W, dropout=0.0)
+    method = MultiMixMethod(mask_pseudo_weight=2.0)
+    data = batch(b=2)
+    loss, logs = method.train_step(model, data)
+    model.eval()
+    with torch.no_grad():
+        teacher = (torch.sigmoid(model(data["seg_u"]).seg_logits) >= 0.5)[:, 0].numpy()
+        student = model(torch.cat([data["seg_x"], data["seg_u"]])).seg_logits[2:]
+    targets = torch.from_numpy(clean_lung_masks(teacher)[:, None].astype("float32"))
+    keep = targets.flatten(1).any(dim=1)
+    assert keep.any()  # an untrained decoder marks something as lung
+    assert logs["mask_pseudo"] == pytest.approx(dice_loss(student[keep], targets[keep]).item(), rel=1e-4)
+    expected = 5.0 * logs["dice"] + logs["ce"] + 0.25 * logs["fixmatch"] + 0.01 * logs["kl"] + 2.0 * logs["mask_pseudo"]
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    model.train()  # train_step gives the model back in the mode it found it
+    method.train_step(model, data)
+    assert model.training

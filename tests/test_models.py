@@ -117,3 +117,40 @@ def test_invalid_combinations():
         MultiMixNet(num_classes=0, bridge=True)
     with pytest.raises(ValueError, match="needs a segmentation decoder"):
         MultiMixNet(num_classes=0, seg_head=False, bridge=False)
+
+
+def test_lung_pooling_reads_the_bottleneck_where_the_lung_map_says():
+    torch.manual_seed(0)
+    model = build_model("multimix", widths=W, cls_pooling="lung", dropout=0.0).eval()
+    bottleneck = torch.rand(2, W[-1], 8, 8) + 0.1
+    gate = model.encoder.lung_gate
+    with torch.no_grad():
+        gate.weight.zero_()
+        gate.bias.fill_(20.0)  # a map of ones: lung pooling is the global average
+        assert torch.allclose(model.encoder.pool(bottleneck), bottleneck.mean(dim=(2, 3)), atol=1e-5)
+        bottleneck[:, :, :, 4:] = 0.0  # features live on the left half only
+        gate.weight.zero_()
+        gate.weight[0, 0] = 1000.0  # the map opens where channel 0 is positive: the left half
+        gate.bias.fill_(-50.0)
+        pooled = model.encoder.pool(bottleneck)
+    assert torch.allclose(pooled, bottleneck[:, :, :, :4].mean(dim=(2, 3)), atol=1e-4)
+
+
+def test_lung_pooling_outputs_and_saliency_still_work():
+    model = build_model("multimix", widths=W, cls_pooling="lung").eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 1, 32, 32), return_features=True)
+    assert out.lung_logits.shape == (2, 1, 8, 8) and out.cls_logits.shape == (2, 2)
+    assert out.saliency.shape == (2, 1, 32, 32) and out.saliency.max() > 0
+    assert torch.allclose(out.embedding, model.encoder.pool(out.features[-1]))
+    assert build_model("multimix", widths=W).forward(torch.rand(1, 1, 32, 32)).lung_logits is None
+    with pytest.raises(ValueError, match="both heads"):
+        build_model("enc", widths=W, cls_pooling="lung")
+    with pytest.raises(ValueError, match="pooling"):
+        build_model("multimix", widths=W, cls_pooling="max")
+
+
+def test_global_pooling_keeps_the_checkpoint_keys():
+    keys = set(build_model("multimix", widths=W).state_dict())
+    assert {"encoder.head.3.weight", "encoder.head.3.bias"} <= keys and not any("lung_gate" in k for k in keys)
+    assert "encoder.lung_gate.weight" in build_model("multimix", widths=W, cls_pooling="lung").state_dict()

@@ -51,6 +51,11 @@ def test_real_sample_counts_labels_splits_and_subtypes(real_root):
         ("person1000_virus_1681", ("person1000", "virus")),
         ("IM-0115-0001", ("IM-0115", None)),
         ("NORMAL2-IM-0007-0001", ("NORMAL2-IM-0007", None)),
+        # follow-up images of the published release (144 files, 10 of them in the official test split)
+        ("IM-0011-0001-0001", ("IM-0011", None)),
+        ("NORMAL2-IM-0246-0001-0002", ("NORMAL2-IM-0246", None)),
+        ("person447_virus_921_1", ("person447", "virus")),
+        ("IM-0011-0001-0001-0001", None),
         ("person1_fungus_2", None),
         ("IM-0115", None),
         ("scan_001", None),
@@ -92,13 +97,31 @@ def test_empty_class_folder_raises_or_is_skipped(tmp_path):
     assert [(Path(s.path).name, s.reason) for s in scan.skipped] == [("PNEUMONIA", "empty class folder: no image files")]
 
 
-def test_unparseable_name_raise_vs_skip(tmp_path):
-    make_tree(tmp_path, {"test/NORMAL": ["IM-0001-0001.jpeg", "scan 7.jpeg"], "test/PNEUMONIA": ["person3_virus_9.jpeg"]})
-    with pytest.raises(DatasetItemError, match=r"scan 7\.jpeg: cannot parse patient id from file name"):
-        chex.scan(tmp_path)
-    scan = chex.scan(tmp_path, on_error="skip")
-    assert len(scan.records) == 2 and len(scan.skipped) == 1
-    assert scan.skipped[0].path.endswith("scan 7.jpeg") and "cannot parse patient id" in scan.skipped[0].reason
+def test_unparseable_name_is_used_as_its_own_patient_and_reported(tmp_path):
+    make_tree(tmp_path, {"test/NORMAL": ["IM-0001-0001.jpeg", "scan 7.jpeg"],
+                         "test/PNEUMONIA": ["person3_virus_9.jpeg", "scan 8.jpeg"]})
+    for on_error in ("raise", "skip"):  # a guessed patient is not an error: the label is known
+        scan = chex.scan(tmp_path, on_error=on_error)
+        by_name = {Path(r.image_path).name: r for r in scan.records}
+        assert len(scan.records) == 4 and not scan.skipped
+        assert by_name["scan 7.jpeg"].label == NORMAL and by_name["scan 8.jpeg"].label == PNEUMONIA
+        assert by_name["scan 7.jpeg"].patient_id == "chex/test/NORMAL/scan 7.jpeg"
+        assert by_name["scan 7.jpeg"].patient_id != by_name["scan 8.jpeg"].patient_id
+        assert sorted(Path(n.path).name for n in scan.notes) == ["scan 7.jpeg", "scan 8.jpeg"]
+        assert all("own patient" in n.reason for n in scan.notes)
+    notes = scan.summary()["notes"]
+    assert len(notes) == 2 and notes[0]["path"].endswith("scan 7.jpeg")
+
+
+def test_follow_up_names_join_their_patient(tmp_path):
+    make_tree(tmp_path, {"train/NORMAL": ["IM-0429-0001.jpeg", "IM-0429-0001-0002.jpeg", "NORMAL2-IM-0246-0001-0001.jpeg"],
+                         "train/PNEUMONIA": ["person447_virus_921_1.jpeg", "person447_bacteria_2.jpeg"]})
+    scan = chex.scan(tmp_path)
+    assert len(scan.records) == 5 and not scan.skipped and not scan.notes
+    patients = {Path(r.image_path).stem: r.patient_id for r in scan.records}
+    assert patients["IM-0429-0001"] == patients["IM-0429-0001-0002"] == "IM-0429"
+    assert patients["NORMAL2-IM-0246-0001-0001"] == "NORMAL2-IM-0246"
+    assert patients["person447_virus_921_1"] == patients["person447_bacteria_2"] == "person447"
 
 
 def test_non_images_incomplete_splits_and_mislabelled_names(tmp_path):

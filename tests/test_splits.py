@@ -306,3 +306,55 @@ def test_build_split_errors() -> None:
         build_split(seg, cls, seg_budget="bogus", cls_budget=1, seed=0)
     empty = build_split([], cls, seg_budget="all", cls_budget=0, seed=0)
     assert empty.seg == TaskSplit([], []) and empty.cls.labeled == []
+
+
+# --------------------------------------------------------------------------- a source's parts
+
+
+def _official(records: list[Record], parts: dict[str, int]) -> list[Record]:
+    """Give the first records official splits: ``{"train": 180, "val": 4}`` in that order."""
+    names = [name for name, n in parts.items() for _ in range(n)]
+    for record, name in zip(records, names):
+        record.split = name
+    return records
+
+
+def _parts(records: list[Record], **data) -> tuple[list[Record], list[Record], list[Record]]:
+    from multimix.config import DataConfig
+    from multimix.data.pools import assign_splits
+
+    return assign_splits(records, DataConfig(**data), seed=0)
+
+
+def _patient_ids(part: list[Record]) -> set[str]:
+    return {r.patient_id for r in part}
+
+
+def test_a_source_without_official_split_is_split_by_the_fractions() -> None:
+    train, val, test = _parts(_records(200), val_fraction=0.05, test_fraction=0.5)
+    assert len(test) == 100 and len(val) == 10 and len(train) == 90
+
+
+def test_a_train_only_release_lends_a_patient_disjoint_test_and_validation_part() -> None:
+    # data as some redistributors ship CheX: the official training split alone
+    records = _official(_records(400), {"train": 400})
+    train, val, test = _parts(records, val_fraction=0.05, test_fraction=0.5)
+    assert len(test) == 200 and len(val) == 10 and len(train) == 190
+    assert not (_patient_ids(train) & _patient_ids(test) or _patient_ids(train) & _patient_ids(val) or _patient_ids(val) & _patient_ids(test))
+
+
+def test_a_token_validation_part_is_topped_up_and_the_official_test_kept() -> None:
+    # CheX's own release: 5,232 train, 16 val, 624 test (here scaled down)
+    records = _official(_records(400), {"train": 300, "val": 4, "test": 96})
+    train, val, test = _parts(records, val_fraction=0.05, test_fraction=0.5)
+    official_val = [r.uid for r in records if r.split == "val"]
+    assert len(test) == 96 and {r.split for r in test} == {"test"}
+    wanted = round(0.05 * 304)  # patients stay whole (two images each here), so one patient short at most
+    assert set(official_val) <= {r.uid for r in val} and wanted - 2 <= len(val) <= wanted
+    assert len(train) + len(val) == 304 and not _patient_ids(train) & _patient_ids(val)
+
+
+def test_a_sufficient_official_validation_part_is_left_alone() -> None:
+    records = _official(_records(200), {"train": 150, "val": 20, "test": 30})
+    train, val, test = _parts(records, val_fraction=0.05, test_fraction=0.5)
+    assert (len(train), len(val), len(test)) == (150, 20, 30)

@@ -50,3 +50,38 @@ def test_budget_all_keeps_the_unsupervised_terms_by_reusing_the_labeled_images(t
     assert summary["steps"] == 2
     logged = [line for line in (tmp_path / "all" / "metrics.jsonl").read_text().splitlines() if '"fixmatch"' in line]
     assert logged and '"kl"' in logged[0]  # both unsupervised terms were computed
+
+
+def test_unlabeled_sources_join_both_unlabeled_streams_without_labels(tmp_path):
+    cfg = tiny_config(data__unlabeled_sources="nih,jsrt")
+    pools = build_pools(cfg.data, seed=0)
+    split = make_split(cfg, pools, tmp_path / "split.json", resume=False)
+    cross = [r.uid for r in pools.cross]  # the target site's images: semi-supervised domain adaptation
+    seg_pool = [r.uid for r in pools.seg_pool]
+    assert set(cross) <= set(split.cls.unlabeled) and set(cross) <= set(split.seg.unlabeled)
+    assert set(seg_pool) - set(split.cls.labeled) <= set(split.cls.unlabeled)  # the segmentation adults reach the classifier
+    assert not set(cross) & {*split.cls.labeled, *split.seg.labeled}
+    assert split.meta["extra_unlabeled"] == len(pools.extra_unlabeled) == len(cross) + len(seg_pool)
+    assert len(split.cls.unlabeled) == len(set(split.cls.unlabeled))
+    plain = make_split(tiny_config(), build_pools(tiny_config().data, seed=0), tmp_path / "s.json", resume=False)
+    assert plain.cls.labeled == split.cls.labeled and "extra_unlabeled" not in plain.meta
+    with pytest.raises(ValueError, match="unknown synthetic site"):
+        build_pools(tiny_config(data__unlabeled_sources="mars").data, seed=0)
+
+
+def test_real_data_defaults_to_the_real_recipe(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from multimix.cli import REAL_DATA_CONFIG, resolve_config
+    from multimix.config import load_config
+
+    spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parents[1] / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    parse_args = script.parse_args
+    cfg = resolve_config(parse_args(["--data-root", str(tmp_path)]), {})
+    assert cfg.data.source == "real" and cfg.data.root == str(tmp_path)
+    assert cfg.data.image_size == load_config(REAL_DATA_CONFIG).data.image_size
+    synthetic = resolve_config(parse_args([]), {})
+    assert synthetic.data.source == "synthetic" and synthetic.data.image_size == 64

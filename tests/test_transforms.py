@@ -10,6 +10,7 @@ import torch
 
 from multimix.data.transforms import (
     GEOMETRIC_OPS,
+    INTENSITY_MODES,
     KINDS,
     STRONG_OPS,
     XrayTransform,
@@ -236,3 +237,57 @@ def test_contrastive_views_differ_keep_the_size_and_are_seeded():
     assert torch.equal(again(image)[0], first)
     with pytest.raises(ValueError, match="crop_scale"):
         contrastive_transform(32, crop_scale=(0.0, 1.0))
+
+
+# --------------------------------------------------------------------------- intensity and acquisition
+
+
+def _dim_gradient(size: int = S) -> np.ndarray:
+    """A low-contrast image: values squeezed into [0.4, 0.5], as a washed-out acquisition."""
+    return (0.4 + 0.1 * np.linspace(0, 1, size * size, dtype=np.float32).reshape(size, size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", INTENSITY_MODES)
+def test_intensity_standardisation_is_deterministic_and_the_same_in_every_view(mode: str) -> None:
+    image = _dim_gradient()
+    first, _ = eval_transform(S, intensity=mode)(image)
+    second, _ = eval_transform(S, intensity=mode, seed=3)(image)
+    assert torch.equal(first, second)
+    if mode == "none":
+        assert first.max() - first.min() < 0.11
+    else:  # the squeezed range is stretched over (almost) all of [0, 1]
+        assert first.max() - first.min() > 0.8
+    if mode == "window":
+        low, high = np.percentile(image, (1, 99))
+        expected = np.clip((image - low) / (high - low), 0, 1)
+        assert np.allclose(first[0].numpy(), expected, atol=1e-5)
+
+
+def test_unknown_intensity_mode_is_an_error() -> None:
+    with pytest.raises(ValueError, match="intensity standardisation"):
+        eval_transform(S, intensity="zscore")
+
+
+def test_acquisition_views_keep_the_mask_aligned_and_vary_more_than_weak() -> None:
+    mask = _asymmetric_mask(S)
+    wide = weak_transform(S, acquisition=True, hflip=False, seed=0)
+    weak = weak_transform(S, hflip=False, seed=0)
+    assert wide.kind == "labeled"
+    wide_moves, weak_moves = [], []
+    for _ in range(30):
+        image, out = wide(mask.astype(np.float32), mask)
+        assert _iou(_top_k(image, int(out.sum().item())), out) > 0.7  # intensities change, geometry is shared
+        wide_moves.append(1 - _iou(out, torch.from_numpy(mask).float()))
+        weak_moves.append(1 - _iou(weak(mask.astype(np.float32), mask)[1], torch.from_numpy(mask).float()))
+    assert np.mean(wide_moves) > np.mean(weak_moves)
+
+
+def test_acquisition_changes_intensities_before_the_standardisation() -> None:
+    image = _image(S)
+    plain = weak_transform(S, acquisition=True, seed=0)
+    changed = sum(not torch.allclose(plain(image)[0], eval_transform(S)(image)[0], atol=0.05) for _ in range(20))
+    assert changed > 10
+    strong = strong_transform(S, acquisition=True, intensity="clahe", seed=0)
+    for _ in range(10):
+        out, _ = strong(image)
+        assert out.shape == (1, S, S) and 0.0 <= out.min() and out.max() <= 1.0

@@ -73,12 +73,13 @@ def top_k(scores: np.ndarray, k: int, *, predicted: np.ndarray | None = None, se
 @torch.no_grad()
 def pool_probabilities(classifier: Classifier, records: Sequence[Record], *, image_size: int, views: int = 1,
                        batch_size: int = 32, device: torch.device | str = "cpu", seed: int = 0,
-                       progress: bool = False) -> np.ndarray:
+                       progress: bool = False, intensity: str = "none") -> np.ndarray:
     """``(views, N, C)`` class probabilities: view 0 unaugmented, the others weak augmentations."""
     images = [read_record_image(r) for r in records]
     all_views = []
     for view in tqdm(range(views), desc="views", disable=not progress, leave=False):
-        transform = eval_transform(image_size) if view == 0 else weak_transform(image_size, seed=seed + view)
+        transform = (eval_transform(image_size, intensity=intensity) if view == 0
+                     else weak_transform(image_size, intensity=intensity, seed=seed + view))
         probs = []
         for start in range(0, len(images), batch_size):
             batch = torch.stack([transform(im)[0] for im in images[start:start + batch_size]]).to(device)
@@ -89,7 +90,8 @@ def pool_probabilities(classifier: Classifier, records: Sequence[Record], *, ima
 
 def select_for_labeling(classifier: Classifier | None, pool: Sequence[Record], k: int, *, strategy: str = "entropy",
                         image_size: int = 64, views: int = 8, class_balanced: bool = False, batch_size: int = 32,
-                        device: torch.device | str = "cpu", seed: int = 0, progress: bool = False) -> list[str]:
+                        device: torch.device | str = "cpu", seed: int = 0, progress: bool = False,
+                        intensity: str = "none") -> list[str]:
     """The uids of the ``k`` pool images to label next (see the module docstring)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -101,7 +103,7 @@ def select_for_labeling(classifier: Classifier | None, pool: Sequence[Record], k
     if classifier is None:
         raise ValueError(f"strategy {strategy!r} needs a trained classifier")
     probs = pool_probabilities(classifier, pool, image_size=image_size, views=views if strategy == "disagreement" else 1,
-                               batch_size=batch_size, device=device, seed=seed, progress=progress)
+                               batch_size=batch_size, device=device, seed=seed, progress=progress, intensity=intensity)
     scores = predictive_entropy(probs[0]) if strategy == "entropy" else view_disagreement(probs)
     predicted = probs[0].argmax(axis=1) if class_balanced else None
     return [pool[i].uid for i in top_k(scores, k, predicted=predicted, seed=seed)]

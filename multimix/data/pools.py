@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import DataConfig
@@ -14,14 +14,19 @@ from .splits import holdout
 
 @dataclass
 class DataPools:
+    """The records of a run by role. ``extra_unlabeled`` are the images of ``data.unlabeled_sources``:
+    they join both unlabeled streams, their labels unused (a cross-domain source's images may be
+    among them: that is semi-supervised domain adaptation to that site)."""
+
     seg_pool: list[Record]
     cls_pool: list[Record]
     val: list[Record]
     test: list[Record]
     cross: list[Record]
+    extra_unlabeled: list[Record] = field(default_factory=list)
 
     def by_uid(self) -> dict[str, Record]:
-        pools = (self.seg_pool, self.cls_pool, self.val, self.test, self.cross)
+        pools = (self.extra_unlabeled, self.seg_pool, self.cls_pool, self.val, self.test, self.cross)
         return {r.uid: r for pool in pools for r in pool}
 
 
@@ -43,7 +48,7 @@ def _synthetic(cfg: DataConfig, site: str, role: str, n: int, seed: int) -> list
 
 def _check_sites(cfg: DataConfig) -> None:
     training = set(cfg.seg_sites) | set(cfg.cls_sites)
-    for site in training | set(cfg.cross_sites):
+    for site in training | set(cfg.cross_sites) | set(cfg.unlabeled_sources):
         if site not in SITES:
             raise ValueError(f"unknown synthetic site {site!r}; available: {sorted(SITES)}")
     overlap = training & set(cfg.cross_sites)
@@ -77,29 +82,58 @@ def build_synthetic_pools(cfg: DataConfig, seed: int, *, training_pools: bool = 
     val = [r for s in training_sites for r in _synthetic(cfg, s, "val", cfg.val_per_site, seed)]
     test = [r for s in training_sites for r in _synthetic(cfg, s, "test", cfg.test_per_site, seed)]
     cross = [r for s in cfg.cross_sites for r in _synthetic(cfg, s, "cross", cfg.test_per_site, seed)]
-    return DataPools(seg_pool, cls_pool, val, test, cross)
+    pools = DataPools(seg_pool, cls_pool, val, test, cross)
+    if training_pools:
+        pools.extra_unlabeled = _synthetic_unlabeled(cfg, pools, seed)
+    return pools
+
+
+def _synthetic_unlabeled(cfg: DataConfig, pools: DataPools, seed: int) -> list[Record]:
+    """A training site's own pool images, a cross site's test images, or new images of another site."""
+    extra: list[Record] = []
+    for site in cfg.unlabeled_sources:
+        source = f"synthetic-{site}"
+        seen = [r for r in (*pools.seg_pool, *pools.cls_pool, *pools.cross) if r.source == source]
+        extra += seen or _synthetic(cfg, site, "unlabeled", cfg.cls_pool, seed)
+    return list({r.uid: r for r in extra}.values())
 
 
 def assign_splits(records: list[Record], cfg: DataConfig, seed: int) -> tuple[list[Record], list[Record], list[Record]]:
     """Train/val/test of one source: the publisher's split where it exists, else a seeded,
     stratified, patient-grouped split with ``cfg.val_fraction`` / ``cfg.test_fraction``.
-    A source whose official split has no validation part lends ``val_fraction`` of its train part.
+
+    Where the official split falls short, the train part lends (patient-grouped, stratified):
+    ``test_fraction`` of it when there is no test part at all (a copy of the training release
+    alone), and the validation images missing to ``val_fraction`` of train + val when the
+    validation part is absent or a token one (CheX ships 16 validation images for 5,232 training
+    ones: too few to choose a checkpoint by).
     """
     train, val, test = holdout(records, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=seed)
-    if not val and train:
-        unsplit = [replace(r, split=None) for r in train]
-        train, val, _ = holdout(unsplit, val_fraction=cfg.val_fraction, test_fraction=0.0, seed=seed)
+    official = any(r.split is not None for r in records)
+    if official and train and not test:
+        train, _, test = holdout(_unsplit(train), val_fraction=0.0, test_fraction=cfg.test_fraction, seed=seed)
+    wanted = round(cfg.val_fraction * (len(train) + len(val)))
+    if train and len(val) < wanted:
+        share = min((wanted - len(val)) / len(train), 1.0 - 1e-9)
+        train, lent, _ = holdout(_unsplit(train), val_fraction=share, test_fraction=0.0, seed=seed)
+        val = val + lent
     return train, val, test
+
+
+def _unsplit(records: list[Record]) -> list[Record]:
+    return [replace(r, split=None) for r in records]
 
 
 def cached_source_records(spec: str, cfg: DataConfig) -> list[Record]:
     """Every usable record of real source ``spec`` under ``cfg.root``, cached at ``cfg.image_size``."""
-    from .prepare import default_cache_dir, prepare_source
+    from .prepare import default_cache_dir, note_lines, prepare_source
 
     prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(), on_error=cfg.on_error)
     summary = prepared.summary
     print(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}"
           + "".join(f"; {n} x {why}" for why, n in summary["skip_reasons"].items()))
+    for line in note_lines(summary):
+        print(f"{spec}: {line}")
     return prepared.cached.records
 
 
@@ -112,9 +146,11 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
     (``cross_seg_sources``) and their labels for classification (``cross_cls_sources``).
     """
     pools = DataPools([], [], [], [], [])
+    usable: dict[str, list[Record]] = {}  # per source, the images that may serve as unlabeled ones
     # a source serving both tasks is scanned and split once, so its held-out parts never repeat
     for spec in dict.fromkeys([*cfg.seg_sources, *cfg.cls_sources]):
         train, val, test = assign_splits(cached_source_records(spec, cfg), cfg, seed)
+        usable[spec] = train
         if spec in cfg.seg_sources:
             pools.seg_pool.extend(train)
         if spec in cfg.cls_sources:
@@ -128,9 +164,12 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
         if not spec.startswith("folder:") and not (Path(cfg.root) / spec).is_dir():
             print(f"{spec}: not under {cfg.root}; no cross-domain test on it")
             continue
-        records = cached_source_records(spec, cfg)
+        records = usable[spec] = cached_source_records(spec, cfg)
         pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))
     pools.cross = list({r.uid: r for r in pools.cross}.values())
+    for spec in cfg.unlabeled_sources:
+        pools.extra_unlabeled.extend(usable[spec] if spec in usable else cached_source_records(spec, cfg))
+    pools.extra_unlabeled = list({r.uid: r for r in pools.extra_unlabeled}.values())
     return pools
 
 

@@ -68,4 +68,17 @@ def format_report(prepared: list[PreparedSource]) -> str:
     for item in prepared:
         for reason, count in item.summary["skip_reasons"].items():
             rows.append(f"  {item.name}: skipped {count} x {reason}")
+        rows.extend(f"  {item.name}: {line}" for line in note_lines(item.summary))
     return "\n".join(rows)
+
+
+def note_lines(summary: dict[str, Any], shown: int = 3) -> list[str]:
+    """One line per kind of note in a scan summary: how many, and the first ``shown`` files."""
+    by_reason: dict[str, list[str]] = {}
+    for note in summary.get("notes", []):
+        by_reason.setdefault(note["note"], []).append(Path(note["path"]).name)
+    lines = []
+    for reason, names in by_reason.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(f"used {len(names)} x {reason}: {', '.join(names[:shown])}{more}")
+    return lines

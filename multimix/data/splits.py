@@ -27,7 +27,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -527,3 +527,16 @@ def _task_split(pool: Sequence[Record], labeled: Sequence[Record], exclude: bool
     labeled_uids = {r.uid for r in labeled}
     unlabeled = [r.uid for r in pool if not (exclude and r.uid in labeled_uids)]
     return TaskSplit(labeled=[r.uid for r in pool if r.uid in labeled_uids], unlabeled=unlabeled)
+
+
+def with_extra_unlabeled(split: Split, uids: Sequence[str]) -> Split:
+    """``split`` with ``uids`` added to both tasks' unlabeled lists (where not already there);
+    ``meta["extra_unlabeled"]`` counts them. Their labels and masks are never used."""
+    if not uids:
+        return split
+
+    def extended(task: TaskSplit) -> TaskSplit:
+        present = {*task.unlabeled, *task.labeled}
+        return TaskSplit(labeled=list(task.labeled), unlabeled=[*task.unlabeled, *(u for u in uids if u not in present)])
+
+    return replace(split, seg=extended(split.seg), cls=extended(split.cls), meta={**split.meta, "extra_unlabeled": len(uids)})

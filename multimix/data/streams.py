@@ -4,10 +4,18 @@ of ``(seed, t)``: resuming at step ``t`` (or sharding across ranks) reproduces t
 One item of :class:`StepBatches` is a whole step's batch dict, so ``DataLoader`` workers build
 whole steps in parallel:
 
-* ``seg_x``, ``seg_y`` — labeled segmentation images and masks (weak view)
+* ``seg_x``, ``seg_y`` — labeled segmentation images and masks (labeled view)
 * ``seg_u`` — unlabeled segmentation images (weak view)
-* ``cls_x``, ``cls_y`` — labeled classification images and labels (weak view)
+* ``cls_x``, ``cls_y`` — labeled classification images and labels (labeled view)
 * ``cls_w``, ``cls_s`` — the same unlabeled classification images, weak and strong views
+
+With ``domains`` (a map from a record's source to a domain index), every stream also carries
+``<stream>_domain`` (``seg_x_domain``, ``seg_u_domain``, ``cls_x_domain``, ``cls_u_domain``): the
+domain of each image, for domain-adversarial training.
+
+The labeled view is the weak view, or with ``acquisition=True`` the wide acquisition
+augmentation (:mod:`multimix.data.transforms`), which the strong view then carries too. The weak
+view of unlabeled images stays weak: it is where the pseudo-labels come from.
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ class StepBatches(Dataset):
         hflip: allow horizontal flips in the weak/strong views.
         strong_views: give ``cls_u`` its strong view ``cls_s``; ``False`` yields the weak view
             ``cls_w`` alone (distillation needs no strong view, and skips making one).
+        intensity: per-image intensity standardisation of every view (``data.intensity``).
+        acquisition: wide acquisition augmentation on the labeled and strong views.
+        domains: source name -> domain index; adds the ``<stream>_domain`` tensors.
         rank, world_size: this process's shard under distributed training.
     """
 
@@ -72,6 +83,9 @@ class StepBatches(Dataset):
         strong_ops: int = 2,
         hflip: bool = True,
         strong_views: bool = True,
+        intensity: str = "none",
+        acquisition: bool = False,
+        domains: Mapping[str, int] | None = None,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -85,8 +99,10 @@ class StepBatches(Dataset):
         self.total_steps, self.start_step = total_steps, start_step
         self.rank, self.world_size = rank, world_size
         self.strong_views = strong_views
-        self.weak = weak_transform(image_size, hflip=hflip)
-        self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip)
+        self.domains = dict(domains) if domains is not None else None
+        self.weak = weak_transform(image_size, hflip=hflip, intensity=intensity)
+        self.labeled = weak_transform(image_size, hflip=hflip, intensity=intensity, acquisition=True) if acquisition else self.weak
+        self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip, intensity=intensity, acquisition=acquisition)
         self._permutations: dict[tuple[str, int], np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -112,22 +128,26 @@ class StepBatches(Dataset):
         aug_seed = _augmentation_seed(self.seed, step, self.rank)
         self.weak.reseed(aug_seed)
         self.strong.reseed(aug_seed + 1)
+        if self.labeled is not self.weak:
+            self.labeled.reseed(aug_seed + 2)
         batch: dict[str, torch.Tensor] = {}
         for name in self.streams:
             records = [self.streams[name][j] for j in self.indices(name, step)]
             batch.update(self._load(name, records))
+            if self.domains is not None:
+                batch[f"{name}_domain"] = torch.tensor([self.domains[r.source] for r in records], dtype=torch.long)
         return batch
 
     def _load(self, name: str, records: list[Record]) -> dict[str, torch.Tensor]:
         if name == "seg_x":
-            pairs = [self.weak(read_record_image(r), _require_mask(r)) for r in records]
+            pairs = [self.labeled(read_record_image(r), _require_mask(r)) for r in records]
             return {"seg_x": torch.stack([p[0] for p in pairs]), "seg_y": torch.stack([p[1] for p in pairs])}
         images = [read_record_image(r) for r in records]
         if name == "seg_u":
             return {"seg_u": torch.stack([self.weak(im)[0] for im in images])}
         if name == "cls_x":
             return {
-                "cls_x": torch.stack([self.weak(im)[0] for im in images]),
+                "cls_x": torch.stack([self.labeled(im)[0] for im in images]),
                 "cls_y": torch.tensor([_require_label(r) for r in records], dtype=torch.long),
             }
         views = {"cls_w": torch.stack([self.weak(im)[0] for im in images])}
@@ -166,9 +186,9 @@ def step_loader(dataset: StepBatches, *, num_workers: int = 0, pin_memory: bool 
 class EvalDataset(Dataset):
     """Held-out records at evaluation size: image, mask (zeros + ``has_mask=False`` if none), label (-1 if none)."""
 
-    def __init__(self, records: Sequence[Record], image_size: int) -> None:
+    def __init__(self, records: Sequence[Record], image_size: int, *, intensity: str = "none") -> None:
         self.records = list(records)
-        self.transform: XrayTransform = eval_transform(image_size)
+        self.transform: XrayTransform = eval_transform(image_size, intensity=intensity)
         self.image_size = image_size
 
     def __len__(self) -> int:
@@ -201,11 +221,12 @@ class ContrastiveBatches(StepBatches):
     POOL = "cls_u"  # the walk of an unlabeled stream; the name only keys the permutation seeds
 
     def __init__(self, records: Sequence[Record], *, image_size: int, batch_size: int, seed: int, total_steps: int,
-                 start_step: int = 0, crop_scale: tuple[float, float] = (0.5, 1.0), rank: int = 0,
-                 world_size: int = 1) -> None:
+                 start_step: int = 0, crop_scale: tuple[float, float] = (0.5, 1.0), intensity: str = "none",
+                 rank: int = 0, world_size: int = 1) -> None:
         super().__init__({self.POOL: records}, image_size=image_size, batch_size=batch_size, seed=seed,
-                         total_steps=total_steps, start_step=start_step, rank=rank, world_size=world_size)
-        self.views = contrastive_transform(image_size, crop_scale=crop_scale)
+                         total_steps=total_steps, start_step=start_step, intensity=intensity, rank=rank,
+                         world_size=world_size)
+        self.views = contrastive_transform(image_size, crop_scale=crop_scale, intensity=intensity)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         step = self.start_step + i

@@ -3,11 +3,26 @@
 Three kinds of pipeline, all returning ``(image (1, S, S) float32 in [0, 1], mask (1, S, S)
 float32 in {0, 1} or None)``:
 
-* ``eval``   -- resize only; deterministic.
+* ``eval``   -- resize, then the intensity standardisation; deterministic.
 * ``weak``   -- resize, a small affine jitter and (optionally) a horizontal flip: the FixMatch
   weak view.
 * ``strong`` -- the weak view, then ``num_ops`` operations drawn from a RandAugment-style pool
   (see :data:`STRONG_OPS`) with random magnitudes, then one cutout hole: the FixMatch strong view.
+
+Two options shared by every pipeline, so training, evaluation and prediction see the same images:
+
+* ``intensity`` (:data:`INTENSITY_MODES`) standardises each image on its own statistics, so
+  scanners with other exposure curves look alike: ``clahe`` (the percentile window below, then
+  contrast-limited adaptive histogram equalisation), ``equalize`` (global histogram equalisation), ``window`` (the 1st-99th
+  percentile stretched to [0, 1]) or ``none``.
+* ``acquisition=True`` (weak and strong builders) widens the augmentation to span acquisition
+  differences between hospitals: a larger affine (scale 0.8-1.2, shift 10 %, rotation 10
+  degrees), elastic deformation, gamma, contrast, blur or sharpening, and noise.
+
+Order: resize, geometry, acquisition intensities, standardisation, then (strong view) the
+RandAugment pool and cutout. The standardisation comes after the acquisition ops because it
+is what a new hospital's image goes through at test time; the FixMatch perturbations come
+after it, or it would undo them.
 
 Image and mask always go through the same geometric operations (one albumentations call), masks
 are resampled with nearest-neighbour interpolation and re-binarised, and intensity operations and
@@ -48,6 +63,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "INTENSITY_MODES",
     "KINDS",
     "STRONG_OPS",
     "XrayTransform",
@@ -64,6 +80,17 @@ KINDS = ("eval", "weak", "strong", "contrastive")
 WEAK_TRANSLATE = 0.0625
 WEAK_SCALE = (0.95, 1.05)
 WEAK_ROTATE = 5.0
+
+# Acquisition augmentation (``acquisition=True``): children fill less of the frame than adults,
+# and hospitals differ in exposure, processing and sharpness.
+WIDE_TRANSLATE = 0.1
+WIDE_SCALE = (0.8, 1.2)
+WIDE_ROTATE = 10.0
+
+INTENSITY_MODES = ("none", "clahe", "equalize", "window")
+CLAHE_CLIP = 2.0
+CLAHE_TILES = (8, 8)
+WINDOW_PERCENTILES = (1.0, 99.0)
 
 # Cutout: one hole whose sides are 1/4 to 1/2 of the image side, filled with mid-grey (the
 # FixMatch codebase fills with grey too, so the hole is neither "black background" nor "bone").
@@ -223,47 +250,97 @@ def _resize(image_size: int) -> A.Resize:
     )
 
 
-def _weak_ops(image_size: int, hflip: bool) -> list[A.BasicTransform]:
-    ops: list[A.BasicTransform] = [
-        _resize(image_size),
-        A.Affine(
-            translate_percent={
-                "x": (-WEAK_TRANSLATE, WEAK_TRANSLATE),
-                "y": (-WEAK_TRANSLATE, WEAK_TRANSLATE),
-            },
-            scale=WEAK_SCALE,
-            keep_ratio=True,
-            rotate=(-WEAK_ROTATE, WEAK_ROTATE),
-            border_mode=cv2.BORDER_CONSTANT,
-            fill=0,
-            fill_mask=0,
-            p=1.0,
-        ),
+class PercentileWindow(A.ImageOnlyTransform):
+    """Stretch the image's ``low``-``high`` percentile range linearly to [0, 1], clipping the tails."""
+
+    def __init__(self, low: float = WINDOW_PERCENTILES[0], high: float = WINDOW_PERCENTILES[1], p: float = 1.0) -> None:
+        super().__init__(p=p)
+        self.low, self.high = low, high
+
+    def apply(self, img: np.ndarray, **params) -> np.ndarray:
+        lo, hi = np.percentile(img, (self.low, self.high))
+        if hi <= lo:  # a flat image has no range to stretch
+            return img
+        return np.clip((img - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("low", "high")
+
+
+def intensity_ops(mode: str) -> list[A.BasicTransform]:
+    """The per-image standardisation ``mode`` (one of :data:`INTENSITY_MODES`) as albumentations ops."""
+    if mode not in INTENSITY_MODES:
+        raise ValueError(f"unknown intensity standardisation {mode!r}; expected one of {INTENSITY_MODES}")
+    if mode == "clahe":
+        # CLAHE limits how far it stretches a tile, so a washed-out image gets its range first
+        return [PercentileWindow(), A.CLAHE(clip_limit=(CLAHE_CLIP, CLAHE_CLIP), tile_grid_size=CLAHE_TILES, p=1.0)]
+    if mode == "equalize":
+        return [A.Equalize(p=1.0)]
+    if mode == "window":
+        return [PercentileWindow()]
+    return []
+
+
+def _affine(translate: float, scale: tuple[float, float], rotate: float) -> A.Affine:
+    return A.Affine(
+        translate_percent={"x": (-translate, translate), "y": (-translate, translate)},
+        scale=scale,
+        keep_ratio=True,
+        rotate=(-rotate, rotate),
+        border_mode=cv2.BORDER_CONSTANT,
+        fill=0,
+        fill_mask=0,
+        p=1.0,
+    )
+
+
+def _acquisition_intensity_ops() -> list[A.BasicTransform]:
+    """Exposure, processing, sharpness and noise as they differ between hospitals (image only)."""
+    return [
+        A.RandomGamma(gamma_limit=(60, 167), p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.3, p=0.5),
+        A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.2), p=1.0), A.Sharpen(alpha=(0.1, 0.4), lightness=(1.0, 1.0), p=1.0)], p=0.3),
+        A.GaussNoise(std_range=(0.005, 0.04), p=0.3),
     ]
+
+
+def _weak_ops(image_size: int, hflip: bool, *, intensity: str = "none", acquisition: bool = False) -> list[A.BasicTransform]:
+    ops: list[A.BasicTransform] = [_resize(image_size)]
+    if acquisition:
+        ops += [_affine(WIDE_TRANSLATE, WIDE_SCALE, WIDE_ROTATE),
+                A.ElasticTransform(alpha=image_size / 4, sigma=image_size / 16, border_mode=cv2.BORDER_CONSTANT, p=0.25)]
+    else:
+        ops.append(_affine(WEAK_TRANSLATE, WEAK_SCALE, WEAK_ROTATE))
     if hflip:
         ops.append(A.HorizontalFlip(p=0.5))
-    return ops
+    if acquisition:
+        ops += _acquisition_intensity_ops()
+    return ops + intensity_ops(intensity)
 
 
-def eval_transform(image_size: int, *, seed: int | None = None) -> XrayTransform:
-    """Resize to ``image_size`` x ``image_size`` (area for the image, nearest for the mask).
+def eval_transform(image_size: int, *, intensity: str = "none", seed: int | None = None) -> XrayTransform:
+    """Resize to ``image_size`` x ``image_size`` (area for the image, nearest for the mask), then
+    standardise intensities (``intensity``, see the module doc).
 
     Deterministic; ``seed`` is accepted only so all builders share a signature.
     """
-    return XrayTransform([_resize(image_size)], kind="eval", seed=seed)
+    return XrayTransform([_resize(image_size), *intensity_ops(intensity)], kind="eval", seed=seed)
 
 
 def weak_transform(
-    image_size: int, *, hflip: bool = True, seed: int | None = None
+    image_size: int, *, hflip: bool = True, intensity: str = "none", acquisition: bool = False, seed: int | None = None
 ) -> XrayTransform:
-    """FixMatch weak view: resize, small affine, optional horizontal flip.
+    """FixMatch weak view: resize, small affine, optional horizontal flip, standardisation.
 
     The affine always runs with translation up to 6.25 % of the side, scale 0.95-1.05 and
     rotation up to 5 degrees; borders are filled with 0. ``hflip`` adds a flip with p=0.5, as in
     the FixMatch codebase. Chest X-rays are not left-right symmetric (heart on the left), so set
-    ``hflip=False`` if the model should learn laterality-dependent features.
+    ``hflip=False`` if the model should learn laterality-dependent features. ``acquisition``
+    widens the affine and adds the acquisition ops (module doc); the kind is then ``"labeled"``,
+    the view of labeled images, so its draws are independent of the weak view's.
     """
-    return XrayTransform(_weak_ops(image_size, hflip), kind="weak", seed=seed)
+    ops = _weak_ops(image_size, hflip, intensity=intensity, acquisition=acquisition)
+    return XrayTransform(ops, kind="labeled" if acquisition else "weak", seed=seed)
 
 
 def strong_transform(
@@ -274,6 +351,8 @@ def strong_transform(
     hflip: bool = True,
     ops: Sequence[str] | None = None,
     cutout_fill: float = CUTOUT_FILL,
+    intensity: str = "none",
+    acquisition: bool = False,
     seed: int | None = None,
 ) -> XrayTransform:
     """FixMatch strong view: the weak view, ``num_ops`` RandAugment-style ops, then cutout.
@@ -289,6 +368,7 @@ def strong_transform(
             (:data:`GEOMETRIC_OPS`) move image and mask together; the others change image
             intensities only.
         cutout_fill: constant in [0, 1] written into the hole.
+        intensity, acquisition: see the module doc.
         seed: see the module doc.
     """
     pool = _select_ops(ops)
@@ -296,7 +376,7 @@ def strong_transform(
         raise ValueError(f"num_ops must be an int in [0, {len(pool)}], got {num_ops!r}")
     if not 0.0 <= cutout_fill <= 1.0:
         raise ValueError(f"cutout_fill must be in [0, 1], got {cutout_fill!r}")
-    steps = _weak_ops(image_size, hflip)
+    steps = _weak_ops(image_size, hflip, intensity=intensity, acquisition=acquisition)
     if num_ops:
         steps.append(A.SomeOf(pool, n=num_ops, replace=False, p=1.0))
     if cutout:
@@ -328,7 +408,8 @@ CONTRASTIVE_CROP_SCALE = (0.5, 1.0)
 
 
 def contrastive_transform(
-    image_size: int, *, crop_scale: tuple[float, float] = CONTRASTIVE_CROP_SCALE, seed: int | None = None
+    image_size: int, *, crop_scale: tuple[float, float] = CONTRASTIVE_CROP_SCALE, intensity: str = "none",
+    seed: int | None = None,
 ) -> XrayTransform:
     """One view for contrastive pretraining; call it twice on an image for a positive pair.
 
@@ -348,6 +429,7 @@ def contrastive_transform(
         A.GaussianBlur(sigma_limit=(0.1, 1.5), p=0.5),
         A.GaussNoise(std_range=(0.01, 0.05), p=0.5),
         A.Equalize(p=0.2),
+        *intensity_ops(intensity),
     ]
     return XrayTransform(ops, kind="contrastive", seed=seed)
 

@@ -30,7 +30,9 @@ class Method(Protocol):
         """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen.
 
         A method may also define ``set_progress(step, total_steps)``; the trainer calls it
-        before every step (for schedules such as an unsupervised-loss ramp-up).
+        before every step (for schedules such as an unsupervised-loss ramp-up). One with state
+        of its own (running statistics) defines ``state_dict()`` / ``load_state_dict()``, which
+        go into ``last.pt``; ``attach_teacher(module)`` receives the EMA weights (or ``None``).
         """
 
 
@@ -182,6 +184,8 @@ class Trainer:
         self.ema: AveragedModel | None = None
         if config.ema_decay > 0:
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        if hasattr(method, "attach_teacher"):  # e.g. pseudo-labels from the EMA weights
+            method.attach_teacher(self.ema.module if self.ema is not None else None)
         self.step = 0
         self.best_score: float | None = None
         self.best_step: int | None = None
@@ -211,6 +215,7 @@ class Trainer:
             "best_score": self.best_score,
             "best_step": self.best_step,
             "rng": capture_rng_state(),
+            "method": self.method.state_dict() if hasattr(self.method, "state_dict") else None,
             "run": self.run_info,
         }
 
@@ -223,6 +228,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_score, self.best_step = state.get("best_score"), state.get("best_step")
+        if state.get("method") is not None and hasattr(self.method, "load_state_dict"):
+            self.method.load_state_dict(state["method"])
         restore_rng_state(state["rng"])
 
     def resume(self) -> bool:

@@ -20,6 +20,7 @@ from ..data.records import Record
 from ..data.streams import EvalDataset
 from ..metrics import dice_per_image, segmentation_metrics_per_image
 from ..models import MultiMixNet
+from ..models.postprocess import clean_lung_masks, mask_topology
 
 
 @dataclass
@@ -48,6 +49,8 @@ class ImageResults:
     prob_pneumonia: np.ndarray | None  # (N,) None for a model without a class head
     has_mask: np.ndarray  # (N,) bool
     pred_fraction: np.ndarray | None = None  # (N,) share of pixels predicted as lung
+    pred_regions: np.ndarray | None = None  # (N,) connected regions of the predicted mask (2 = two lungs)
+    pred_holes: np.ndarray | None = None  # (N,) holes inside them
     seg: dict[str, np.ndarray] = field(default_factory=dict)
     embeddings: np.ndarray | None = None  # (N, D) globally pooled bottleneck
     samples: dict[int, Sample] = field(default_factory=dict)
@@ -121,6 +124,8 @@ def infer(
     full_metrics: bool = True,
     keep: Collection[int] = (),
     progress: bool = False,
+    intensity: str = "none",
+    postprocess: bool = False,
 ) -> ImageResults:
     """Run ``model`` in eval mode over ``records``.
 
@@ -137,12 +142,15 @@ def infer(
             all checkpoint selection needs.
         keep: record indices whose image, masks and saliency are returned in ``samples``.
         progress: show a progress bar.
+        intensity: the intensity standardisation the model was trained with (``data.intensity``).
+        postprocess: clean the predicted lung masks (two largest components, holes filled;
+            :func:`~multimix.models.postprocess.clean_lung_mask`) before scoring them.
     """
     model.eval()
     keep = set(keep)
     spacings = _spacings(records, image_size) if full_metrics else None
-    loader = DataLoader(EvalDataset(records, image_size), batch_size=batch_size, shuffle=False)
-    probs, labels, has_masks, embeddings, fractions = [], [], [], [], []
+    loader = DataLoader(EvalDataset(records, image_size, intensity=intensity), batch_size=batch_size, shuffle=False)
+    probs, labels, has_masks, embeddings, fractions, topology = [], [], [], [], [], []
     seg: dict[str, list[np.ndarray]] = {}
     samples: dict[int, Sample] = {}
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False, unit="batch"):
@@ -158,7 +166,10 @@ def infer(
         pred = None
         if out.seg_logits is not None:
             pred = (torch.sigmoid(out.seg_logits.float()) >= seg_threshold).cpu().numpy()[:, 0]
+            if postprocess:
+                pred = clean_lung_masks(pred)
             fractions.append(pred.mean(axis=(1, 2)))
+            topology.extend(mask_topology(m) for m in pred)
             ref = batch["mask"].numpy()[:, 0] > 0.5
             spacing = None if spacings is None else spacings[index]
             for name, values in _batch_seg_metrics(pred, ref, has_mask, spacing, full_metrics).items():
@@ -173,6 +184,8 @@ def infer(
         prob_pneumonia=np.concatenate(probs) if probs else None,
         has_mask=np.concatenate(has_masks) if has_masks else np.zeros(0, dtype=bool),
         pred_fraction=np.concatenate(fractions) if fractions else None,
+        pred_regions=np.array([t[0] for t in topology]) if topology else None,
+        pred_holes=np.array([t[1] for t in topology]) if topology else None,
         seg={name: np.concatenate(parts) for name, parts in seg.items()},
         embeddings=np.concatenate(embeddings) if embeddings else None,
         samples=samples,

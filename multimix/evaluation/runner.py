@@ -85,6 +85,7 @@ class EvaluationSettings:
     threshold: float = 0.5
     boot: BootstrapSettings = BootstrapSettings()
     num_samples: int = 4  # images per domain in the boundary and saliency figures
+    clean_masks: bool | None = None  # None: the run's inference.clean_masks
     progress: bool = True
 
 
@@ -142,7 +143,7 @@ def pick_samples(records: Sequence[Record], k: int) -> list[str]:
 
 
 def saliency_examples(model: MultiMixNet, records: list[Record], results: ImageResults, k: int, *, image_size: int,
-                      device: torch.device, threshold: float) -> SaliencyExamples | None:
+                      device: torch.device, threshold: float, intensity: str = "none") -> SaliencyExamples | None:
     """Up to ``k`` correctly and ``k`` wrongly classified images with their saliency."""
     if results.prob_pneumonia is None:
         return None
@@ -154,7 +155,7 @@ def saliency_examples(model: MultiMixNet, records: list[Record], results: ImageR
     chosen = right + wrong
     if not chosen:
         return None
-    kept = infer(model, [records[i] for i in chosen], image_size=image_size, device=device, full_metrics=False,
+    kept = infer(model, [records[i] for i in chosen], image_size=image_size, intensity=intensity, device=device, full_metrics=False,
                  keep=range(len(chosen)))
     samples = [kept.samples[j] for j in range(len(chosen))]
     probs = results.prob_pneumonia[chosen]
@@ -200,10 +201,13 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
             continue
         chosen = set(samples.setdefault(name, pick_samples(records, settings.num_samples)))
         keep = [i for i, r in enumerate(records) if r.uid in chosen]
-        results = infer(model, records, image_size=size, batch_size=settings.batch_size, device=device,
+        clean = cfg.inference.clean_masks if settings.clean_masks is None else settings.clean_masks
+        results = infer(model, records, image_size=size, intensity=cfg.data.intensity, postprocess=clean,
+                        seg_threshold=cfg.inference.seg_threshold, batch_size=settings.batch_size, device=device,
                         keep=keep, progress=settings.progress)
         summary = summarise_results(results, threshold=settings.threshold, boot=settings.boot)
-        examples = saliency_examples(model, records, results, settings.num_samples, image_size=size, device=device,
+        examples = saliency_examples(model, records, results, settings.num_samples, image_size=size,
+                                     intensity=cfg.data.intensity, device=device,
                                      threshold=settings.threshold)
         result.domains[name] = DomainResult(name, records, results, summary, examples)
     return result

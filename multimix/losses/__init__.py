@@ -6,7 +6,14 @@ from .consistency import bernoulli_kl, unlabeled_segmentation_kl
 from .contrastive import barlow_twins_loss, nt_xent_loss
 from .distillation import distillation_loss
 from .fixmatch import fixmatch_loss
-from .supervised import DICE_SMOOTH, balanced_class_weights, cross_entropy, dice_loss
+from .supervised import (
+    DICE_SMOOTH,
+    balanced_class_weights,
+    cross_entropy,
+    dice_loss,
+    domain_adversarial_loss,
+    lung_map_loss,
+)
 
 __all__ = [
     "DICE_SMOOTH",
@@ -15,8 +22,10 @@ __all__ = [
     "bernoulli_kl",
     "cross_entropy",
     "dice_loss",
+    "domain_adversarial_loss",
     "distillation_loss",
     "fixmatch_loss",
+    "lung_map_loss",
     "nt_xent_loss",
     "unlabeled_segmentation_kl",
 ]

@@ -8,7 +8,7 @@ from torch import Tensor
 
 
 def fixmatch_loss(
-    weak_logits: Tensor, strong_logits: Tensor, threshold: float = 0.7
+    weak_logits: Tensor, strong_logits: Tensor, threshold: float | Tensor = 0.7, *, weak_probs: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Pseudo-label loss on unlabeled images (Sohn et al., 2020, as used by MultiMix).
 
@@ -26,7 +26,11 @@ def fixmatch_loss(
         weak_logits: ``(B, C)`` logits of the weakly augmented views; never receives gradient.
         strong_logits: ``(B, C)`` logits of the strongly augmented views.
         threshold: confidence threshold in ``[0, 1]``; 0.7 is the MultiMix paper's value for two
-            classes (with only two classes the top probability is always at least 0.5).
+            classes (with only two classes the top probability is always at least 0.5). A
+            ``(C,)`` tensor gives one threshold per class, applied to each image's pseudo-label
+            class (FreeMatch's class-wise thresholds).
+        weak_probs: ``(B, C)`` probabilities to take pseudo-labels and confidences from instead
+            of ``softmax(weak_logits)`` (e.g. after distribution alignment).
 
     Returns:
         ``(loss, pass_rate)``: the scalar loss, and the detached fraction of images that passed the
@@ -41,7 +45,10 @@ def fixmatch_loss(
             f"fixmatch_loss: expected two (B, C) tensors of the same shape, got weak "
             f"{tuple(weak_logits.shape)} and strong {tuple(strong_logits.shape)}"
         )
-    if not 0.0 <= threshold <= 1.0:
+    thresholds = torch.as_tensor(threshold, dtype=torch.float32, device=weak_logits.device)
+    if thresholds.ndim > 1 or (thresholds.ndim == 1 and thresholds.numel() != weak_logits.shape[1]):
+        raise ValueError(f"fixmatch_loss: threshold must be a float or one per class, got shape {tuple(thresholds.shape)}")
+    if ((thresholds < 0) | (thresholds > 1)).any():
         raise ValueError(f"fixmatch_loss: threshold must lie in [0, 1], got {threshold}")
     if weak_logits.shape[0] == 0:
         zero_rate = torch.zeros((), device=strong_logits.device)
@@ -49,8 +56,9 @@ def fixmatch_loss(
 
     with torch.no_grad():
         # float32 softmax so that fp16 rounding cannot move a probability across the threshold.
-        confidence, pseudo_labels = torch.softmax(weak_logits.detach().float(), dim=1).max(dim=1)
-        mask = confidence >= threshold
+        probs = torch.softmax(weak_logits.detach().float(), dim=1) if weak_probs is None else weak_probs.detach().float()
+        confidence, pseudo_labels = probs.max(dim=1)
+        mask = confidence >= (thresholds[pseudo_labels] if thresholds.ndim == 1 else thresholds)
     per_image = F.cross_entropy(strong_logits, pseudo_labels, reduction="none")
     loss = (per_image * mask.to(per_image.dtype)).mean()
     return loss, mask.float().mean()

@@ -1,4 +1,4 @@
-"""Supervised losses: soft Dice for the lung masks, cross-entropy for the class labels."""
+"""Supervised losses: soft Dice for the lung masks, cross-entropy for the class labels, BCE for a coarse lung map."""
 
 from __future__ import annotations
 
@@ -132,3 +132,22 @@ def balanced_class_weights(labels: Sequence[int] | Tensor, num_classes: int) -> 
             f"balanced_class_weights: no example of class(es) {missing} among {y.numel()} labels"
         )
     return (y.numel() / (num_classes * counts.double())).float()
+
+
+def lung_map_loss(lung_logits: Tensor, masks: Tensor) -> Tensor:
+    """BCE of a coarse ``(B, 1, h, w)`` lung map against ``(B, 1, H, W)`` masks shrunk to its grid
+    by area averaging (each cell's target is its share of lung pixels)."""
+    target = F.adaptive_avg_pool2d(masks.float(), lung_logits.shape[-2:])
+    return F.binary_cross_entropy_with_logits(lung_logits, target)
+
+
+def domain_adversarial_loss(logits: Tensor, domains: Tensor) -> Tensor:
+    """BCE of the domain head's ``(B,)`` logits against ``(B,)`` domain indices in ``{0, 1}``,
+    each domain present weighted to half the loss, so the larger one does not dominate."""
+    target = domains.float()
+    per_image = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    share = target.mean()
+    if share <= 0 or share >= 1:  # one domain only in this batch: plain mean
+        return per_image.mean()
+    weights = torch.where(target > 0.5, 0.5 / share, 0.5 / (1 - share))
+    return (per_image * weights).mean()

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
-from ..losses import cross_entropy, dice_loss, fixmatch_loss, unlabeled_segmentation_kl
+from ..losses import (
+    cross_entropy,
+    dice_loss,
+    domain_adversarial_loss,
+    fixmatch_loss,
+    lung_map_loss,
+    unlabeled_segmentation_kl,
+)
 from ..models import MultiMixNet
+from ..models.postprocess import clean_lung_masks
+from .pseudo_labels import PseudoLabeler
+
+TEACHERS = ("model", "ema")
 
 
 @dataclass
@@ -25,6 +38,25 @@ class MultiMixMethod:
     Which terms exist follows the model's heads and the flags, so the paper's rows are
     configurations: U-Net / Enc / UMTL / UMTLS (no SSL), Enc-SSL and UMTLS-SSL (``cls_ssl``),
     MultiMix (``cls_ssl`` and ``seg_ssl``). The bridge is a property of the model.
+
+    Controls of the pseudo-labels (:mod:`multimix.methods.pseudo_labels`): ``threshold_mode``
+    (``fixed`` or FreeMatch's self-adaptive ``freematch``), ``distribution_alignment``
+    (``none``, ``labeled``, ``uniform``; ``labeled_class_counts`` gives the labeled prior) and
+    ``teacher="ema"``, which takes the weak view's prediction from the EMA weights the trainer
+    keeps (:meth:`attach_teacher`) instead of the weights being trained. A model that pools its
+    class features over its own lung map (``cls_pooling="lung"``) gets one more term,
+    ``lung_weight`` x BCE of that coarse map against the labeled masks shrunk to its grid.
+    ``domain_weight > 0`` (with a model that has a ``domain_head``) adds domain-adversarial
+    training: the head learns to tell the classification hospitals from the others on the pooled
+    class features of every graded image, and the reversed gradient, ramped in as in DANN
+    (``2 / (1 + exp(-10 p)) - 1`` at progress ``p``), teaches the encoder to make it fail.
+    ``mask_pseudo_weight > 0`` adds self-training of the decoder on the unlabeled segmentation
+    images: the teacher's mask of each (the EMA weights with ``teacher="ema"``, else the model
+    itself, in eval mode and without gradient), cleaned to two solid lungs
+    (:func:`~multimix.models.postprocess.clean_lung_mask`), is a Dice target for the model's
+    prediction, ramped in with the other unsupervised terms. On images of a new hospital
+    (children, with ``data.unlabeled_sources: [chex]``) this teaches whole lungs where the
+    network would otherwise draw fragments.
     """
 
     cls_ssl: bool = True
@@ -37,11 +69,47 @@ class MultiMixMethod:
     kl_reference: str = "paired"
     class_weights: torch.Tensor | None = None
     ssl_rampup_steps: int = 0
+    threshold_mode: str = "fixed"
+    distribution_alignment: str = "none"
+    teacher: str = "model"
+    lung_weight: float = 1.0
+    domain_weight: float = 0.0
+    mask_pseudo_weight: float = 0.0
+    labeled_class_counts: Sequence[int] | None = None
+    num_classes: int = 2
     step: int = 0
+    total_steps: int = 0
+    pseudo_labeler: PseudoLabeler = field(init=False)
+    teacher_model: nn.Module | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"method.teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        self.pseudo_labeler = PseudoLabeler(self.num_classes, self.threshold, self.threshold_mode,
+                                            self.distribution_alignment, self.labeled_class_counts)
+
+    def attach_teacher(self, teacher: nn.Module | None) -> None:
+        """Called by the trainer with its EMA copy of the model (``None`` when it keeps none)."""
+        if self.teacher == "ema" and teacher is None:
+            raise ValueError("method.teacher 'ema' needs EMA weights: set train.ema_decay > 0 (e.g. 0.99)")
+        self.teacher_model = teacher if self.teacher == "ema" else None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The running pseudo-label statistics (saved in every checkpoint)."""
+        return self.pseudo_labeler.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.pseudo_labeler.load_state_dict(state)
 
     def set_progress(self, step: int, total_steps: int) -> None:
         """Called by the trainer before every step (drives the unsupervised-weight ramp-up)."""
-        self.step = step
+        self.step, self.total_steps = step, total_steps
+
+    @property
+    def reversal(self) -> float:
+        """DANN's schedule of the reversed gradient's scale: 0 at the start, towards 1 at the end."""
+        progress = self.step / self.total_steps if self.total_steps else 1.0
+        return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
 
     @property
     def ssl_ramp(self) -> float:
@@ -70,23 +138,67 @@ class MultiMixMethod:
 
     def train_step(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one step and its logs (loss terms, ``images``, ``pass_rate``)."""
-        cls_logits = seg_logits = None
+        cls_logits = seg_logits = lung_logits = None
+        adversarial = self.domain_weight > 0 and getattr(model, "domain_head", None) is not None
+        embeddings: list[torch.Tensor] = []
+        domains: list[torch.Tensor] = []
         if "cls_x" in batch and model.has_cls_head:
-            cls_logits = self._classification_logits(model, batch)
+            cls_logits, embedding = self._classification_logits(model, batch)
+            embeddings.append(embedding)
+            if adversarial:
+                domains += [batch["cls_x_domain"], batch["cls_u_domain"]] if self.cls_ssl else [batch["cls_x_domain"]]
         if "seg_x" in batch and model.has_seg_head:
-            seg_logits = model(torch.cat(self.segmentation_views(batch))).seg_logits
-        return self.loss_from_logits(batch, cls_logits, seg_logits)
+            out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
+            seg_logits, lung_logits = out.seg_logits, out.lung_logits
+            if adversarial:
+                embeddings.append(out.embedding)
+                domains += [batch["seg_x_domain"], batch["seg_u_domain"]] if self.seg_ssl else [batch["seg_x_domain"]]
+        loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
+        if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl:
+            term = self._mask_pseudo_term(model, batch["seg_u"], seg_logits[batch["seg_x"].shape[0]:])
+            if term is not None:
+                loss = loss + self.mask_pseudo_weight * self.ssl_ramp * term
+                logs["mask_pseudo"] = float(term.detach())
+        if adversarial:
+            logits = model.domain_head(torch.cat(embeddings).float(), self.reversal)
+            term = domain_adversarial_loss(logits, torch.cat(domains))
+            loss = loss + self.domain_weight * term
+            logs["domain"] = float(term.detach())
+        return loss, logs
 
-    def _classification_logits(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits of :meth:`classification_views`. The weak view only yields pseudo-labels (FixMatch
-        detaches them), so it runs without a graph: same loss and gradients, a third less backward."""
+    def _classification_logits(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of :meth:`classification_views`, and the pooled features of the graded images
+        (labeled, then strong). The weak view only yields pseudo-labels (FixMatch detaches them),
+        so it runs without a graph: same loss and gradients, a third less backward."""
         if not self.cls_ssl:
-            return model.classify(batch["cls_x"]).cls_logits
+            out = model.classify(batch["cls_x"], return_embedding=True)
+            return out.cls_logits, out.embedding
         with torch.no_grad():
-            weak = model.classify(batch["cls_w"]).cls_logits
+            weak = self._weak_logits(model, batch["cls_w"])
         n = batch["cls_x"].shape[0]
-        graded = model.classify(torch.cat([batch["cls_x"], batch["cls_s"]])).cls_logits
-        return torch.cat([graded[:n], weak, graded[n:]])
+        graded = model.classify(torch.cat([batch["cls_x"], batch["cls_s"]]), return_embedding=True)
+        return torch.cat([graded.cls_logits[:n], weak, graded.cls_logits[n:]]), graded.embedding
+
+    def _mask_pseudo_term(self, model: MultiMixNet, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | None:
+        """Dice of ``logits`` against the teacher's cleaned masks of ``images`` (None if all are empty)."""
+        teacher = self.teacher_model if self.teacher_model is not None else model
+        was_training = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            probs = torch.sigmoid(teacher(images).seg_logits.float())
+        teacher.train(was_training)
+        masks = clean_lung_masks((probs[:, 0] >= 0.5).cpu().numpy())
+        keep = torch.from_numpy(masks.reshape(len(masks), -1).any(axis=1)).to(logits.device)
+        if not keep.any():
+            return None
+        targets = torch.from_numpy(masks[:, None].astype("float32")).to(logits.device)
+        return dice_loss(logits[keep].float(), targets[keep])
+
+    def _weak_logits(self, model: MultiMixNet, images: torch.Tensor) -> torch.Tensor:
+        if self.teacher_model is None:
+            return model.classify(images).cls_logits
+        self.teacher_model.eval()  # a teacher without dropout gives its firmest prediction
+        return self.teacher_model.classify(images).cls_logits
 
     def classification_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images the class head sees, in order: labeled, then weak and strong unlabeled views."""
@@ -97,7 +209,8 @@ class MultiMixMethod:
         return [batch["seg_x"], batch["seg_u"]] if self.seg_ssl else [batch["seg_x"]]
 
     def loss_from_logits(
-        self, batch: dict[str, torch.Tensor], cls_logits: torch.Tensor | None, seg_logits: torch.Tensor | None
+        self, batch: dict[str, torch.Tensor], cls_logits: torch.Tensor | None, seg_logits: torch.Tensor | None,
+        lung_logits: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted loss from the logits of :meth:`classification_views` / :meth:`segmentation_views`.
 
@@ -110,10 +223,13 @@ class MultiMixMethod:
             self._classification_terms(cls_logits.float(), batch, terms, logs)
         if seg_logits is not None:
             self._segmentation_terms(seg_logits.float(), batch, terms, logs)
+        if lung_logits is not None:
+            terms["lung"] = lung_map_loss(lung_logits[: batch["seg_x"].shape[0]].float(), batch["seg_y"])
         if not terms:
             raise ValueError(f"batch with keys {sorted(batch)} gives no loss term for this model")
         ramp = self.ssl_ramp
-        weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight * ramp, "kl": self.kl_weight * ramp}
+        weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight * ramp,
+                   "kl": self.kl_weight * ramp, "lung": self.lung_weight}
         loss = sum(weights[name] * value for name, value in terms.items())
         logs.update({name: float(value.detach()) for name, value in terms.items()})
         return loss, logs
@@ -125,8 +241,10 @@ class MultiMixMethod:
         logs["images"] += n
         if self.cls_ssl:
             weak, strong = logits[n:].chunk(2)
-            terms["fixmatch"], pass_rate = fixmatch_loss(weak, strong, threshold=self.threshold)
+            probs, threshold = self.pseudo_labeler(weak)
+            terms["fixmatch"], pass_rate = fixmatch_loss(weak, strong, threshold=threshold, weak_probs=probs)
             logs["pass_rate"] = float(pass_rate)
+            logs["pseudo_normal"] = float((probs.argmax(dim=1) == 0).float().mean())
             logs["images"] += 2 * weak.shape[0]
 
     def _segmentation_terms(self, seg_logits: torch.Tensor, batch, terms, logs) -> None:
@@ -135,3 +253,4 @@ class MultiMixMethod:
         logs["images"] += seg_logits.shape[0]
         if self.seg_ssl:
             terms["kl"] = unlabeled_segmentation_kl(seg_logits[:n], seg_logits[n:], reference=self.kl_reference)
+

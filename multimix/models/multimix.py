@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .domain import DomainHead
 from .saliency import SaliencyBridge, class_saliency
 from .unet import UNetDecoder, UNetEncoder
 
@@ -21,7 +22,9 @@ class MultiMixOutput:
         cls_logits: ``(B, num_classes)`` classification logits.
         saliency: ``(B, 1, H, W)`` saliency of the predicted class in ``[0, 1]``, detached.
         features: encoder features of every level, shallow to deep (only when asked for).
-        embedding: ``(B, widths[-1])`` globally pooled bottleneck (only when asked for).
+        embedding: ``(B, widths[-1])`` the pooled bottleneck the class head reads (only when asked for).
+        lung_logits: ``(B, 1, h, w)`` coarse lung map on the bottleneck grid, for
+            ``cls_pooling="lung"`` (``None`` otherwise).
     """
 
     seg_logits: torch.Tensor | None = None
@@ -29,6 +32,7 @@ class MultiMixOutput:
     saliency: torch.Tensor | None = None
     features: list[torch.Tensor] | None = None
     embedding: torch.Tensor | None = None
+    lung_logits: torch.Tensor | None = None
 
 
 class MultiMixNet(nn.Module):
@@ -41,6 +45,9 @@ class MultiMixNet(nn.Module):
 
     The bridge computes the saliency inside ``forward`` with gradients enabled for the input only,
     so it works in ``eval()`` under ``torch.no_grad()`` and never writes parameter gradients.
+    ``cls_pooling="lung"`` pools the class features over a coarse lung map (see
+    :class:`~multimix.models.unet.UNetEncoder`); ``domain_head=True`` adds the adversary of
+    domain-adversarial training, which reads the same pooled features (``embedding``).
     """
 
     def __init__(
@@ -55,15 +62,21 @@ class MultiMixNet(nn.Module):
         negative_slope: float = 0.2,
         seg_head: bool = True,
         bridge: bool = True,
+        cls_pooling: str = "global",
+        domain_head: bool = False,
     ) -> None:
         super().__init__()
         if bridge and not (seg_head and num_classes > 0):
             raise ValueError("the saliency bridge needs both a classification head and a segmentation decoder")
         if not seg_head and num_classes <= 0:
             raise ValueError("a model needs a segmentation decoder, a classification head, or both")
+        if cls_pooling == "lung" and not (seg_head and num_classes > 0):
+            raise ValueError("cls_pooling 'lung' needs both heads: its lung map learns from the segmentation labels")
         block_kw = dict(dropout=dropout, norm=norm, negative_slope=negative_slope)
-        self.encoder = UNetEncoder(in_channels, widths, num_classes, **block_kw)
+        self.encoder = UNetEncoder(in_channels, widths, num_classes, pooling=cls_pooling, **block_kw)
         self.bridge = SaliencyBridge(in_channels) if bridge else None
+        # training only: the adversary of domain-adversarial training (multimix.models.domain)
+        self.domain_head = DomainHead(self.encoder.widths[-1]) if domain_head else None
         self.decoder: UNetDecoder | None = None
         if seg_head:
             extra = self.bridge.out_channels if self.bridge is not None else 0
@@ -86,7 +99,7 @@ class MultiMixNet(nn.Module):
         bottleneck = self.encoder(x)[-1]
         out = MultiMixOutput(cls_logits=self.encoder.classify(bottleneck))
         if return_embedding:
-            out.embedding = bottleneck.mean(dim=(2, 3))
+            out.embedding = self.encoder.pool(bottleneck)
         return out
 
     @torch.no_grad()
@@ -103,7 +116,7 @@ class MultiMixNet(nn.Module):
             saliency = None
         else:
             features, saliency, x = self._encode_with_saliency(x)
-        out = MultiMixOutput(saliency=saliency)
+        out = MultiMixOutput(saliency=saliency, lung_logits=self.encoder.lung_logits(features[-1]))
         if self.has_cls_head:
             out.cls_logits = self.encoder.classify(features[-1])
         if self.decoder is not None:
@@ -113,7 +126,7 @@ class MultiMixNet(nn.Module):
             out.seg_logits = self.decoder(features, extra)
         if return_features:
             out.features = features
-            out.embedding = features[-1].mean(dim=(2, 3))
+            out.embedding = self.encoder.pool(features[-1]) if self.has_cls_head else features[-1].mean(dim=(2, 3))
         return out
 
     def _encode_with_saliency(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:

@@ -9,6 +9,8 @@ from torch import nn
 
 from .blocks import DoubleConv, Down, Up
 
+POOLINGS = ("global", "lung")
+
 
 class UNetEncoder(nn.Module):
     """Contracting path of the U-Net; optionally classifies from the deepest features.
@@ -21,6 +23,10 @@ class UNetEncoder(nn.Module):
         dropout: channel dropout after every block and before the linear head.
         norm: normalisation of the conv blocks (``"instance"``, ``"batch"`` or ``None``).
         negative_slope: LeakyReLU slope.
+        pooling: how the head summarises the bottleneck: ``"global"`` averages it over the whole
+            image; ``"lung"`` averages it weighted by a coarse lung map that a 1x1 convolution
+            predicts from the same features (:meth:`lung_logits`, trained against the labeled
+            lung masks), so borders, markers and the body outside the chest cannot decide the class.
     """
 
     def __init__(
@@ -32,8 +38,11 @@ class UNetEncoder(nn.Module):
         dropout: float = 0.25,
         norm: str = "instance",
         negative_slope: float = 0.2,
+        pooling: str = "global",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         if len(widths) < 2:
             raise ValueError(f"a U-Net needs at least 2 levels, got widths={tuple(widths)}")
         self.widths = tuple(int(w) for w in widths)
@@ -43,11 +52,16 @@ class UNetEncoder(nn.Module):
             Down(c_in, c_out, **block_kw) for c_in, c_out in zip(self.widths[:-1], self.widths[1:])
         )
         self.num_classes = num_classes
+        self.pooling = pooling
         self.head: nn.Module | None = None
+        self.lung_gate: nn.Conv2d | None = None
         if num_classes > 0:
+            # the pooling layer stays in the head (a no-op on pooled input) so checkpoints keep their keys
             self.head = nn.Sequential(
                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(self.widths[-1], num_classes)
             )
+            if pooling == "lung":
+                self.lung_gate = nn.Conv2d(self.widths[-1], 1, kernel_size=1)
 
     @property
     def size_divisor(self) -> int:
@@ -74,10 +88,22 @@ class UNetEncoder(nn.Module):
             features.append(down(features[-1]))
         return features
 
+    def lung_logits(self, bottleneck: torch.Tensor) -> torch.Tensor | None:
+        """``(B, 1, h, w)`` logits of the coarse lung map on the bottleneck grid (``pooling="lung"``), else ``None``."""
+        return None if self.lung_gate is None else self.lung_gate(bottleneck)
+
+    def pool(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """``(B, C)``: the bottleneck summarised as the class head reads it (see ``pooling``)."""
+        gate = self.lung_logits(bottleneck)
+        if gate is None:
+            return bottleneck.mean(dim=(2, 3))
+        weights = torch.sigmoid(gate)
+        return (bottleneck * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp_min(1e-6)
+
     def classify(self, bottleneck: torch.Tensor) -> torch.Tensor:
         if self.head is None:
             raise RuntimeError("this encoder was built without a classification head (num_classes=0)")
-        return self.head(bottleneck)
+        return self.head(self.pool(bottleneck)[..., None, None])
 
 
 class UNetDecoder(nn.Module):

@@ -59,11 +59,12 @@ class PredictionReport:
 
 
 def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | Path, *, batch_size: int = 16,
-                  device: str = "auto", seg_threshold: float = 0.5, progress: bool = True) -> PredictionReport:
+                  device: str = "auto", seg_threshold: float = 0.5, clean_masks: bool | None = None,
+                  progress: bool = True) -> PredictionReport:
     """Predict every file, writing ``NAME_{mask,saliency,boundary}.png`` and ``predictions.csv``
     (one row per file, flushed after every batch) into ``out_dir``. Unreadable files get an
     ``error`` row and a message on stderr; they never stop the run."""
-    predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold)
+    predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold, clean_masks=clean_masks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = PredictionReport(out / "predictions.csv")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ..data.transforms import eval_transform
 from ..engine.checkpoint import load_checkpoint
 from ..engine.trainer import resolve_device
+from ..models.postprocess import clean_lung_mask
 from ..presets import trained_model_name
 from ..training import model_from_checkpoint
 
@@ -65,9 +66,13 @@ class Predictor:
             with ``weights_only=True``).
         device: ``auto``, ``cpu``, ``cuda``...
         seg_threshold: lung probability above which a pixel is lung.
+        clean_masks: keep the two largest lung regions and fill their holes
+            (:func:`~multimix.models.postprocess.clean_lung_mask`); ``None`` follows the
+            checkpoint's ``inference.clean_masks``.
     """
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "auto", seg_threshold: float = 0.5) -> None:
+    def __init__(self, checkpoint: str | Path, *, device: str = "auto", seg_threshold: float = 0.5,
+                 clean_masks: bool | None = None) -> None:
         self.checkpoint = Path(checkpoint)
         self.device = resolve_device(device)
         state = load_checkpoint(self.checkpoint, map_location=self.device)
@@ -77,7 +82,8 @@ class Predictor:
         self.step: int | None = state.get("step")
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold
-        self._transform = eval_transform(self.image_size)
+        self.clean_masks = self.config.inference.clean_masks if clean_masks is None else clean_masks
+        self._transform = eval_transform(self.image_size, intensity=self.config.data.intensity)
         self._lock = threading.Lock()
 
     @property
@@ -122,12 +128,17 @@ class Predictor:
         return [
             Prediction(
                 probabilities=None if probabilities is None else probabilities[i],
-                lung_mask=None if lung is None else _resize(lung[i], shape) >= self.seg_threshold,
+                lung_mask=None if lung is None else self._mask(lung[i], shape),
                 saliency=None if saliency is None else np.clip(_resize(saliency[i].float(), shape), 0.0, 1.0),
                 embedding=None if out.embedding is None else out.embedding[i].float().cpu().numpy(),
             )
             for i, shape in enumerate(shapes)
         ]
+
+
+    def _mask(self, lung: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+        mask = _resize(lung, shape) >= self.seg_threshold
+        return clean_lung_mask(mask) if self.clean_masks else mask
 
 
 def _resize(channel_map: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:

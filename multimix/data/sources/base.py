@@ -42,6 +42,7 @@ class SourceScan:
     root: Path
     records: list[Record] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)  # items used, but worth a word (e.g. a guessed patient)
 
     def skip_or_raise(self, path: str | Path, reason: str, on_error: str) -> None:
         """Record ``path`` as skipped, or raise :class:`DatasetItemError` when ``on_error="raise"``."""
@@ -50,6 +51,10 @@ class SourceScan:
         if on_error == "raise":
             raise DatasetItemError(f"{path}: {reason}")
         self.skipped.append(Skipped(str(path), reason))
+
+    def note(self, path: str | Path, reason: str) -> None:
+        """Report ``path`` as used despite ``reason`` (listed in the summary, never dropped)."""
+        self.notes.append(Skipped(str(path), reason))
 
     def summary(self) -> dict[str, Any]:
         """Counts for a report: images, masks, labels per class, patients, official splits, skips."""
@@ -64,6 +69,7 @@ class SourceScan:
             "splits": dict(sorted(Counter(r.split or "none" for r in self.records).items())),
             "skipped": len(self.skipped),
             "skip_reasons": dict(Counter(s.reason for s in self.skipped)),
+            "notes": [{"path": n.path, "note": n.reason} for n in self.notes],
         }
 
 

@@ -13,8 +13,12 @@ Distributed by Mendeley Data (Kermany et al. 2018, CC BY 4.0) and mirrored on Ka
 
 The class comes from the class folder, the official split from the split folder, and the
 patient from the file name (``person1_bacteria_1`` -> ``person1``, ``IM-0115-0001`` ->
-``IM-0115``, ``NORMAL2-IM-0007-0001`` -> ``NORMAL2-IM-0007``). Pneumonia images keep their
+``IM-0115``, ``NORMAL2-IM-0007-0001`` -> ``NORMAL2-IM-0007``). The release also holds
+follow-up images with one more number (``IM-0011-0001-0001``, ``NORMAL2-IM-0246-0001-0002``,
+``person447_virus_921_1``): they belong to the same patient. Pneumonia images keep their
 subtype (``"bacteria"`` / ``"virus"``) in ``meta["subtype"]``; normal images have ``None``.
+A name that fits no pattern is still used: the file becomes its own patient (so it can never
+leak across a patient-grouped split) and is listed in ``SourceScan.notes``.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ CLASS_FOLDERS = {"NORMAL": NORMAL, "PNEUMONIA": PNEUMONIA}
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 EXPECTED = "{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (at least one split with both class folders)"
 
-_PNEUMONIA_NAME = re.compile(r"(person\d+)_(bacteria|virus)_\d+")
-_NORMAL_NAME = re.compile(r"((?:NORMAL2-)?IM-\d+)-\d+")
+_PNEUMONIA_NAME = re.compile(r"(person\d+)_(bacteria|virus)_\d+(?:_\d+)?")
+_NORMAL_NAME = re.compile(r"((?:NORMAL\d*-)?IM-\d+)(?:-\d+){1,2}")
+UNPARSED_NOTE = ("file name fits no CheX pattern (personN_bacteria_M, personN_virus_M, IM-XXXX-YYYY, "
+                 "NORMAL2-IM-XXXX-YYYY); used as its own patient")
 
 
 def parse_file_name(stem: str) -> tuple[str, str | None] | None:
@@ -109,22 +115,23 @@ def _scan_class_folder(result: SourceScan, base: Path, folder: Path, label: int,
 
 
 def _make_record(result: SourceScan, base: Path, path: Path, label: int, on_error: str) -> Record | None:
+    uid = make_uid(NAME, base, path)
     parsed = parse_file_name(path.stem)
     if parsed is None:
-        result.skip_or_raise(
-            path,
-            "cannot parse patient id from file name (expected personN_bacteria_M, personN_virus_M, "
-            "IM-XXXX-YYYY or NORMAL2-IM-XXXX-YYYY)",
-            on_error,
-        )
-        return None
+        # the label comes from the folder, so the image is still usable; only the patient is unknown
+        result.note(path, UNPARSED_NOTE)
+        return _record(uid, path, label, patient_id=uid, subtype=None)
     patient_id, subtype = parsed
     if (subtype is not None) != (label == PNEUMONIA):
         # The name and the folder disagree: the label would be a guess either way.
         result.skip_or_raise(path, f"file name says {subtype or 'normal'} but it sits in {path.parent.name}/", on_error)
         return None
+    return _record(uid, path, label, patient_id=patient_id, subtype=subtype)
+
+
+def _record(uid: str, path: Path, label: int, *, patient_id: str, subtype: str | None) -> Record:
     return Record(
-        uid=make_uid(NAME, base, path),
+        uid=uid,
         source=NAME,
         label=label,
         image_path=absolute(path),
@@ -132,4 +139,3 @@ def _make_record(result: SourceScan, base: Path, path: Path, label: int, on_erro
         split=path.parent.parent.name,
         meta={"subtype": subtype},
     )
-

@@ -1,0 +1,273 @@
+"""The real-data development loop: train variants of one config under one fixed budget, score each
+on the checks that matter across hospitals, and print one table.
+
+Every variant is an ordinary training run in ``<out>/<variant>/`` (finished runs are skipped, an
+interrupted one resumes), so an ablation can be stopped and restarted at will. The scores:
+
+* **in-domain**: the held-out classification images of the training sources (CheX), accuracy,
+  F1 of each class and AUROC; the held-out segmentation images (JSRT), Dice and HD95, raw and with
+  the lung-mask clean-up (:mod:`multimix.models.postprocess`);
+* **adults called normal**: the share of the held-out segmentation images that the classifier
+  calls normal. JSRT has no pneumonia case, so this is a specificity check on adults;
+* **child masks broken**: the share of held-out CheX images whose raw lung mask is not two
+  solid regions (more or fewer components, or holes). CheX has no masks, so this is the only
+  pediatric segmentation signal the development data gives;
+* **cross-domain**: every labeled cross-domain image (NIH adults), accuracy, F1-normal, AUROC;
+  and Dice on cross-domain masks where a source has them;
+* the run's wall time.
+
+Beside the table, ``<out>/child_masks.png`` shows the raw lung outlines every variant draws on the
+same held-out CheX (and NIH) images: a broken mask is easier to judge by eye than by a count.
+
+Variants are config overrides (``section.key: value``) listed in a YAML file (see
+``configs/dev/ablation.yaml``); each is trained with the same flags (``--steps``,
+``--image-size``, ...), which a variant may override in its turn.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .atomic import atomic_write_text
+from .config import Config, load_config
+from .data.pools import build_pools
+from .data.records import Record
+from .engine.trainer import resolve_device
+from .evaluation.figures import boundary_overlays
+from .evaluation.inference import ImageResults, infer
+from .evaluation.runner import load_split
+from .metrics import classification_metrics
+from .training import load_trained_model, run_training
+
+# column key -> (header, format); the order of the printed table
+COLUMNS: dict[str, tuple[str, str]] = {
+    "in_acc": ("in acc", "{:.3f}"),
+    "in_f1_normal": ("in F1-N", "{:.3f}"),
+    "in_f1_pneumonia": ("in F1-P", "{:.3f}"),
+    "in_auroc": ("in AUROC", "{:.3f}"),
+    "jsrt_dice": ("JSRT Dice", "{:.3f}"),
+    "jsrt_dice_clean": ("Dice clean", "{:.3f}"),
+    "jsrt_hd95": ("HD95 px", "{:.1f}"),
+    "adults_normal": ("adults normal", "{:.3f}"),
+    "child_masks_broken": ("child masks broken", "{:.3f}"),
+    "cross_acc": ("NIH acc", "{:.3f}"),
+    "cross_f1_normal": ("NIH F1-N", "{:.3f}"),
+    "cross_auroc": ("NIH AUROC", "{:.3f}"),
+    "cross_dice": ("cross Dice", "{:.3f}"),
+    "train_minutes": ("train min", "{:.1f}"),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the development table: a name and the config overrides that make it."""
+
+    name: str
+    overrides: dict[str, Any]
+
+
+def load_variants(path: str | Path, names: Sequence[str] | None = None) -> list[Variant]:
+    """The variants of a YAML file ``{variants: {name: {section.key: value}}}``, in file order,
+    or those of ``names`` in the order given.
+
+    Raises:
+        ValueError: the file has no ``variants`` mapping, or a name is not in it.
+    """
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    table = data.get("variants")
+    if not isinstance(table, dict) or not table:
+        raise ValueError(f"{path}: expected a 'variants:' mapping of name -> {{section.key: value}}")
+    chosen = list(table) if not names else list(names)
+    unknown = [n for n in chosen if n not in table]
+    if unknown:
+        raise ValueError(f"{path}: no variant {unknown}; available: {', '.join(table)}")
+    return [Variant(name, dict(table[name] or {})) for name in chosen]
+
+
+def train_variant(variant: Variant, out: Path, *, base_config: str | Path | None, overrides: dict[str, Any],
+                  progress: bool) -> Path:
+    """Train one variant unless it is finished (``summary.json``); returns its run folder."""
+    run_dir = out / variant.name
+    if (run_dir / "summary.json").exists():
+        return run_dir
+    resume = (run_dir / "checkpoints" / "last.pt").exists()
+    config_path = run_dir / "config.yaml" if resume and (run_dir / "config.yaml").exists() else base_config
+    values = {**overrides, **variant.overrides, "train.out": str(run_dir)}
+    cfg = load_config(config_path, {} if resume else values)
+    run_training(cfg, resume=resume, progress=progress)
+    return run_dir
+
+
+def broken_mask_share(results: ImageResults) -> float | None:
+    """Share of the predicted lung masks that are not exactly two solid regions."""
+    if results.pred_regions is None or not len(results):
+        return None
+    return float(np.mean((results.pred_regions != 2) | (results.pred_holes > 0)))
+
+
+def _classification(results: ImageResults, prefix: str) -> dict[str, float]:
+    labeled = results.labels >= 0
+    if results.prob_pneumonia is None or not labeled.any():
+        return {}
+    found = classification_metrics(results.prob_pneumonia[labeled], results.labels[labeled])
+    scores = {f"{prefix}_acc": found["accuracy"], f"{prefix}_f1_normal": found["f1_normal"],
+              f"{prefix}_f1_pneumonia": found["f1_pneumonia"]}
+    if found["auroc"] is not None:
+        scores[f"{prefix}_auroc"] = found["auroc"]
+    return scores
+
+
+def _masked_mean(results: ImageResults, metric: str) -> float | None:
+    values = results.seg.get(metric)
+    if values is None or not results.has_mask.any():
+        return None
+    return float(np.nanmean(values[results.has_mask]))
+
+
+FIGURE_IMAGES = (6, 2)  # held-out classification images, cross-domain images in child_masks.png
+
+
+def figure_records(test: Sequence[Record], cross: Sequence[Record]) -> list[Record]:
+    """The images every variant draws in ``child_masks.png``: held-out classification images
+    (CheX: children) and cross-domain ones, a stable choice (hash of the uid)."""
+    def first(records: Sequence[Record], k: int) -> list[Record]:
+        return sorted(records, key=lambda r: zlib.crc32(r.uid.encode()))[:k]
+
+    return first([r for r in test if r.has_label], FIGURE_IMAGES[0]) + first(cross, FIGURE_IMAGES[1])
+
+
+def score_checkpoint(checkpoint: str | Path, *, device: str = "auto", batch_size: int = 64,
+                     samples: str | Path | None = None) -> dict[str, float]:
+    """The development scores (see the module doc) of one trained checkpoint on its own run's data.
+
+    ``samples`` names an ``.npz`` file to write the images of :func:`figure_records` and the
+    model's raw masks on them to (for ``child_masks.png``)."""
+    dev = resolve_device(device)
+    model, cfg = load_trained_model(checkpoint, map_location=dev)
+    model.to(dev)
+    split = load_split(checkpoint, cfg)
+    records = build_pools(cfg.data, cfg.train.seed, training_pools=False).by_uid()
+    test = [records[u] for u in split.test]
+    cross = [records[u] for u in split.cross]
+    kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=batch_size, device=dev)
+    if samples is not None and model.has_seg_head:
+        _save_samples(model, figure_records(test, cross), kw, Path(samples))
+    return {
+        **_in_domain(model, [r for r in test if r.has_label], kw),
+        **_adults(model, [r for r in test if r.has_mask], kw),
+        **_cross_domain(model, cross, kw),
+    }
+
+
+def _save_samples(model, records: list[Record], kw: dict[str, Any], path: Path) -> None:
+    if not records:
+        return
+    kept = infer(model, records, full_metrics=False, keep=range(len(records)), **kw).samples
+    np.savez_compressed(path, uids=np.array([r.uid for r in records]),
+                        images=np.stack([kept[i].image for i in range(len(records))]),
+                        masks=np.stack([kept[i].prediction for i in range(len(records))]))
+
+
+def child_mask_figure(rows: Sequence[dict[str, Any]], out: Path) -> Path | None:
+    """``<out>/child_masks.png``: columns = variants, rows = the same held-out images."""
+    found = [(row["variant"], np.load(out / row["variant"] / "dev_samples.npz")) for row in rows
+             if (out / row["variant"] / "dev_samples.npz").exists()]
+    if not found:
+        return None
+    first = found[0][1]
+    same = [(name, data) for name, data in found if np.array_equal(data["uids"], first["uids"])]
+    titles = [uid.split("/")[0] + " " + Path(str(uid)).stem[:14] for uid in first["uids"]]
+    return boundary_overlays(first["images"], np.zeros_like(first["masks"]), {name: d["masks"] for name, d in same},
+                             out / "child_masks.png", row_titles=titles)
+
+
+def _in_domain(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:
+    if not records:
+        return {}
+    results = infer(model, records, full_metrics=False, **kw)
+    scores = _classification(results, "in")
+    broken = broken_mask_share(results)
+    if broken is not None:
+        scores["child_masks_broken"] = broken
+    return scores
+
+
+def _adults(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:
+    if not records:
+        return {}
+    results = infer(model, records, full_metrics=True, **kw)
+    scores: dict[str, float] = {}
+    if results.prob_pneumonia is not None:
+        scores["adults_normal"] = float(np.mean(results.prob_pneumonia < 0.5))
+    if model.has_seg_head:
+        scores["jsrt_dice"] = _masked_mean(results, "dice")
+        scores["jsrt_hd95"] = _masked_mean(results, "hd95")
+        clean = infer(model, records, full_metrics=False, postprocess=True, **kw)
+        scores["jsrt_dice_clean"] = _masked_mean(clean, "dice")
+    return {k: v for k, v in scores.items() if v is not None}
+
+
+def _cross_domain(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:
+    if not records:
+        return {}
+    results = infer(model, records, full_metrics=False, **kw)
+    scores = _classification(results, "cross")
+    dice = _masked_mean(results, "dice") if model.has_seg_head else None
+    if dice is not None:
+        scores["cross_dice"] = dice
+    return scores
+
+
+def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: str | Path | None,
+                overrides: dict[str, Any], device: str = "auto", progress: bool = True) -> list[dict[str, Any]]:
+    """Train and score every variant; writes ``<out>/<variant>/dev_scores.json`` and
+    ``<out>/table.md``, and returns one row per variant."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for variant in variants:
+        run_dir = train_variant(variant, out, base_config=base_config, overrides=overrides, progress=progress)
+        rows.append(variant_row(variant, run_dir, device=device))
+        atomic_write_text(out / "table.md", format_table(rows) + "\n")
+    child_mask_figure(rows, out)
+    return rows
+
+
+def variant_row(variant: Variant, run_dir: Path, *, device: str = "auto") -> dict[str, Any]:
+    """Scores of a finished variant (computed once, then read from ``dev_scores.json``)."""
+    cached = run_dir / "dev_scores.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    started = time.perf_counter()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    row: dict[str, Any] = {"variant": variant.name, "overrides": variant.overrides}
+    row.update(score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=run_dir / "dev_samples.npz"))
+    row["train_minutes"] = summary["wall_seconds"] / 60
+    row["best_step"] = summary.get("best_step")
+    row["score_seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write_text(cached, json.dumps(row, indent=2))
+    return row
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table: one row per variant, the columns of :data:`COLUMNS` that any row has."""
+    keys = [k for k in COLUMNS if any(k in row for row in rows)]
+    lines = ["| variant | " + " | ".join(COLUMNS[k][0] for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for row in rows:
+        cells = [COLUMNS[k][1].format(row[k]) if row.get(k) is not None else "-" for k in keys]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def variant_config(variant: Variant, base_config: str | Path | None, overrides: dict[str, Any]) -> Config:
+    """The config a variant trains with (for checking a variants file before a long run)."""
+    return load_config(base_config, {**overrides, **variant.overrides})

@@ -7,13 +7,61 @@ of every value the command line leaves alone.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .config import Config, load_config, parse_overrides
+from .engine.checkpoint import CheckpointError
 from .engine.trainer import NonFiniteLossError
+from .utils.locks import LockedError
+
+# what the user or the machine caused (bad flags, data, files, devices, full disks): one line each;
+# anything else is a bug in multimix and keeps its traceback
+EXPECTED_ERRORS = (ValueError, OSError, CheckpointError, NonFiniteLossError, LockedError)
+_DISK_HINTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for an expected failure: the message, or for a file-system error what failed where."""
+    if isinstance(err, OSError) and err.errno is not None and err.strerror:
+        reason = _DISK_HINTS.get(err.errno, err.strerror.lower())
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{reason}"
+    return str(err)
+
+
+def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
+    """Run a script's ``body``; an expected failure prints ``error: <cause>`` and returns 1
+    (``debug`` re-raises it with its traceback); Ctrl-C returns 130."""
+    try:
+        return body()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as err:
+        if debug:
+            raise
+        print(f"error: {describe_error(err)}", file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        print("error: this is a bug in multimix, not in your input; please report it with the traceback above",
+              file=sys.stderr)
+        return 1
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 # flag -> config key, for flags both scripts accept
 RUN_FLAG_KEYS = {
@@ -48,7 +96,7 @@ def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto (default): mixed precision on CUDA, fp32 on CPU; bf16 autocast on CPU or GPU; fp16 CUDA only")
+                        help="auto (default): mixed precision on CUDA; on CPU bf16 where it is native and faster, else fp32; bf16 autocast on CPU or GPU (warns where the CPU emulates it); fp16 CUDA only")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-workers", type=int, help="data loader worker processes")
     parser.add_argument("--data-root", help="the real datasets under DIR (chex/, jsrt/, ...) instead of synthetic data")
@@ -57,7 +105,8 @@ def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
     parser.add_argument("--out", help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_debug_flag(parser)
 
 
 def usage_error(args: argparse.Namespace) -> str | None:
@@ -99,12 +148,12 @@ def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callabl
     if message := usage_error(args):
         print(f"error: {message}", file=sys.stderr)
         return 2
-    try:
+
+    def body() -> int:
         cfg = resolve_config(args, flag_keys, default_config)
         if default_out is not None and not cfg.train.out:
             cfg.train.out = default_out(cfg)
         run(cfg)
-    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+        return 0
+
+    return run_main(body, debug=getattr(args, "debug", False))

@@ -77,6 +77,7 @@ class DataConfig:
     test_fraction: float = 0.5
     cache_dir: str | None = None
     on_error: str = "skip"
+    max_megapixels: float = 100.0  # larger images are skipped from their header, before decoding (pixel bombs)
 
 
 @dataclass
@@ -277,7 +278,40 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
             apply_mapping(config, data, origin=str(layer_path))
     for key, value in (overrides or {}).items():
         set_value(config, key, value)
+    validate_ranges(config)
     return config
+
+
+# key -> (lowest, highest) allowed value, bounds included; None = unbounded
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "data.batch_size": (1, None),
+    "data.image_size": (16, None),
+    "data.num_workers": (0, None),
+    "data.strong_ops": (0, None),
+    "train.steps": (1, None),
+    "train.epochs": (1, None),
+    "train.steps_per_epoch": (1, None),
+    "train.eval_batch_size": (1, None),
+    "train.log_every": (1, None),
+    "train.warmup_steps": (0, None),
+    "train.lr": (1e-12, None),
+    "data.max_megapixels": (1e-3, None),
+    "train.grad_clip": (0, None),
+    "method.threshold": (0, 1),
+    "inference.seg_threshold": (0, 1),
+}
+
+
+def validate_ranges(config: Config) -> None:
+    """Reject values no run can use (``--batch-size 0``, ``--steps 0``, a learning rate of 0)
+    before anything is built; the ``ValueError`` names the key and the allowed range."""
+    for key, (low, high) in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value is None or ((low is None or value >= low) and (high is None or value <= high)):
+            continue
+        allowed = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{key} must be {'above 0' if key == 'train.lr' else allowed}, got {value}")
 
 
 def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:

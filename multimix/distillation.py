@@ -30,6 +30,7 @@ from .training import (
     TrainedModel,
     class_weights_for,
     fit_and_evaluate,
+    holding_run_folder,
     labeled_classes,
     load_trained_model,
     open_run,
@@ -76,7 +77,8 @@ def load_teacher(cfg: Config) -> TrainedModel:
 
 def run_distillation(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
     """Distil, then evaluate the student's ``best.pt`` and the teacher in- and cross-domain."""
-    return with_process_group(cfg.train.device, lambda context: _distill(cfg, context, resume=resume, progress=progress))
+    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
+        cfg, context, lambda: _distill(cfg, context, resume=resume, progress=progress)))
 
 
 def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
@@ -84,7 +86,7 @@ def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress
     architecture = student_architecture(cfg)
     seed_everything(cfg.train.seed)  # the student's initial weights follow --seed
     student = build_classifier(architecture)
-    run = open_run(cfg, context, resume=resume)
+    run = open_run(cfg, context, resume=resume, progress=progress)
     device = rank_device(context, resolve_device(cfg.train.device))
     labels = labeled_classes(run)
     method = DistillationMethod(teacher.to(device), temperature=cfg.distill.temperature,

@@ -28,6 +28,7 @@ from .pretraining import load_pretrained_ssl, pretrain_architecture
 from .training import (
     class_weights_for,
     fit_and_evaluate,
+    holding_run_folder,
     labeled_classes,
     open_run,
     seed_everything,
@@ -57,13 +58,14 @@ def run_finetuning(cfg: Config, *, resume: bool = False, progress: bool = True) 
 
     Writes the same run folder as :func:`multimix.training.run_training`.
     """
-    return with_process_group(cfg.train.device, lambda context: _finetune(cfg, context, resume=resume, progress=progress))
+    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
+        cfg, context, lambda: _finetune(cfg, context, resume=resume, progress=progress)))
 
 
 def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
     seed_everything(cfg.train.seed)  # the new layers' initial weights follow --seed
     model, architecture = make_finetune_model(cfg)  # before the run folder: a bad checkpoint leaves none behind
-    run = open_run(cfg, context, resume=resume)
+    run = open_run(cfg, context, resume=resume, progress=progress)
     labels = labeled_classes(run)
     method = FineTuneMethod(class_weights=class_weights_for(cfg, labels))
     streams = stream_pools(run.split, run.records, method.streams(model))

@@ -28,7 +28,7 @@ from .engine.trainer import Trainer, resolve_device
 from .methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
 from .models import SSLModel
 from .models.classifier import Architecture, build_ssl_model, ssl_architecture
-from .training import build_pools_once, prepare_run_folder, seed_everything
+from .training import build_pools_once, holding_run_folder, prepare_run_folder, seed_everything
 
 SSL_PREFIX = "ssl."  # the backbone + head inside a PretrainNet's state dict
 
@@ -120,14 +120,15 @@ def run_pretraining(cfg: Config, *, resume: bool = False, progress: bool = True)
     Returns the summary on rank 0: the online probe's validation accuracy and the linear-probe
     test accuracy of the pretrained backbone against the same backbone freshly initialised.
     """
-    return with_process_group(cfg.train.device, lambda context: _pretrain(cfg, context, resume=resume, progress=progress))
+    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
+        cfg, context, lambda: _pretrain(cfg, context, resume=resume, progress=progress)))
 
 
 def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str, Any] | None:
     started = time.perf_counter()
     out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
-    pools = build_pools_once(cfg, context)
+    pools = build_pools_once(cfg, context, progress=progress)
     images = list({r.uid: r for r in [*pools.seg_pool, *pools.cls_pool]}.values())
     probe_val = [r for r in pools.val if r.has_label]
     model = make_pretrain_model(cfg)

@@ -11,9 +11,10 @@ import platform
 import random
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -21,9 +22,10 @@ import torch
 from . import __version__
 from .config import Config, atomic_write_text, save_config
 from .data.pools import DataPools, build_pools
+from .data.prepare import write_skip_report
 from .data.splits import Split, build_split, with_extra_unlabeled
 from .data.streams import StepBatches, step_loader
-from .engine.checkpoint import load_checkpoint
+from .engine.checkpoint import CheckpointError, load_checkpoint
 from .engine.distributed import (
     DistributedContext,
     all_gather,
@@ -38,6 +40,9 @@ from .losses import balanced_class_weights
 from .methods import MultiMixMethod
 from .models import MultiMixNet, build_model, load_unet_encoder_state
 from .models.classifier import SSLClassifier, build_classifier
+from .utils.locks import exclusive_lock
+
+T = TypeVar("T")
 
 SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
 TrainedModel = MultiMixNet | SSLClassifier
@@ -146,11 +151,13 @@ def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
 
 
 def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:
+    """The run's split: its own ``split.json`` when resuming, ``data.split_file`` if given, else
+    drawn from the pools; a loaded split must name only images the pools have."""
     if resume and split_path.exists():
-        return Split.load(split_path)
+        return check_split(Split.load(split_path), pools, split_path)
     extra = [r.uid for r in pools.extra_unlabeled]
     if cfg.data.split_file:
-        return with_extra_unlabeled(Split.load(cfg.data.split_file), extra)
+        return with_extra_unlabeled(check_split(Split.load(cfg.data.split_file), pools, cfg.data.split_file), extra)
     split = build_split(
         pools.seg_pool,
         pools.cls_pool,
@@ -163,6 +170,16 @@ def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool)
         exclude_labeled_from_unlabeled=cfg.data.exclude_labeled_from_unlabeled,
     )
     return with_extra_unlabeled(split, extra)
+
+
+def check_split(split: Split, pools: DataPools, origin: str | Path) -> Split:
+    """``split`` if every image it names is in ``pools``; else ``ValueError`` naming the file."""
+    known = pools.by_uid()
+    missing = [uid for uid in split.all_uids() if uid not in known]
+    if missing:
+        raise ValueError(f"{origin} names {len(missing)} images these data sources do not have (e.g. {', '.join(missing[:3])}); "
+                         "was it written for other data (data.root, sources, pool sizes, image set)?")
+    return split
 
 
 def class_weights_for(cfg: Config, labels: list[int]) -> torch.Tensor | None:
@@ -224,14 +241,76 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
     Under ``torchrun`` every rank trains its shard of each stream with DistributedDataParallel;
     rank 0 alone writes, logs and evaluates, and only rank 0 gets the summary (others ``None``).
     """
-    return with_process_group(cfg.train.device, lambda context: _train_and_evaluate(cfg, context, resume=resume, progress=progress))
+    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
+        cfg, context, lambda: _train_and_evaluate(cfg, context, resume=resume, progress=progress)))
+
+
+RUN_LOCK = ".lock"
+SKIP_REPORT = "skipped.csv"
+
+
+def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[[], T]) -> T:
+    """Run ``body`` while this process (rank 0) holds the run folder's lock, so a second
+    training into the same ``--out`` refuses instead of interleaving files with this one."""
+    out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
+    cfg.train.out = str(out_dir)
+    if not context.is_main:
+        return body()
+    with exclusive_lock(out_dir / RUN_LOCK, what=f"run folder {out_dir}"):
+        return body()
+
+
+# settings a resumed run may change: how long it trains and where/how it runs, nothing that
+# changes the data, the model or the method its checkpoint was trained with
+RESUMABLE_CHANGES = frozenset({
+    "train.steps", "train.epochs", "train.device", "train.out", "train.name", "train.log_every",
+    "train.eval_batch_size", "data.num_workers", "data.root", "data.cache_dir",
+})
+
+
+def check_resumable(cfg: Config, last: Path) -> int:
+    """Check that ``cfg`` can continue the checkpoint ``last``; returns its step.
+
+    Raises:
+        CheckpointError: ``last`` is truncated or not a run checkpoint.
+        ValueError: a setting differs from the one the checkpoint was trained with (named).
+    """
+    state = load_checkpoint(last)
+    stored = state.get("run", {}).get("config")
+    if stored is None:
+        raise ValueError(f"{last}: checkpoint carries no run config; it cannot be resumed")
+    before = _flatten(Config.from_dict(stored, origin=str(last)).to_dict())
+    now = _flatten(cfg.to_dict())
+    conflicts = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
+    if conflicts:
+        changes = "; ".join(f"{k} was {before.get(k)!r}, now {now[k]!r}" for k in conflicts[:4])
+        raise ValueError(f"cannot resume {last.parent.parent}: {changes}. Resume without changing "
+                         "them, or start a new run with another --out (nothing was written)")
+    return int(state.get("step", 0))
+
+
+def _flatten(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in sections.items() for key, value in values.items()}
 
 
 def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool) -> tuple[Path, dict[str, Any]]:
+    """Create (or check, when resuming) the run folder; ``config.yaml`` is written only once the
+    command is known to fit the run, so a refused ``--resume`` leaves the run as it was."""
+    resolve_device(cfg.train.device)  # a missing GPU fails here, before any data is read
     out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
-    if not resume and (out_dir / "checkpoints" / "last.pt").exists():
+    last = out_dir / "checkpoints" / "last.pt"
+    if not resume and last.exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     cfg.train.out = str(out_dir)
+    if resume and context.is_main:
+        if last.exists():
+            try:
+                step = check_resumable(cfg, last)
+            except CheckpointError as err:
+                raise CheckpointError(f"{err}; this run cannot continue from it (its best.pt may still be usable)") from err
+            print(f"resuming {out_dir} from step {step} of {cfg.train.total_steps}")
+        else:
+            print(f"note: --resume: {out_dir} has no checkpoint yet; starting a new run there")
     environment = environment_info()
     if context.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,11 +319,11 @@ def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool
     return out_dir, environment
 
 
-def build_pools_once(cfg: Config, context: DistributedContext) -> DataPools:
+def build_pools_once(cfg: Config, context: DistributedContext, *, progress: bool = True) -> DataPools:
     """Rank 0 builds (and caches) the pools first, so ranks never race to write one cache."""
     if not context.is_main:
         barrier(context)
-    pools = build_pools(cfg.data, cfg.train.seed)
+    pools = build_pools(cfg.data, cfg.train.seed, progress=progress and context.is_main)
     if context.is_main:
         barrier(context)
     return pools
@@ -310,12 +389,16 @@ class RunStart:
     started: float
 
 
-def open_run(cfg: Config, context: DistributedContext, *, resume: bool) -> RunStart:
-    """Run folder, seeds, data pools and the split (saved as ``split.json``)."""
+def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool = True) -> RunStart:
+    """Run folder, seeds, data pools and the split (saved as ``split.json``); every file the
+    data sources had to leave out is listed in ``skipped.csv``."""
     started = time.perf_counter()
     out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
-    pools = build_pools_once(cfg, context)
+    pools = build_pools_once(cfg, context, progress=progress)
+    if pools.skipped and context.is_main:
+        report = write_skip_report(pools.skipped, out_dir / SKIP_REPORT)
+        print(f"all {len(pools.skipped)} skipped files, with their reasons: {report}")
     records = pools.by_uid()
     split = make_split(cfg, pools, out_dir / "split.json", resume=resume)  # deterministic: equal on every rank
     if context.is_main:
@@ -377,7 +460,7 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
 
 
 def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
-    run = open_run(cfg, context, resume=resume)
+    run = open_run(cfg, context, resume=resume, progress=progress)
     model = make_model(cfg)
     if cfg.model.init_encoder and not resume:
         load_pretrained_encoder(model, cfg.model.init_encoder)

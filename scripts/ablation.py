@@ -21,8 +21,8 @@ from multimix.ablation import (
     grid,
     run_ablation,
 )
+from multimix.cli import add_debug_flag, run_main
 from multimix.config import parse_overrides
-from multimix.engine.trainer import NonFiniteLossError
 from multimix.evaluation.runner import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.presets import PRESETS
@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for per-run CIs")
     parser.add_argument("--out", default="runs/ablation", help="grid folder (default runs/ablation)")
     parser.add_argument("--no-progress", action="store_true")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -52,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     base = args.config or Path(__file__).resolve().parent.parent / "configs" / "multimix.yaml"
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    try:
-        overrides = dict(QUICK_OVERRIDES) if args.quick else {}
-        if args.data_root:
-            overrides.update({"data.source": "real", "data.root": args.data_root})
-        overrides.update(parse_overrides(args.set))
-        cells = grid(_list(args.models), _list(args.seg_labels), _list(args.cls_labels), range(seeds))
-        print(f"{len(cells)} runs in {args.out}/runs")
-        settings = EvaluationSettings(boot=BootstrapSettings(n_resamples=args.bootstrap), progress=False)
-        report = run_ablation(cells, args.out, base_config=base if Path(base).exists() else None, overrides=overrides,
-                              settings=settings, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_main(lambda: _run(args, base, seeds), debug=args.debug)
+
+
+def _run(args: argparse.Namespace, base: Path | str, seeds: int) -> int:
+    overrides = dict(QUICK_OVERRIDES) if args.quick else {}
+    if args.data_root:
+        overrides.update({"data.source": "real", "data.root": args.data_root})
+    overrides.update(parse_overrides(args.set))
+    cells = grid(_list(args.models), _list(args.seg_labels), _list(args.cls_labels), range(seeds))
+    print(f"{len(cells)} runs in {args.out}/runs")
+    settings = EvaluationSettings(boot=BootstrapSettings(n_resamples=args.bootstrap), progress=False)
+    report = run_ablation(cells, args.out, base_config=base if Path(base).exists() else None, overrides=overrides,
+                          settings=settings, progress=not args.no_progress)
     print((Path(args.out) / "table.md").read_text())
     print(f"report: {report}")
     return 0

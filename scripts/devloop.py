@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from multimix.cli import DEFAULT_CONFIG, RUN_FLAG_KEYS, add_run_flags
+from multimix.cli import DEFAULT_CONFIG, RUN_FLAG_KEYS, add_run_flags, run_main
 from multimix.config import parse_overrides
 from multimix.devloop import format_table, load_variants, run_devloop, variant_config
-from multimix.engine.trainer import NonFiniteLossError
 
 CONFIG_DIR = DEFAULT_CONFIG.parent
 FLAG_KEYS = {
@@ -59,17 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     overrides.pop("train.out", None)
     overrides["data.source"] = "real"
     overrides["data.root"] = str(Path(args.data_root).expanduser().resolve())
-    try:
-        overrides.update(parse_overrides(args.set))
-        names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
-        variants = load_variants(args.variants_file, names)
-        for variant in variants:  # a typo in the file fails now, not after hours of training
-            variant_config(variant, args.config, overrides)
-        rows = run_devloop(variants, Path(args.out), base_config=args.config, overrides=overrides,
-                           device=args.device or "auto", progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_main(lambda: _run(args, overrides), debug=args.debug)
+
+
+def _run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    overrides.update(parse_overrides(args.set))
+    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
+    variants = load_variants(args.variants_file, names)
+    for variant in variants:  # a typo in the file fails now, not after hours of training
+        variant_config(variant, args.config, overrides)
+    rows = run_devloop(variants, Path(args.out), base_config=args.config, overrides=overrides,
+                       device=args.device or "auto", progress=not args.no_progress)
     print(format_table(rows))
     return 0
 

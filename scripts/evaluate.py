@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from multimix.engine.checkpoint import CheckpointError
+from multimix.cli import add_debug_flag, run_main
 from multimix.evaluation.report import console_table, write_report
 from multimix.evaluation.runner import EvaluationSettings, evaluate_checkpoints, run_folder
 from multimix.evaluation.summary import BootstrapSettings
@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
                         help="score lung masks after keeping the two largest regions and filling holes (default: as the run's config says)")
     parser.add_argument("--no-progress", action="store_true")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -60,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     out = Path(args.out) if args.out else run_folder(args.checkpoint[0]) / "evaluation"
-    try:
+
+    def body() -> int:
         results = evaluate_checkpoints(args.checkpoint, settings)
         report = write_report(results, out, settings)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(console_table(results))
-    print(f"report: {report}")
-    return 0
+        print(console_table(results))
+        print(f"report: {report}")
+        return 0
+
+    return run_main(body, debug=args.debug)
 
 
 if __name__ == "__main__":

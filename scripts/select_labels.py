@@ -15,9 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from multimix.cli import add_debug_flag, run_main
 from multimix.data.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.data.pools import build_pools
-from multimix.engine.checkpoint import CheckpointError
 from multimix.engine.trainer import resolve_device
 from multimix.evaluation.runner import load_split
 from multimix.training import load_trained_model
@@ -34,30 +34,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="where to write the new split.json")
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        device = resolve_device(args.device)
-        model, cfg = load_trained_model(args.checkpoint, map_location=device)
-        if not model.has_cls_head:
-            raise ValueError(f"{args.checkpoint}: this model has no class head to rank images with")
-        if args.data_root:
-            cfg.data.source, cfg.data.root = "real", args.data_root
-        split = load_split(args.checkpoint, cfg)
-        records = build_pools(cfg.data, cfg.train.seed).by_uid()
-        pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]
-        picks = select_for_labeling(lambda x: model.to(device).classify(x).cls_logits, pool, args.k, strategy=args.strategy,
-                                    image_size=cfg.data.image_size, intensity=cfg.data.intensity, views=args.views, class_balanced=args.class_balanced,
-                                    device=device, seed=args.seed, progress=True)
-        new = with_new_labels(split, picks, strategy=args.strategy)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        new.save(args.out)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_main(lambda: _select(args), debug=args.debug)
+
+
+def _select(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    model, cfg = load_trained_model(args.checkpoint, map_location=device)
+    if not model.has_cls_head:
+        raise ValueError(f"{args.checkpoint}: this model has no class head to rank images with")
+    if args.data_root:
+        cfg.data.source, cfg.data.root = "real", args.data_root
+    split = load_split(args.checkpoint, cfg)
+    records = build_pools(cfg.data, cfg.train.seed).by_uid()
+    pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]
+    picks = select_for_labeling(lambda x: model.to(device).classify(x).cls_logits, pool, args.k, strategy=args.strategy,
+                                image_size=cfg.data.image_size, intensity=cfg.data.intensity, views=args.views, class_balanced=args.class_balanced,
+                                device=device, seed=args.seed, progress=True)
+    new = with_new_labels(split, picks, strategy=args.strategy)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    new.save(args.out)
     print(f"picked {len(picks)} of {len(pool)} unlabeled images by {args.strategy}; labeled set now {len(new.cls.labeled)}")
     print(f"split written to {args.out}")
     return 0

@@ -75,6 +75,16 @@ def test_a_non_image_is_refused_by_its_content_even_when_named_png(client):
     assert response.status_code == 415 and "not a PNG, JPEG or DICOM" in response.json()["detail"]
 
 
+def test_a_pixel_bomb_upload_is_a_413_before_decoding(client, tmp_path):
+    from test_faults import pixel_bomb
+
+    bomb = pixel_bomb(tmp_path / "bomb.png").read_bytes()
+    assert len(bomb) < 0.5 * 1024 * 1024  # small enough to pass the upload size cap
+    response = client.post("/api/predict", files={"file": ("bomb.png", bomb, "image/png")})
+    assert response.status_code == 413 and "12000x12000" in response.json()["detail"]
+    assert client.get("/api/health").status_code == 200
+
+
 def test_a_truncated_png_is_a_readable_422(client):
     response = client.post("/api/predict", content=_png(side=96)[:300])
     assert response.status_code == 422 and "cannot decode PNG" in response.json()["detail"]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,6 +28,7 @@ import numpy as np
 from skimage.transform import resize
 from tqdm.auto import tqdm
 
+from ..utils.locks import exclusive_lock
 from .io import ImageReadError, read_image_file, read_mask_files
 from .records import Record
 
@@ -107,16 +109,20 @@ def build_cache(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     cache_dir = Path(cache_dir)
     folder = cache_dir / f"{name}-{image_size}px-{cache_key(records, image_size)}"
-    built = not (folder / "index.json").exists()
-    if built:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
-        try:
-            _build(records, image_size, tmp, on_error=on_error, progress=progress, desc=f"cache {name} {image_size}px")
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    if (folder / "index.json").exists():
+        return _open(records, folder, built=False)
+    # one builder per cache: a second process waits for the first and then reuses its result
+    with exclusive_lock(cache_dir / f".{folder.name}.lock", what=f"the cache {folder}", wait=True,
+                        on_wait=lambda message: print(message, file=sys.stderr)):
+        built = not (folder / "index.json").exists()
+        if built:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
+            try:
+                _build(records, image_size, tmp, on_error=on_error, progress=progress, desc=f"cache {name} {image_size}px")
+                os.replace(tmp, folder)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
     return _open(records, folder, built)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from skimage import io as skio
@@ -17,6 +19,10 @@ ASPECT_TOLERANCE = 0.02
 
 class ImageReadError(ValueError):
     """An image or mask file is missing, cannot be decoded, or has unusable content."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image declares more pixels than the megapixel limit (refused before decoding)."""
 
 
 def to_unit_float(pixels: np.ndarray, *, path: str = "<array>") -> np.ndarray:
@@ -33,21 +39,81 @@ def to_unit_float(pixels: np.ndarray, *, path: str = "<array>") -> np.ndarray:
     return np.clip(pixels, 0.0, 1.0)
 
 
+DEFAULT_MAX_MEGAPIXELS = 100.0  # about 5x the largest radiograph detector (43 x 43 cm at 0.1 mm: 18.5 MP)
+_max_megapixels = DEFAULT_MAX_MEGAPIXELS
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF",
+               b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
+
+
+def set_max_megapixels(limit: float) -> None:
+    """The largest image (width x height / 1e6) any reader of this process decodes; larger
+    files are refused from their header, before their pixels take memory (pixel bombs)."""
+    global _max_megapixels
+    if limit <= 0:
+        raise ValueError(f"the megapixel limit must be above 0, got {limit}")
+    _max_megapixels = float(limit)
+
+
+def max_megapixels() -> float:
+    return _max_megapixels
+
+
+def check_pixel_count(width: int, height: int, name: str, limit: float | None = None) -> None:
+    """:class:`ImageTooLargeError` naming ``name`` if a ``width x height`` image exceeds the megapixel limit."""
+    limit = _max_megapixels if limit is None else limit
+    if width * height > limit * 1e6:
+        raise ImageTooLargeError(f"{name}: declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), above "
+                             f"the limit of {limit:g}; raise --max-megapixels if this really is one image")
+
+
+def header_size(source: str | Path | BinaryIO) -> tuple[int, int] | None:
+    """``(width, height)`` read from a PNG/JPEG/GIF/TIFF header without decoding the pixels
+    (``None`` when the header cannot be read; the decoder then reports the problem)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # our own limit decides, not Pillow's warning threshold
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                return image.size
+    except Image.DecompressionBombError:  # Pillow's own guard fired: far above any sane size
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        return limit, 2  # reported by check_pixel_count as "above the limit"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def _unreadable_reason(path: str) -> str:
+    """Why ``path`` cannot be decoded, in words a person understands."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if not head:
+        return "empty file (0 bytes)"
+    kind = next((name for signature, name in _SIGNATURES.items() if head.startswith(signature)), None)
+    if kind is None:
+        return f"not an image: its content is no PNG, JPEG, GIF or TIFF (first bytes {head[:8]!r})"
+    return f"the {kind} file is truncated or corrupt"
+
+
 def read_image_file(path: str) -> np.ndarray:
     """Decode an image file into float32 ``(H, W)`` in ``[0, 1]``, display polarity.
 
     PNG/JPEG (8- or 16-bit, gray or colour) and GIF (e.g. SCR lung masks) go through
-    scikit-image; raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`.
+    scikit-image; raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`. An image above the
+    megapixel limit (:func:`set_max_megapixels`) is refused from its header.
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".img":
         return read_jsrt_raw(path)
+    if not os.path.isfile(path):
+        raise ImageReadError(f"{path}: file not found")
+    size = header_size(path)
+    if size is not None:
+        check_pixel_count(*size, name=str(path))
     try:
         pixels = skio.imread(path)
-    except FileNotFoundError as err:
-        raise ImageReadError(f"{path}: file not found") from err
     except Exception as err:  # decoders raise many types for truncated/corrupt files
-        raise ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {err})") from err
+        raise ImageReadError(f"{path}: cannot decode image: {_unreadable_reason(path)}") from err
     if suffix == ".gif":
         pixels = _first_gif_frame(pixels)
     return to_unit_float(pixels, path=path)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import DataConfig
+from .io import set_max_megapixels
 from .records import Record
 from .sources.synthetic import SITES, generate_records
 from .splits import holdout
@@ -24,6 +25,7 @@ class DataPools:
     test: list[Record]
     cross: list[Record]
     extra_unlabeled: list[Record] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # source, path, reason of every file left out
 
     def by_uid(self) -> dict[str, Record]:
         pools = (self.extra_unlabeled, self.seg_pool, self.cls_pool, self.val, self.test, self.cross)
@@ -124,20 +126,24 @@ def _unsplit(records: list[Record]) -> list[Record]:
     return [replace(r, split=None) for r in records]
 
 
-def cached_source_records(spec: str, cfg: DataConfig) -> list[Record]:
-    """Every usable record of real source ``spec`` under ``cfg.root``, cached at ``cfg.image_size``."""
-    from .prepare import default_cache_dir, note_lines, prepare_source
+def cached_source_records(spec: str, cfg: DataConfig, *, progress: bool = True,
+                          skipped: list[dict[str, str]] | None = None) -> list[Record]:
+    """Every usable record of real source ``spec`` under ``cfg.root``, cached at ``cfg.image_size``;
+    the files left out are printed (the first few per reason) and appended to ``skipped``."""
+    from .prepare import default_cache_dir, note_lines, prepare_source, skip_lines
 
-    prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(), on_error=cfg.on_error)
+    prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(),
+                              on_error=cfg.on_error, progress=progress)
     summary = prepared.summary
-    print(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}"
-          + "".join(f"; {n} x {why}" for why, n in summary["skip_reasons"].items()))
-    for line in note_lines(summary):
+    print(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}")
+    for line in [*skip_lines(summary), *note_lines(summary)]:
         print(f"{spec}: {line}")
+    if skipped is not None:
+        skipped.extend({"source": spec, **item} for item in summary["skipped_items"])
     return prepared.cached.records
 
 
-def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
+def build_real_pools(cfg: DataConfig, seed: int, *, progress: bool = True) -> DataPools:
     """Pools from the real datasets under ``cfg.root`` (cached at ``cfg.image_size``).
 
     Training sources (``seg_sources``, ``cls_sources``) are split into train/val/test
@@ -146,10 +152,14 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
     (``cross_seg_sources``) and their labels for classification (``cross_cls_sources``).
     """
     pools = DataPools([], [], [], [], [])
+
+    def records_of(spec: str) -> list[Record]:
+        return cached_source_records(spec, cfg, progress=progress, skipped=pools.skipped)
+
     usable: dict[str, list[Record]] = {}  # per source, the images that may serve as unlabeled ones
     # a source serving both tasks is scanned and split once, so its held-out parts never repeat
     for spec in dict.fromkeys([*cfg.seg_sources, *cfg.cls_sources]):
-        train, val, test = assign_splits(cached_source_records(spec, cfg), cfg, seed)
+        train, val, test = assign_splits(records_of(spec), cfg, seed)
         usable[spec] = train
         if spec in cfg.seg_sources:
             pools.seg_pool.extend(train)
@@ -164,16 +174,16 @@ def build_real_pools(cfg: DataConfig, seed: int) -> DataPools:
         if not spec.startswith("folder:") and not (Path(cfg.root) / spec).is_dir():
             print(f"{spec}: not under {cfg.root}; no cross-domain test on it")
             continue
-        records = usable[spec] = cached_source_records(spec, cfg)
+        records = usable[spec] = records_of(spec)
         pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))
     pools.cross = list({r.uid: r for r in pools.cross}.values())
     for spec in cfg.unlabeled_sources:
-        pools.extra_unlabeled.extend(usable[spec] if spec in usable else cached_source_records(spec, cfg))
+        pools.extra_unlabeled.extend(usable[spec] if spec in usable else records_of(spec))
     pools.extra_unlabeled = list({r.uid: r for r in pools.extra_unlabeled}.values())
     return pools
 
 
-def build_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True) -> DataPools:
+def build_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True, progress: bool = True) -> DataPools:
     """The pools for ``cfg.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.root``).
 
     ``training_pools=False`` may skip building the training pools (synthetic data); real
@@ -184,5 +194,6 @@ def build_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True) -> D
     if cfg.source == "real":
         if not cfg.root:
             raise ValueError("data.source 'real' needs data.root (--data-root DIR)")
-        return build_real_pools(cfg, seed)
+        set_max_megapixels(cfg.max_megapixels)
+        return build_real_pools(cfg, seed, progress=progress)
     raise ValueError(f"unknown data source {cfg.source!r}; available: ['synthetic', 'real']")

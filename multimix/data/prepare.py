@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_text
 from .cache import CachedSource, build_cache
 from .sources import present_sources, scan_source
 
@@ -38,9 +39,11 @@ def prepare_source(
     cached = build_cache(scan.records, image_size, cache_dir, name=scan.name, on_error=on_error, progress=progress)
     summary = scan.summary()
     summary["skipped"] += len(cached.skipped)
+    summary["skipped_items"] = [{"path": s.path, "reason": s.reason} for s in scan.skipped]
     for item in cached.skipped:
         reason = item["reason"].split(": ", 1)[-1]
         summary["skip_reasons"][reason] = summary["skip_reasons"].get(reason, 0) + 1
+        summary["skipped_items"].append({"path": item["path"], "reason": reason})
     summary["used"] = len(cached.records)
     return PreparedSource(scan.name, summary, cached, time.perf_counter() - started)
 
@@ -66,10 +69,37 @@ def format_report(prepared: list[PreparedSource]) -> str:
                  classes.get("unlabeled", 0), s["patients"], splits, s["skipped"], s["used"], f"{item.seconds:.1f}")
         rows.append(" ".join(f"{str(c):>10}" for c in cells))
     for item in prepared:
-        for reason, count in item.summary["skip_reasons"].items():
-            rows.append(f"  {item.name}: skipped {count} x {reason}")
+        rows.extend(f"  {item.name}: {line}" for line in skip_lines(item.summary))
         rows.extend(f"  {item.name}: {line}" for line in note_lines(item.summary))
     return "\n".join(rows)
+
+
+def skip_lines(summary: dict[str, Any], shown: int = 3) -> list[str]:
+    """One line per skip reason: how many files, and the first ``shown`` of them by name."""
+    by_reason: dict[str, list[str]] = {}
+    for item in summary.get("skipped_items", []):
+        by_reason.setdefault(item["reason"], []).append(Path(item["path"]).name)
+    lines = []
+    for reason, names in by_reason.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(f"skipped {len(names)} x {reason}: {', '.join(names[:shown])}{more}")
+    return lines
+
+
+SKIP_REPORT_COLUMNS = ("source", "path", "reason")
+
+
+def write_skip_report(items: list[dict[str, str]], path: str | Path) -> Path:
+    """Every skipped file as CSV rows ``source,path,reason`` (atomic)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SKIP_REPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(items)
+    atomic_write_text(Path(path), buffer.getvalue())
+    return Path(path)
 
 
 def note_lines(summary: dict[str, Any], shown: int = 3) -> list[str]:

@@ -323,6 +323,11 @@ class Split:
     cross: list[str]
     meta: dict = field(default_factory=dict)
 
+    def all_uids(self) -> list[str]:
+        """Every uid the split names, training pools and held-out sets, in order."""
+        return [*self.seg.labeled, *self.seg.unlabeled, *self.cls.labeled, *self.cls.unlabeled,
+                *self.val, *self.test, *self.cross]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation (inverse of :meth:`from_dict`)."""
         return {

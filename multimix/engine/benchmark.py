@@ -35,6 +35,7 @@ import torch
 from ..data.sources.synthetic import generate_arrays
 from ..methods import MultiMixMethod
 from ..models import MultiMixNet, build_model, normalise_per_image
+from ..utils.precision import bf16_is_fast
 from .trainer import move_to
 
 Batch = dict[str, torch.Tensor]
@@ -207,26 +208,6 @@ def measure(call: Callable[[], None], images_per_call: int, device: torch.device
     ms = 1000 * float(np.median(times))
     cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return Timing(ms, images_per_call / (ms / 1000), rss.mib, cuda)
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bfloat16 autocast is native here (CUDA with bf16, or a CPU with AVX-512 BF16 / AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-    flags = _cpu_flags()
-    return "avx512_bf16" in flags or "amx_bf16" in flags or capability == "AVX512_BF16"
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 @dataclass(frozen=True)

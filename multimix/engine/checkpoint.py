@@ -36,7 +36,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({err})") from err
+        cause = str(err).split(". ")[0].strip()
+        raise CheckpointError(f"{path}: cannot read checkpoint, the file is truncated or corrupt ({cause})") from err
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a multimix checkpoint (no 'model' entry)")
     return state

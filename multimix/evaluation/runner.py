@@ -123,7 +123,7 @@ def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoi
     return [records[u] for u in uids]
 
 
-def source_records(cfg: Config, split: Split, sources: Sequence[str]) -> list[Record]:
+def source_records(cfg: Config, split: Split, sources: Sequence[str], *, progress: bool = True) -> list[Record]:
     """Every image of ``sources`` that the run neither trained nor validated on."""
     seen = {*split.seg.labeled, *split.seg.unlabeled, *split.cls.labeled, *split.cls.unlabeled, *split.val}
     records: list[Record] = []
@@ -131,7 +131,7 @@ def source_records(cfg: Config, split: Split, sources: Sequence[str]) -> list[Re
         if cfg.data.source == "synthetic":
             found = synthetic_site_records(cfg.data, source, cfg.train.seed)
         else:
-            found = cached_source_records(source, cfg.data)
+            found = cached_source_records(source, cfg.data, progress=progress)
         records.extend(r for r in found if r.uid not in seen)
     return list({r.uid: r for r in records}.values())
 
@@ -172,8 +172,8 @@ def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSet
     """The record lists to evaluate, by domain name."""
     split = load_split(checkpoint, cfg)
     if settings.sources:
-        return {"sources": source_records(cfg, split, settings.sources)}
-    records = build_pools(cfg.data, cfg.train.seed, training_pools=False).by_uid()
+        return {"sources": source_records(cfg, split, settings.sources, progress=settings.progress)}
+    records = build_pools(cfg.data, cfg.train.seed, training_pools=False, progress=settings.progress).by_uid()
     wanted = ("in", "cross") if settings.domain == "all" else (settings.domain,)
     uid_lists = {"in": split.test, "cross": split.cross}
     return {DOMAIN_NAMES[d]: _lookup(records, uid_lists[d], DOMAIN_NAMES[d], checkpoint) for d in wanted}

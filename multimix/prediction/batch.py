@@ -22,9 +22,10 @@ CSV_COLUMNS = ("file", "status", "error", "predicted_class", *(f"p_{name}" for n
                "lung_fraction", "width", "height", "mask_png", "saliency_png", "boundary_png")
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
+def expand_inputs(inputs: Iterable[str], *, exclude: str | Path | None = None) -> list[Path]:
     """Files named, found under folders (recursively, by image suffix) or matched by globs,
-    in order and without repeats."""
+    in order and without repeats; nothing under ``exclude`` (the output folder, so a second
+    run never predicts the first one's pictures)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -34,6 +35,9 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
             found.append(path)
         else:
             found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    if exclude is not None:
+        skip = Path(exclude).resolve()
+        found = [p for p in found if not p.resolve().is_relative_to(skip)]
     return list(dict.fromkeys(found))
 
 
@@ -63,7 +67,12 @@ def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | 
                   progress: bool = True) -> PredictionReport:
     """Predict every file, writing ``NAME_{mask,saliency,boundary}.png`` and ``predictions.csv``
     (one row per file, flushed after every batch) into ``out_dir``. Unreadable files get an
-    ``error`` row and a message on stderr; they never stop the run."""
+    ``error`` row and a message on stderr; they never stop the run. Arguments and the
+    checkpoint are checked before anything in ``out_dir`` is touched."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if not 0 < seg_threshold < 1:
+        raise ValueError(f"the mask threshold must be between 0 and 1, got {seg_threshold}")
     predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold, clean_masks=clean_masks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.io import ImageReadError, read_image_file, to_unit_float
+from ..data.io import ImageReadError, check_pixel_count, header_size, read_image_file, to_unit_float
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".img", ".dcm", ".dicom"})
 _PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,6 +42,9 @@ def decode_image_bytes(data: bytes, *, name: str = "upload") -> np.ndarray:
         raise ImageReadError(f"{name}: not a PNG, JPEG or DICOM image")
     if kind == "dicom":
         return _dicom_pixels(io.BytesIO(data), name)
+    size = header_size(io.BytesIO(data))
+    if size is not None:
+        check_pixel_count(*size, name=name)
     import imageio.v3 as iio
 
     try:
@@ -83,7 +86,10 @@ def _dicom_pixels(source, name: str) -> np.ndarray:
         raise ImageReadError(f"{name}: reading DICOM needs pydicom (pip install pydicom)") from None
     try:
         dataset = pydicom.dcmread(source)
+        check_pixel_count(int(dataset.Columns), int(dataset.Rows), name=name)
         pixels = dataset.pixel_array.astype(np.float32)
+    except ImageReadError:
+        raise
     except Exception as err:
         raise ImageReadError(f"{name}: cannot decode DICOM ({type(err).__name__}: {err})") from err
     pixels = pixels * float(getattr(dataset, "RescaleSlope", 1.0)) + float(getattr(dataset, "RescaleIntercept", 0.0))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m multimix.serve", description=(
@@ -17,11 +19,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference", type=int, default=300,
                         help="training images on the reference map (0: no map; needs the run's data)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                        help=f"refuse (413) images declaring more pixels, before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.max_megapixels <= 0:
+        print("error: --max-megapixels must be above 0", file=sys.stderr)
+        return 2
+    set_max_megapixels(args.max_megapixels)
     try:
         import uvicorn
 

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from skimage.transform import resize
 
-from ..data.io import ImageReadError
+from ..data.io import ImageReadError, ImageTooLargeError
 from ..prediction import CLASS_NAMES, Predictor, decode_image_bytes, png_bytes, prediction_pictures
 from .reference import ReferenceMap
 
@@ -79,6 +79,8 @@ def create_app(predictor: Predictor, *, reference: ReferenceMap | None = None,
         name, data = _image_part(request.headers.get("content-type", ""), body)
         try:
             result = await run_in_threadpool(_predict_bytes, predictor, reference, data, name)
+        except ImageTooLargeError as err:
+            raise HTTPException(413, str(err)) from None
         except ImageReadError as err:
             status = 415 if "not a PNG, JPEG or DICOM" in str(err) else 422
             raise HTTPException(status, str(err)) from None

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import Config, load_config, parse_overrides
 from .engine.checkpoint import CheckpointError
 from .engine.trainer import NonFiniteLossError
@@ -21,18 +23,22 @@ from .utils.locks import LockedError
 
 # what the user or the machine caused (bad flags, data, files, devices, full disks): one line each;
 # anything else is a bug in multimix and keeps its traceback
-EXPECTED_ERRORS = (ValueError, OSError, CheckpointError, NonFiniteLossError, LockedError)
+EXPECTED_ERRORS = (ValueError, OSError, MemoryError, torch.OutOfMemoryError, CheckpointError, NonFiniteLossError, LockedError)
 _DISK_HINTS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
+    getattr(errno, name): hint for name, hint in (
+        ("ENOSPC", "no space left on the device"),
+        ("EDQUOT", "disk quota exceeded"),
+        ("EROFS", "the file system is read-only"),
+        ("EACCES", "permission denied"),
+        ("EPERM", "operation not permitted"),
+    ) if hasattr(errno, name)
 }
 
 
 def describe_error(err: BaseException) -> str:
     """One line for an expected failure: the message, or for a file-system error what failed where."""
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return "out of memory; lower --batch-size, --image-size or data.num_workers"
     if isinstance(err, OSError) and err.errno is not None and err.strerror:
         reason = _DISK_HINTS.get(err.errno, err.strerror.lower())
         where = f"{err.filename}: " if err.filename else ""

@@ -76,13 +76,17 @@ def format_report(prepared: list[PreparedSource]) -> str:
 
 def skip_lines(summary: dict[str, Any], shown: int = 3) -> list[str]:
     """One line per skip reason: how many files, and the first ``shown`` of them by name."""
+    return _lines_by_reason("skipped", summary.get("skipped_items", []), "reason", shown)
+
+
+def _lines_by_reason(verb: str, items: list[dict[str, str]], reason_key: str, shown: int) -> list[str]:
     by_reason: dict[str, list[str]] = {}
-    for item in summary.get("skipped_items", []):
-        by_reason.setdefault(item["reason"], []).append(Path(item["path"]).name)
+    for item in items:
+        by_reason.setdefault(item[reason_key], []).append(Path(item["path"]).name)
     lines = []
     for reason, names in by_reason.items():
         more = f" and {len(names) - shown} more" if len(names) > shown else ""
-        lines.append(f"skipped {len(names)} x {reason}: {', '.join(names[:shown])}{more}")
+        lines.append(f"{verb} {len(names)} x {reason}: {', '.join(names[:shown])}{more}")
     return lines
 
 
@@ -104,11 +108,4 @@ def write_skip_report(items: list[dict[str, str]], path: str | Path) -> Path:
 
 def note_lines(summary: dict[str, Any], shown: int = 3) -> list[str]:
     """One line per kind of note in a scan summary: how many, and the first ``shown`` files."""
-    by_reason: dict[str, list[str]] = {}
-    for note in summary.get("notes", []):
-        by_reason.setdefault(note["note"], []).append(Path(note["path"]).name)
-    lines = []
-    for reason, names in by_reason.items():
-        more = f" and {len(names) - shown} more" if len(names) > shown else ""
-        lines.append(f"used {len(names)} x {reason}: {', '.join(names[:shown])}{more}")
-    return lines
+    return _lines_by_reason("used", summary.get("notes", []), "note", shown)

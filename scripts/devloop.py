@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Train config variants on real data under one fixed budget and print the development table.
 
-    python scripts/devloop.py --data-root DEV --variants recipe --out runs/dev
-    python scripts/devloop.py --data-root DEV --variants-file configs/dev/ablation.yaml --steps 1000 --out runs/ablation
-    python scripts/devloop.py --data-root DEV --variants recipe,recipe-da --steps 3000 --out runs/dev   # run again: finished variants are skipped
+    python scripts/devloop.py --data-root DEV --variants-file configs/dev/recipe.yaml --variants recipe --out runs/recipe
+    python scripts/devloop.py --data-root DEV --config configs/multimix.yaml --image-size 128 --steps 1000 \
+        --steps-per-epoch 250 --out runs/ablation     # configs/dev/ablation.yaml; run again: finished variants are skipped
 
 DEV holds chex/ (classification), jsrt/ (lung masks) and nih/ (cross-domain labels, never trained
 on). Each variant is a normal training run in <out>/<variant>/; the table goes to <out>/table.md.

@@ -83,5 +83,8 @@ def test_real_data_defaults_to_the_real_recipe(tmp_path):
     cfg = resolve_config(parse_args(["--data-root", str(tmp_path)]), {})
     assert cfg.data.source == "real" and cfg.data.root == str(tmp_path)
     assert cfg.data.image_size == load_config(REAL_DATA_CONFIG).data.image_size
+    # the recipe that won on the development data (README "Real data: recipe and numbers")
+    assert cfg.method.class_weights == "balanced" and cfg.method.domain_weight == 1.0 and cfg.inference.clean_masks
     synthetic = resolve_config(parse_args([]), {})
     assert synthetic.data.source == "synthetic" and synthetic.data.image_size == 64
+    assert synthetic.method.domain_weight == 0.0

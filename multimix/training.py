@@ -256,8 +256,15 @@ def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[
     cfg.train.out = str(out_dir)
     if not context.is_main:
         return body()
-    with exclusive_lock(out_dir / RUN_LOCK, what=f"run folder {out_dir}"):
-        return body()
+    created = not out_dir.exists()
+    try:
+        with exclusive_lock(out_dir / RUN_LOCK, what=f"run folder {out_dir}"):
+            return body()
+    except BaseException:
+        if created and out_dir.is_dir() and [p.name for p in out_dir.iterdir()] == [RUN_LOCK]:  # refused before writing: leave no trace
+            (out_dir / RUN_LOCK).unlink()
+            out_dir.rmdir()
+        raise
 
 
 # settings a resumed run may change: how long it trains and where/how it runs, nothing that

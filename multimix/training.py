@@ -245,6 +245,13 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
         cfg, context, lambda: _train_and_evaluate(cfg, context, resume=resume, progress=progress)))
 
 
+def resolve_run_folder(cfg: Config) -> Path:
+    """``train.out``, or ``runs/<name>`` when unset; fixed in the config on first use, so the
+    timestamped default name is chosen once per run."""
+    cfg.train.out = str(Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg))))
+    return Path(cfg.train.out)
+
+
 RUN_LOCK = ".lock"
 SKIP_REPORT = "skipped.csv"
 
@@ -252,8 +259,7 @@ SKIP_REPORT = "skipped.csv"
 def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[[], T]) -> T:
     """Run ``body`` while this process (rank 0) holds the run folder's lock, so a second
     training into the same ``--out`` refuses instead of interleaving files with this one."""
-    out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
-    cfg.train.out = str(out_dir)
+    out_dir = resolve_run_folder(cfg)
     if not context.is_main:
         return body()
     created = not out_dir.exists()
@@ -304,11 +310,10 @@ def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool
     """Create (or check, when resuming) the run folder; ``config.yaml`` is written only once the
     command is known to fit the run, so a refused ``--resume`` leaves the run as it was."""
     resolve_device(cfg.train.device)  # a missing GPU fails here, before any data is read
-    out_dir = Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg)))
+    out_dir = resolve_run_folder(cfg)
     last = out_dir / "checkpoints" / "last.pt"
     if not resume and last.exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    cfg.train.out = str(out_dir)
     if resume and context.is_main:
         if last.exists():
             try:

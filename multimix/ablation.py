@@ -15,12 +15,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write_text
-from .config import load_config
-from .evaluation.report import paper_table, report_markdown, table_csv, table_rows, write_figures
-from .evaluation.runner import EvaluationSettings, ModelResult, evaluate_checkpoints
-from .presets import PRESETS, preset_overrides
-from .training import run_training
+from multimix.config import load_config
+from multimix.evaluation.report import (
+    paper_table,
+    report_markdown,
+    table_csv,
+    table_rows,
+    write_figures,
+)
+from multimix.evaluation.runner import EvaluationSettings, ModelResult, evaluate_checkpoints
+from multimix.presets import PRESETS, preset_overrides
+from multimix.training import run_training
+from multimix.utils.atomic import atomic_write_text
 
 DEFAULT_SEG_BUDGETS = ("10", "50", "all")
 DEFAULT_CLS_BUDGETS = ("100", "1000", "all")

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from .config import Config, load_config, parse_overrides
-from .engine.checkpoint import CheckpointError
-from .engine.trainer import NonFiniteLossError
-from .utils.locks import LockedError
+from multimix.config import Config, load_config, parse_overrides
+from multimix.engine.trainer import NonFiniteLossError
+from multimix.utils.checkpoints import CheckpointError
+from multimix.utils.locks import LockedError
 
 # what the user or the machine caused (bad flags, data, files, devices, full disks): one line each;
 # anything else is a bug in multimix and keeps its traceback

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .atomic import atomic_write_text
+from multimix.utils.atomic import atomic_write_text
 
 
 @dataclass

@@ -37,16 +37,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .atomic import atomic_write_text
-from .config import Config, load_config
-from .data.pools import build_pools
-from .data.records import Record
-from .engine.trainer import resolve_device
-from .evaluation.figures import boundary_overlays
-from .evaluation.inference import ImageResults, infer
-from .evaluation.runner import load_split
-from .metrics import classification_metrics
-from .training import load_trained_model, run_training
+from multimix.config import Config, load_config
+from multimix.data.pools import build_pools
+from multimix.data.records import Record
+from multimix.evaluation.figures import boundary_overlays
+from multimix.evaluation.inference import ImageResults, infer
+from multimix.evaluation.runner import load_split
+from multimix.metrics import classification_metrics
+from multimix.training import load_trained_model, run_training
+from multimix.utils.atomic import atomic_write_text
+from multimix.utils.device import resolve_device
 
 # column key -> (header, format); the order of the printed table
 COLUMNS: dict[str, tuple[str, str]] = {

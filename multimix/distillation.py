@@ -15,18 +15,17 @@ from typing import Any
 
 from torch import nn
 
-from .config import Config
-from .engine.distributed import DistributedContext, rank_device, with_process_group
-from .engine.trainer import resolve_device
-from .evaluation.evaluate import evaluate_records
-from .methods import DistillationMethod
-from .models.classifier import (
+from multimix.config import Config
+from multimix.engine.distributed import DistributedContext, rank_device, with_process_group
+from multimix.evaluation.evaluate import evaluate_records
+from multimix.methods import DistillationMethod
+from multimix.models.classifier import (
     Architecture,
     build_classifier,
     classifier_architecture,
     ssl_architecture,
 )
-from .training import (
+from multimix.training import (
     TrainedModel,
     class_weights_for,
     fit_and_evaluate,
@@ -34,9 +33,10 @@ from .training import (
     labeled_classes,
     load_trained_model,
     open_run,
-    seed_everything,
     write_summary,
 )
+from multimix.utils.device import resolve_device
+from multimix.utils.seeding import seed_everything
 
 
 def student_architecture(cfg: Config) -> Architecture:

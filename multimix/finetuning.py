@@ -14,27 +14,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config
-from .engine.distributed import DistributedContext, with_process_group
-from .methods import FineTuneMethod
-from .models.classifier import (
+from multimix.config import Config
+from multimix.engine.distributed import DistributedContext, with_process_group
+from multimix.methods import FineTuneMethod
+from multimix.models.classifier import (
     Architecture,
     SSLClassifier,
     build_ssl_model,
     classifier_architecture,
     classifier_on,
 )
-from .pretraining import load_pretrained_ssl, pretrain_architecture
-from .training import (
+from multimix.pretraining import load_pretrained_ssl, pretrain_architecture
+from multimix.training import (
     class_weights_for,
     fit_and_evaluate,
     holding_run_folder,
     labeled_classes,
     open_run,
-    seed_everything,
     stream_pools,
     write_summary,
 )
+from multimix.utils.seeding import seed_everything
 
 HEAD_NAMES = {"simclr": "SimCLR", "barlow": "Barlow"}  # how reports name the pretraining
 

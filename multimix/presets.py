@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .config import Config
-from .models.classifier import SSLClassifier
+from multimix.config import Config
+from multimix.models.classifier import SSLClassifier
 
 # preset -> (model.name, method.cls_ssl, method.seg_ssl), in the paper's table order
 PRESETS: dict[str, tuple[str, bool, bool]] = {

@@ -18,17 +18,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .atomic import atomic_write_text
-from .config import Config
-from .data.records import Record
-from .data.streams import ContrastiveBatches, EvalDataset, step_loader
-from .engine.checkpoint import load_checkpoint
-from .engine.distributed import rank_device, with_process_group
-from .engine.trainer import Trainer, resolve_device
-from .methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
-from .models import SSLModel
-from .models.classifier import Architecture, build_ssl_model, ssl_architecture
-from .training import build_pools_once, holding_run_folder, prepare_run_folder, seed_everything
+from multimix.config import Config
+from multimix.data.records import Record
+from multimix.data.streams import ContrastiveBatches, EvalDataset, step_loader
+from multimix.engine.distributed import rank_device, with_process_group
+from multimix.engine.trainer import Trainer
+from multimix.methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
+from multimix.models import SSLModel
+from multimix.models.classifier import Architecture, build_ssl_model, ssl_architecture
+from multimix.training import build_pools_once, holding_run_folder, prepare_run_folder
+from multimix.utils.atomic import atomic_write_text
+from multimix.utils.checkpoints import load_checkpoint
+from multimix.utils.device import resolve_device
+from multimix.utils.seeding import seed_everything
 
 SSL_PREFIX = "ssl."  # the backbone + head inside a PretrainNet's state dict
 

@@ -7,26 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
-import random
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 
-from . import __version__
-from .config import Config, atomic_write_text, save_config
-from .data.pools import DataPools, build_pools
-from .data.prepare import write_skip_report
-from .data.splits import Split, build_split, with_extra_unlabeled
-from .data.streams import StepBatches, step_loader
-from .engine.checkpoint import CheckpointError, load_checkpoint
-from .engine.distributed import (
+from multimix.config import Config, atomic_write_text, save_config
+from multimix.data.pools import DataPools, build_pools
+from multimix.data.prepare import write_skip_report
+from multimix.data.splits import Split, build_split, with_extra_unlabeled
+from multimix.data.streams import StepBatches, step_loader
+from multimix.engine.distributed import (
     DistributedContext,
     all_gather,
     barrier,
@@ -34,13 +28,17 @@ from .engine.distributed import (
     rank_device,
     with_process_group,
 )
-from .engine.trainer import Trainer, resolve_device
-from .evaluation.evaluate import evaluate_records, selection_score
-from .losses import balanced_class_weights
-from .methods import MultiMixMethod
-from .models import MultiMixNet, build_model, load_unet_encoder_state
-from .models.classifier import SSLClassifier, build_classifier
-from .utils.locks import exclusive_lock
+from multimix.engine.trainer import Trainer
+from multimix.evaluation.evaluate import evaluate_records, selection_score
+from multimix.losses import balanced_class_weights
+from multimix.methods import MultiMixMethod
+from multimix.models import MultiMixNet, build_model, load_unet_encoder_state
+from multimix.models.classifier import SSLClassifier, build_classifier
+from multimix.utils.checkpoints import CheckpointError, load_checkpoint
+from multimix.utils.device import resolve_device
+from multimix.utils.environment import environment_info
+from multimix.utils.locks import exclusive_lock
+from multimix.utils.seeding import seed_everything
 
 T = TypeVar("T")
 
@@ -48,10 +46,6 @@ SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
 TrainedModel = MultiMixNet | SSLClassifier
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def default_run_name(cfg: Config) -> str:
@@ -59,29 +53,6 @@ def default_run_name(cfg: Config) -> str:
     return f"{cfg.model.name}-seg{cfg.data.seg_labels}-cls{cfg.data.cls_labels}-{stamp}"
 
 
-def environment_info() -> dict[str, Any]:
-    """Library versions and the git commit of the code, written next to every run."""
-    import albumentations
-    import monai
-    import torchvision
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {
-        "multimix": __version__,
-        "git_commit": commit,
-        "python": platform.python_version(),
-        "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
-        "monai": str(monai.__version__),
-        "albumentations": albumentations.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def make_model(cfg: Config) -> MultiMixNet:

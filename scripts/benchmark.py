@@ -17,7 +17,6 @@ import sys
 
 import torch
 
-from multimix.atomic import atomic_write_text
 from multimix.engine.benchmark import (
     BenchmarkSettings,
     check_agreement,
@@ -27,6 +26,7 @@ from multimix.engine.benchmark import (
     run_memory_check,
     run_training_benchmark,
 )
+from multimix.utils.atomic import atomic_write_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,9 +18,9 @@ from pathlib import Path
 from multimix.cli import add_debug_flag, run_main
 from multimix.data.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.data.pools import build_pools
-from multimix.engine.trainer import resolve_device
 from multimix.evaluation.runner import load_split
 from multimix.training import load_trained_model
+from multimix.utils.device import resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

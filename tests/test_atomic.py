@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from multimix.atomic import atomic_write, atomic_write_text
+from multimix.utils.atomic import atomic_write, atomic_write_text
 
 
 def test_atomic_text_write_replaces_and_leaves_no_temp_files(tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multimix.engine.checkpoint import load_checkpoint
 from multimix.training import load_trained_model
+from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import tiny_cli_args
 

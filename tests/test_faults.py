@@ -328,8 +328,8 @@ def test_no_progress_silences_the_cache_bars(tmp_path, capsys):
 # --- 8. precision that would be hundreds of times slow -------------------------------------------
 
 def test_bf16_on_a_cpu_that_emulates_it_warns_with_the_measured_speeds(monkeypatch):
-    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
-    monkeypatch.setattr(trainer_module, "cpu_matmul_speed", lambda: precision.MatmulSpeed(100.0, 0.3))
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    monkeypatch.setattr(precision, "cpu_matmul_speed", lambda: precision.MatmulSpeed(100.0, 0.3))
     message = trainer_module.precision_warning("bf16", torch.device("cpu"))
     assert "no native bfloat16" in message and "0.30 GFLOP/s" in message and "333x slower" in message
     assert trainer_module.precision_warning("fp32", torch.device("cpu")) is None

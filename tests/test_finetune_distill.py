@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from multimix.distillation import student_architecture
-from multimix.engine.checkpoint import load_checkpoint
 from multimix.methods import DistillationMethod, FineTuneMethod
 from multimix.models import BarlowProjector, ProjectionHead, SSLModel, build_backbone
 from multimix.models.classifier import (
@@ -23,6 +22,7 @@ from multimix.models.classifier import (
 )
 from multimix.pretraining import load_pretrained_ssl, pretrain_architecture, run_pretraining
 from multimix.training import load_trained_model
+from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import tiny_cli_args, tiny_config
 

@@ -5,16 +5,11 @@ import pytest
 import torch
 
 from multimix.config import TrainConfig
-from multimix.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from multimix.engine.trainer import (
-    NonFiniteLossError,
-    Trainer,
-    WarmupCosine,
-    move_to,
-    resolve_precision,
-)
+from multimix.engine.trainer import NonFiniteLossError, Trainer, WarmupCosine, move_to
 from multimix.methods import MultiMixMethod
 from multimix.models import build_model
+from multimix.utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from multimix.utils.precision import resolve_precision
 
 
 def fixed_batches(start_step):

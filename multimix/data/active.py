@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .io import read_record_image
-from .records import Record
-from .splits import Split, TaskSplit
-from .transforms import eval_transform, weak_transform
+from multimix.data.io import read_record_image
+from multimix.data.records import Record
+from multimix.data.splits import Split, TaskSplit
+from multimix.data.transforms import eval_transform, weak_transform
 
 STRATEGIES = ("entropy", "disagreement", "random")
 Classifier = Callable[[torch.Tensor], torch.Tensor]  # images (B, 1, S, S) -> logits (B, C)

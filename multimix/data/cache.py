@@ -28,9 +28,9 @@ import numpy as np
 from skimage.transform import resize
 from tqdm.auto import tqdm
 
-from ..utils.locks import exclusive_lock
-from .io import ImageReadError, read_image_file, read_mask_files
-from .records import Record
+from multimix.data.io import ImageReadError, read_image_file, read_mask_files
+from multimix.data.records import Record
+from multimix.utils.locks import exclusive_lock
 
 CACHE_VERSION = 2
 

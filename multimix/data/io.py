@@ -11,7 +11,7 @@ import numpy as np
 from skimage import io as skio
 from skimage.color import rgb2gray, rgba2rgb
 
-from .records import Record
+from multimix.data.records import Record
 
 # a mask may be stored at another resolution (SCR: half the JSRT size) but not another shape
 ASPECT_TOLERANCE = 0.02

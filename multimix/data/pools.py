@@ -6,11 +6,11 @@ import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import DataConfig
-from .io import set_max_megapixels
-from .records import Record
-from .sources.synthetic import SITES, generate_records
-from .splits import holdout
+from multimix.config import DataConfig
+from multimix.data.io import set_max_megapixels
+from multimix.data.records import Record
+from multimix.data.sources.synthetic import SITES, generate_records
+from multimix.data.splits import holdout
 
 
 @dataclass
@@ -130,7 +130,7 @@ def cached_source_records(spec: str, cfg: DataConfig, *, progress: bool = True,
                           skipped: list[dict[str, str]] | None = None) -> list[Record]:
     """Every usable record of real source ``spec`` under ``cfg.root``, cached at ``cfg.image_size``;
     the files left out are printed (the first few per reason) and appended to ``skipped``."""
-    from .prepare import default_cache_dir, note_lines, prepare_source, skip_lines
+    from multimix.data.prepare import default_cache_dir, note_lines, prepare_source, skip_lines
 
     prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(),
                               on_error=cfg.on_error, progress=progress)

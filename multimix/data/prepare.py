@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
-from .cache import CachedSource, build_cache
-from .sources import present_sources, scan_source
+from multimix.data.cache import CachedSource, build_cache
+from multimix.data.sources import present_sources, scan_source
+from multimix.utils.atomic import atomic_write_text
 
 REPORT_COLUMNS = ("source", "images", "masks", "normal", "pneumonia", "unlabeled", "patients", "splits", "skipped")
 

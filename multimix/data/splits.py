@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from multimix.atomic import atomic_write_text
 from multimix.data.records import Record
+from multimix.utils.atomic import atomic_write_text
 
 __all__ = [
     "Split",

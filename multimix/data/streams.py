@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .io import read_record_image, read_record_mask
-from .records import Record
-from .transforms import (
+from multimix.data.io import read_record_image, read_record_mask
+from multimix.data.records import Record
+from multimix.data.transforms import (
     XrayTransform,
     contrastive_transform,
     eval_transform,

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.sources.synthetic import generate_arrays
-from ..methods import MultiMixMethod
-from ..models import MultiMixNet, build_model, normalise_per_image
-from ..utils.precision import bf16_is_fast
-from .trainer import move_to
+from multimix.data.sources.synthetic import generate_arrays
+from multimix.engine.trainer import move_to
+from multimix.methods import MultiMixMethod
+from multimix.models import MultiMixNet, build_model, normalise_per_image
+from multimix.utils.precision import bf16_is_fast
 
 Batch = dict[str, torch.Tensor]
 STREAM_COUNT = 5  # seg_x, seg_u, cls_x, cls_w, cls_s
@@ -351,7 +351,7 @@ def iterate_loader(batches: Iterator[Batch], steps: int) -> tuple[float, int]:
 
 def cached_pools(image_size: int, folder: str, n: int = 256, seed: int = 0) -> dict[str, list]:
     """Synthetic streams served from memory-mapped ``.npy`` arrays, as the dataset cache serves them."""
-    from ..data.records import Record
+    from multimix.data.records import Record
 
     images, masks, labels = generate_arrays(n, image_size=image_size, seed=seed)
     np.save(os.path.join(folder, "images.npy"), images.astype(np.float16))
@@ -367,7 +367,7 @@ def run_loader_benchmark(size: int, settings: BenchmarkSettings, *, workers: int
     """Images per second the step loader delivers from cached data with ``workers`` processes."""
     import tempfile
 
-    from ..data.streams import StepBatches, step_loader
+    from multimix.data.streams import StepBatches, step_loader
 
     with tempfile.TemporaryDirectory() as folder:
         streams = cached_pools(size, folder, seed=settings.seed)

@@ -18,11 +18,13 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
-from ..utils.precision import NATIVE_BF16_FLAGS, bf16_is_fast, cpu_matmul_speed, native_bf16
-from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import DistributedContext, any_rank, broadcast_buffers, rank_device
-from .logging import RunLogger
+from multimix.config import TrainConfig
+from multimix.engine.distributed import DistributedContext, any_rank, broadcast_buffers, rank_device
+from multimix.engine.logging import RunLogger
+from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
+from multimix.utils.device import resolve_device
+from multimix.utils.precision import precision_warning, resolve_precision
+from multimix.utils.seeding import capture_rng_state, restore_rng_state
 
 Batch = dict[str, torch.Tensor]
 
@@ -52,25 +54,8 @@ class FitResult:
     last_metrics: dict[str, float] = field(default_factory=dict)
 
 
-class DeviceError(ValueError):
-    """The requested device does not exist on this machine (or is no device name at all)."""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise DeviceError(f"{name!r} is not a device name; use auto, cpu, cuda or cuda:N") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} requested but this machine has no CUDA GPU; use --device cpu or auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
-    return device
 
 
 class WarmupCosine:
@@ -90,37 +75,10 @@ class WarmupCosine:
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``precision`` on ``device`` (``None`` = plain float32).
-
-    ``auto`` is mixed precision on CUDA (bfloat16 where the GPU supports it, else float16 with
-    a gradient scaler); on a CPU it is bfloat16 only where bf16 is native and measured faster
-    than float32 (AVX-512 BF16 / AMX), else float32. ``bf16`` is bfloat16 autocast on either
-    (see :func:`precision_warning` for CPUs that emulate it); ``fp16`` needs CUDA.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        if device.type != "cuda":
-            return torch.bfloat16 if bf16_is_fast(device) else None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device (it trains with a gradient scaler); use bf16 on CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def precision_warning(precision: str, device: torch.device) -> str | None:
-    """Why an explicit ``bf16`` will be slow here (a CPU without native bfloat16), with the
-    measured matmul speeds; ``None`` when there is nothing to say."""
-    if precision != "bf16" or device.type != "cpu" or native_bf16(device):
-        return None
-    speed = cpu_matmul_speed()
-    return (f"this CPU has no native bfloat16 (no {' / '.join(NATIVE_BF16_FLAGS)}): a bf16 matmul runs at "
-            f"{speed.bf16_gflops:.2f} GFLOP/s against {speed.fp32_gflops:.0f} in float32 ({speed.bf16_slowdown:.0f}x slower), "
-            "so training will be many times slower; use --precision fp32 or auto")
 
 
 def move_to(batch: Batch, device: torch.device, *, channels_last: bool = False) -> Batch:

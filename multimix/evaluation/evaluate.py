@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from ..data.records import Record
-from ..metrics import classification_metrics
-from .inference import ImageResults, infer
+from multimix.data.records import Record
+from multimix.evaluation.inference import ImageResults, infer
+from multimix.metrics import classification_metrics
 
 
 def summarise(results: ImageResults) -> dict[str, float]:

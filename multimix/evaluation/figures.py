@@ -1,7 +1,7 @@
 """Report figures, rendered to PNG with Matplotlib's Agg canvas.
 
 Every function takes plain NumPy inputs, writes one PNG at ``path`` (creating parent folders, via
-:func:`multimix.atomic.atomic_write`, so a crash never leaves a half-written file) and returns
+:func:`multimix.utils.atomic.atomic_write`, so a crash never leaves a half-written file) and returns
 the path. Figures are built as standalone :class:`matplotlib.figure.Figure` objects, never
 through ``pyplot``: no global figure registry, no window, safe to call from worker threads.
 
@@ -41,7 +41,7 @@ from skimage.measure import find_contours
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from multimix.atomic import atomic_write
+from multimix.utils.atomic import atomic_write
 
 __all__ = [
     "MODEL_COLOURS",

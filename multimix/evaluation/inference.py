@@ -16,11 +16,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.records import Record
-from ..data.streams import EvalDataset
-from ..metrics import dice_per_image, segmentation_metrics_per_image
-from ..models import MultiMixNet
-from ..models.postprocess import clean_lung_masks, mask_topology
+from multimix.data.records import Record
+from multimix.data.streams import EvalDataset
+from multimix.metrics import dice_per_image, segmentation_metrics_per_image
+from multimix.models import MultiMixNet
+from multimix.models.postprocess import clean_lung_masks, mask_topology
 
 
 @dataclass

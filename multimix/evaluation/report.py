@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..atomic import atomic_write_text
-from ..metrics import roc_curve
-from . import figures
-from .runner import EvaluationSettings, ModelResult
-from .summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, point_value
+from multimix import __version__
+from multimix.evaluation import figures
+from multimix.evaluation.runner import EvaluationSettings, ModelResult
+from multimix.evaluation.summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, point_value
+from multimix.metrics import roc_curve
+from multimix.utils.atomic import atomic_write_text
 
 DOMAIN_ORDER = ("in-domain", "cross-domain", "sources")
 PAPER_METRICS = (("classification", "accuracy", "Acc"), ("classification", "f1_normal", "F1-N"),

@@ -17,16 +17,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config
-from ..data.pools import build_pools, cached_source_records, synthetic_site_records
-from ..data.records import Record
-from ..data.splits import Split
-from ..engine.trainer import resolve_device
-from ..models import MultiMixNet
-from ..presets import trained_model_name
-from ..training import load_trained_model, make_split
-from .inference import ImageResults, infer
-from .summary import BootstrapSettings, summarise_results
+from multimix.config import Config
+from multimix.data.pools import build_pools, cached_source_records, synthetic_site_records
+from multimix.data.records import Record
+from multimix.data.splits import Split
+from multimix.evaluation.inference import ImageResults, infer
+from multimix.evaluation.summary import BootstrapSettings, summarise_results
+from multimix.models import MultiMixNet
+from multimix.presets import trained_model_name
+from multimix.training import load_trained_model, make_split
+from multimix.utils.device import resolve_device
 
 DOMAIN_NAMES = {"in": "in-domain", "cross": "cross-domain"}
 

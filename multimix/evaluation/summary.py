@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..metrics import bootstrap_ci, bootstrap_statistics_ci, classification_metrics
-from .inference import ImageResults
+from multimix.evaluation.inference import ImageResults
+from multimix.metrics import bootstrap_ci, bootstrap_statistics_ci, classification_metrics
 
 CLS_METRICS = ("accuracy", "f1_normal", "f1_pneumonia", "precision", "recall", "specificity", "auroc")
 SEG_METRICS = ("dice", "jaccard", "ssim", "hd", "hd95", "hd_mm", "hd95_mm", "precision", "recall")

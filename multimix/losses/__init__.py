@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .consistency import bernoulli_kl, unlabeled_segmentation_kl
-from .contrastive import barlow_twins_loss, nt_xent_loss
-from .distillation import distillation_loss
-from .fixmatch import fixmatch_loss
-from .supervised import (
+from multimix.losses.consistency import bernoulli_kl, unlabeled_segmentation_kl
+from multimix.losses.contrastive import barlow_twins_loss, nt_xent_loss
+from multimix.losses.distillation import distillation_loss
+from multimix.losses.fixmatch import fixmatch_loss
+from multimix.losses.supervised import (
     DICE_SMOOTH,
     balanced_class_weights,
     cross_entropy,

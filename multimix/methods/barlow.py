@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..losses import barlow_twins_loss
-from .simclr import SimCLRMethod
+from multimix.losses import barlow_twins_loss
+from multimix.methods.simclr import SimCLRMethod
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..losses import cross_entropy, distillation_loss
+from multimix.losses import cross_entropy, distillation_loss
 
 Batch = dict[str, torch.Tensor]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..losses import (
+from multimix.losses import (
     cross_entropy,
     dice_loss,
     domain_adversarial_loss,
@@ -17,9 +17,9 @@ from ..losses import (
     lung_map_loss,
     unlabeled_segmentation_kl,
 )
-from ..models import MultiMixNet
-from ..models.postprocess import clean_lung_masks
-from .pseudo_labels import PseudoLabeler
+from multimix.methods.pseudo_labels import PseudoLabeler
+from multimix.models import MultiMixNet
+from multimix.models.postprocess import clean_lung_masks
 
 TEACHERS = ("model", "ema")
 

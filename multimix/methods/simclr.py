@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..losses import nt_xent_loss
-from ..models import SSLModel
+from multimix.losses import nt_xent_loss
+from multimix.models import SSLModel
 
 Batch = dict[str, torch.Tensor]
 

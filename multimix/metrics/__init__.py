@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .bootstrap import bootstrap_ci, bootstrap_statistic_ci, bootstrap_statistics_ci
-from .classification import binary_auroc, classification_metrics, roc_curve
-from .segmentation import (
+from multimix.metrics.bootstrap import bootstrap_ci, bootstrap_statistic_ci, bootstrap_statistics_ci
+from multimix.metrics.classification import binary_auroc, classification_metrics, roc_curve
+from multimix.metrics.segmentation import (
     average_hausdorff_per_image,
     binarize,
     dice_per_image,

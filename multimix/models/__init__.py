@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .blocks import DoubleConv, Down, Up
-from .multimix import MultiMixNet, MultiMixOutput
-from .saliency import SaliencyBridge, class_saliency, normalise_per_image
-from .ssl import (
+from multimix.models.blocks import DoubleConv, Down, Up
+from multimix.models.multimix import MultiMixNet, MultiMixOutput
+from multimix.models.saliency import SaliencyBridge, class_saliency, normalise_per_image
+from multimix.models.ssl import (
     Backbone,
     BarlowProjector,
     ProjectionHead,
@@ -19,7 +19,7 @@ from .ssl import (
     load_unet_encoder_state,
     resnet_backbone,
 )
-from .unet import UNetDecoder, UNetEncoder
+from multimix.models.unet import UNetDecoder, UNetEncoder
 
 # The paper's baselines differ only in which heads exist and whether the bridge is on;
 # the semi-supervised losses that turn UMTLS into MultiMix belong to the method, not the model.

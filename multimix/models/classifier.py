@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .multimix import MultiMixOutput
-from .saliency import class_saliency
-from .ssl import Backbone, BarlowProjector, ProjectionHead, SSLModel, build_backbone
+from multimix.models.multimix import MultiMixOutput
+from multimix.models.saliency import class_saliency
+from multimix.models.ssl import Backbone, BarlowProjector, ProjectionHead, SSLModel, build_backbone
 
 Architecture = dict[str, Any]
 

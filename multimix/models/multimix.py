@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .domain import DomainHead
-from .saliency import SaliencyBridge, class_saliency
-from .unet import UNetDecoder, UNetEncoder
+from multimix.models.domain import DomainHead
+from multimix.models.saliency import SaliencyBridge, class_saliency
+from multimix.models.unet import UNetDecoder, UNetEncoder
 
 
 @dataclass

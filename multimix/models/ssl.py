@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from .unet import UNetEncoder
+from multimix.models.unet import UNetEncoder
 
 # prefix of the UNetEncoder's classification head in its state dict
 _HEAD_PREFIX = "head."

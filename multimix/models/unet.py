@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import DoubleConv, Down, Up
+from multimix.models.blocks import DoubleConv, Down, Up
 
 POOLINGS = ("global", "lung")
 

@@ -3,7 +3,7 @@
 Used by ``scripts/predict.py`` and the web app (:mod:`multimix.serve`).
 """
 
-from .overlays import (
+from multimix.prediction.overlays import (
     boundary_overlay,
     mask_image,
     png_bytes,
@@ -11,8 +11,13 @@ from .overlays import (
     saliency_overlay,
     write_png,
 )
-from .predictor import CLASS_NAMES, Prediction, Predictor
-from .reader import IMAGE_SUFFIXES, decode_image_bytes, read_input_image, sniff_format
+from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
+from multimix.prediction.reader import (
+    IMAGE_SUFFIXES,
+    decode_image_bytes,
+    read_input_image,
+    sniff_format,
+)
 
 __all__ = [
     "CLASS_NAMES",

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data.io import ImageReadError
-from .overlays import prediction_pictures, write_png
-from .predictor import CLASS_NAMES, Prediction, Predictor
-from .reader import IMAGE_SUFFIXES, read_input_image
+from multimix.data.io import ImageReadError
+from multimix.prediction.overlays import prediction_pictures, write_png
+from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
+from multimix.prediction.reader import IMAGE_SUFFIXES, read_input_image
 
 CSV_COLUMNS = ("file", "status", "error", "predicted_class", *(f"p_{name}" for name in CLASS_NAMES),
                "lung_fraction", "width", "height", "mask_png", "saliency_png", "boundary_png")

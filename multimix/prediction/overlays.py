@@ -9,7 +9,7 @@ from matplotlib import colormaps
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from ..atomic import atomic_write
+from multimix.utils.atomic import atomic_write
 
 BOUNDARY_COLOUR = (0, 230, 90)
 SALIENCY_COLOURMAP = "inferno"

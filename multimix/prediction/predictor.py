@@ -12,12 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.transforms import eval_transform
-from ..engine.checkpoint import load_checkpoint
-from ..engine.trainer import resolve_device
-from ..models.postprocess import clean_lung_mask
-from ..presets import trained_model_name
-from ..training import model_from_checkpoint
+from multimix.data.transforms import eval_transform
+from multimix.models.postprocess import clean_lung_mask
+from multimix.presets import trained_model_name
+from multimix.training import model_from_checkpoint
+from multimix.utils.checkpoints import load_checkpoint
+from multimix.utils.device import resolve_device
 
 CLASS_NAMES = ("normal", "pneumonia")
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.io import ImageReadError, check_pixel_count, header_size, read_image_file, to_unit_float
+from multimix.data.io import (
+    ImageReadError,
+    check_pixel_count,
+    header_size,
+    read_image_file,
+    to_unit_float,
+)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".img", ".dcm", ".dicom"})
 _PNG = b"\x89PNG\r\n\x1a\n"

@@ -16,11 +16,11 @@ __all__ = ["DEFAULT_MAX_UPLOAD_MB", "ReferenceMap", "create_app"]
 
 def __getattr__(name: str) -> Any:
     if name in ("DEFAULT_MAX_UPLOAD_MB", "create_app"):
-        from . import app
+        from multimix.serve import app
 
         return getattr(app, name)
     if name == "ReferenceMap":
-        from .reference import ReferenceMap
+        from multimix.serve.reference import ReferenceMap
 
         return ReferenceMap
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

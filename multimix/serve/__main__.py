@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
+from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,13 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvicorn
 
-        from .app import create_app
+        from multimix.serve.app import create_app
     except ImportError as err:
         print(f"error: the web app needs the serve extra (pip install -e \".[serve]\"): {err}", file=sys.stderr)
         return 1
-    from ..engine.checkpoint import CheckpointError
-    from ..prediction import Predictor
-    from .reference import reference_from_training_data
+    from multimix.prediction import Predictor
+    from multimix.serve.reference import reference_from_training_data
+    from multimix.utils.checkpoints import CheckpointError
 
     try:
         predictor = Predictor(args.checkpoint, device=args.device)

@@ -20,9 +20,15 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from skimage.transform import resize
 
-from ..data.io import ImageReadError, ImageTooLargeError
-from ..prediction import CLASS_NAMES, Predictor, decode_image_bytes, png_bytes, prediction_pictures
-from .reference import ReferenceMap
+from multimix.data.io import ImageReadError, ImageTooLargeError
+from multimix.prediction import (
+    CLASS_NAMES,
+    Predictor,
+    decode_image_bytes,
+    png_bytes,
+    prediction_pictures,
+)
+from multimix.serve.reference import ReferenceMap
 
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DISPLAY_SIDE = 768  # pictures in a response are scaled so their longer side is at most this

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.io import read_record_image
-from ..data.pools import build_pools
-from ..prediction import Predictor
+from multimix.data.io import read_record_image
+from multimix.data.pools import build_pools
+from multimix.prediction import Predictor
 
 
 @dataclass

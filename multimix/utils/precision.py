@@ -79,3 +79,36 @@ def bf16_is_fast(device: torch.device) -> bool:
     if not native_bf16(device):
         return False
     return device.type == "cuda" or cpu_matmul_speed().bf16_slowdown < 1.0
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (``None`` = plain float32).
+
+    ``auto`` is mixed precision on CUDA (bfloat16 where the GPU supports it, else float16 with
+    a gradient scaler); on a CPU it is bfloat16 only where bf16 is native and measured faster
+    than float32 (AVX-512 BF16 / AMX), else float32. ``bf16`` is bfloat16 autocast on either
+    (see :func:`precision_warning` for CPUs that emulate it); ``fp16`` needs CUDA.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device.type != "cuda":
+            return torch.bfloat16 if bf16_is_fast(device) else None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device (it trains with a gradient scaler); use bf16 on CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def precision_warning(precision: str, device: torch.device) -> str | None:
+    """Why an explicit ``bf16`` will be slow here (a CPU without native bfloat16), with the
+    measured matmul speeds; ``None`` when there is nothing to say."""
+    if precision != "bf16" or device.type != "cpu" or native_bf16(device):
+        return None
+    speed = cpu_matmul_speed()
+    return (f"this CPU has no native bfloat16 (no {' / '.join(NATIVE_BF16_FLAGS)}): a bf16 matmul runs at "
+            f"{speed.bf16_gflops:.2f} GFLOP/s against {speed.fp32_gflops:.0f} in float32 ({speed.bf16_slowdown:.0f}x slower), "
+            "so training will be many times slower; use --precision fp32 or auto")

@@ -11,7 +11,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from .base import DatasetItemError, DatasetLayoutError, Skipped, SourceScan
+from multimix.data.sources.base import DatasetItemError, DatasetLayoutError, Skipped, SourceScan
 
 # name -> module holding scan(root, *, on_error=...); the folder under --data-root has the same name
 DATASETS = ("chex", "jsrt", "montgomery", "shenzhen", "nih")
@@ -26,7 +26,7 @@ def available_sources() -> list[str]:
 def scan_source(spec: str, data_root: str | Path | None = None, *, on_error: str = "raise", **options: Any) -> SourceScan:
     """Scan one source: a dataset name (looked up as ``data_root/<name>``) or ``folder:PATH``."""
     if spec.startswith(FOLDER_PREFIX):
-        from . import folder
+        from multimix.data.sources import folder
 
         return folder.scan(Path(spec[len(FOLDER_PREFIX):]).expanduser(), on_error=on_error, **options)
     if spec not in DATASETS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import ON_ERROR, Skipped, SourceScan
+from multimix.data.sources.base import ON_ERROR, Skipped, SourceScan
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..records import CLASS_NAMES, Record
+from multimix.data.records import CLASS_NAMES, Record
 
 ON_ERROR = ("raise", "skip")
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..records import NORMAL, PNEUMONIA, Record
-from ._files import absolute, make_uid
-from .base import ON_ERROR, SourceScan, locate_root
+from multimix.data.records import NORMAL, PNEUMONIA, Record
+from multimix.data.sources._files import absolute, make_uid
+from multimix.data.sources.base import ON_ERROR, SourceScan, locate_root
 
 __all__ = ["CLASS_FOLDERS", "IMAGE_SUFFIXES", "NAME", "SPLITS", "parse_file_name", "scan"]
 

@@ -22,9 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..records import CLASS_NAMES, NORMAL, PNEUMONIA, Record
-from ._files import absolute, check_on_error, image_files, make_uid, visible_children, visible_dirs
-from .base import DatasetLayoutError, Skipped, SourceScan, locate_root
+from multimix.data.records import CLASS_NAMES, NORMAL, PNEUMONIA, Record
+from multimix.data.sources._files import (
+    absolute,
+    check_on_error,
+    image_files,
+    make_uid,
+    visible_children,
+    visible_dirs,
+)
+from multimix.data.sources.base import DatasetLayoutError, Skipped, SourceScan, locate_root
 
 IMAGES, MASKS = "images", "masks"
 MASK_SUFFIX = "_mask"

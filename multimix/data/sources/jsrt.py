@@ -31,9 +31,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..records import Record
-from ._files import absolute, make_uid, visible_children
-from .base import ON_ERROR, Skipped, SourceScan, locate_root
+from multimix.data.records import Record
+from multimix.data.sources._files import absolute, make_uid, visible_children
+from multimix.data.sources.base import ON_ERROR, Skipped, SourceScan, locate_root
 
 __all__ = ["NAME", "scan"]
 

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._files import check_on_error, image_files
-from .base import SourceScan, locate_root
-from .nlm import name_pattern, nlm_records, report_orphan_masks, scan_nlm_images
+from multimix.data.sources._files import check_on_error, image_files
+from multimix.data.sources.base import SourceScan, locate_root
+from multimix.data.sources.nlm import (
+    name_pattern,
+    nlm_records,
+    report_orphan_masks,
+    scan_nlm_images,
+)
 
 NAME = "montgomery"
 PREFIX = "MCUCXR"

@@ -31,8 +31,14 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from ..records import NORMAL, PNEUMONIA, Record
-from .base import ON_ERROR, DatasetLayoutError, Skipped, SourceScan, locate_root
+from multimix.data.records import NORMAL, PNEUMONIA, Record
+from multimix.data.sources.base import (
+    ON_ERROR,
+    DatasetLayoutError,
+    Skipped,
+    SourceScan,
+    locate_root,
+)
 
 __all__ = ["LABEL_RULES", "NAME", "REQUIRED_COLUMNS", "map_findings", "scan"]
 

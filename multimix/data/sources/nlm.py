@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..records import Record
-from ._files import absolute, image_files, make_uid
-from .base import SourceScan
+from multimix.data.records import Record
+from multimix.data.sources._files import absolute, image_files, make_uid
+from multimix.data.sources.base import SourceScan
 
 _NAME = re.compile(r"^(?P<patient>(?P<prefix>[A-Za-z]+)_\d{4})_(?P<tb>[01])$")
 # Montgomery writes "Patient's Sex: M" / "Patient's Age: 048Y"; Shenzhen writes "male 35yrs".

@@ -19,9 +19,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._files import check_on_error, image_files, is_image, visible_children, visible_dirs
-from .base import SourceScan, locate_root
-from .nlm import name_pattern, nlm_records, parse_nlm_stem, report_orphan_masks, scan_nlm_images
+from multimix.data.sources._files import (
+    check_on_error,
+    image_files,
+    is_image,
+    visible_children,
+    visible_dirs,
+)
+from multimix.data.sources.base import SourceScan, locate_root
+from multimix.data.sources.nlm import (
+    name_pattern,
+    nlm_records,
+    parse_nlm_stem,
+    report_orphan_masks,
+    scan_nlm_images,
+)
 
 NAME = "shenzhen"
 PREFIX = "CHNCXR"

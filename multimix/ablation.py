@@ -16,6 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from multimix.config import load_config
+from multimix.config.presets import PRESET_NAMES, preset_overrides
 from multimix.evaluation.report import (
     paper_table,
     report_markdown,
@@ -24,7 +25,6 @@ from multimix.evaluation.report import (
     write_figures,
 )
 from multimix.evaluation.runner import EvaluationSettings, ModelResult, evaluate_checkpoints
-from multimix.presets import PRESETS, preset_overrides
 from multimix.training import run_training
 from multimix.utils.atomic import atomic_write_text
 
@@ -63,9 +63,9 @@ class Cell:
 
 def grid(presets: Sequence[str], seg_budgets: Sequence[str], cls_budgets: Sequence[str], seeds: Sequence[int]) -> list[Cell]:
     """The cells to train, in table order; a budget a preset ignores is pinned to its first value."""
-    unknown = [p for p in presets if p not in PRESETS]
+    unknown = [p for p in presets if p not in PRESET_NAMES]
     if unknown:
-        raise ValueError(f"unknown models {unknown}; available: {', '.join(PRESETS)}")
+        raise ValueError(f"unknown models {unknown}; available: {', '.join(PRESET_NAMES)}")
     cells: dict[Cell, None] = {}
     for preset in presets:
         for seg in seg_budgets:

@@ -25,13 +25,12 @@ from multimix.models.classifier import (
     classifier_architecture,
     ssl_architecture,
 )
+from multimix.models.factory import TrainedModel, load_trained_model
 from multimix.training import (
-    TrainedModel,
     class_weights_for,
     fit_and_evaluate,
     holding_run_folder,
     labeled_classes,
-    load_trained_model,
     open_run,
     write_summary,
 )

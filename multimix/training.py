@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from multimix.config import Config, atomic_write_text, save_config
+from multimix.config import Config, save_config
 from multimix.data.pools import DataPools, build_pools
 from multimix.data.prepare import write_skip_report
 from multimix.data.splits import Split, build_split, with_extra_unlabeled
@@ -32,8 +32,8 @@ from multimix.engine.trainer import Trainer
 from multimix.evaluation.evaluate import evaluate_records, selection_score
 from multimix.losses import balanced_class_weights
 from multimix.methods import MultiMixMethod
-from multimix.models import MultiMixNet, build_model, load_unet_encoder_state
-from multimix.models.classifier import SSLClassifier, build_classifier
+from multimix.models.factory import load_pretrained_encoder, make_model
+from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import CheckpointError, load_checkpoint
 from multimix.utils.device import resolve_device
 from multimix.utils.environment import environment_info
@@ -43,7 +43,6 @@ from multimix.utils.seeding import seed_everything
 T = TypeVar("T")
 
 SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
-TrainedModel = MultiMixNet | SSLClassifier
 
 
 
@@ -55,70 +54,16 @@ def default_run_name(cfg: Config) -> str:
 
 
 
-def make_model(cfg: Config) -> MultiMixNet:
-    m = cfg.model
-    pooling = m.cls_pooling
-    if pooling == "lung" and m.name in ("unet", "enc"):
-        # the lung map learns from masks through the class head's encoder: both heads are needed
-        print(f"note: model {m.name!r} has one head only; it pools globally (model.cls_pooling 'lung' ignored)")
-        pooling = "global"
-    return build_model(
-        m.name,
-        in_channels=m.in_channels,
-        num_classes=m.num_classes,
-        seg_channels=m.seg_channels,
-        widths=tuple(m.widths),
-        dropout=m.dropout,
-        norm=m.norm,
-        negative_slope=m.negative_slope,
-        cls_pooling=pooling,
-        domain_head=cfg.method.domain_weight > 0 and m.name != "unet",
-    )
 
 
-CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier
 
 
-def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TrainedModel, Config]:
-    """Rebuild the network of a run checkpoint (``best.pt`` or ``last.pt``) with its weights, in
-    eval mode: a MultiMix-family model from ``scripts/train.py``, or the classifier of a
-    fine-tuning or distillation run (``scripts/finetune.py``, ``scripts/distill.py``).
-
-    Raises:
-        ValueError: for a checkpoint without a run config, or a stage-1 pretraining checkpoint.
-    """
-    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), origin=str(path))
 
 
-def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[TrainedModel, Config]:
-    """:func:`load_trained_model` for a checkpoint already loaded (``origin`` names it in errors)."""
-    run = state.get("run", {})
-    if run.get("config") is None:
-        raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix.training?")
-    stage = run.get("stage", "train")
-    if stage == "pretrain":
-        raise ValueError(f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
-                         "scripts/finetune.py --pretrained, or start MultiMix from it with --init-encoder")
-    cfg = Config.from_dict(run["config"], origin=origin)
-    model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
-    model.load_state_dict(state["model"])
-    return model.eval(), cfg
 
 
-PRETRAINED_ENCODER_PREFIX = "ssl.backbone.encoder."  # a U-Net backbone's encoder in a pretraining checkpoint
 
 
-def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
-    """Start ``model``'s encoder from the U-Net encoder of a pretraining checkpoint
-    (``scripts/pretrain.py``); every tensor except the class head must match in name and shape."""
-    weights = load_checkpoint(path)["model"]
-    encoder = {k[len(PRETRAINED_ENCODER_PREFIX):]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)}
-    if not encoder:
-        raise ValueError(f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet to initialise MultiMix)")
-    try:
-        load_unet_encoder_state(model.encoder, encoder)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: the pretrained encoder does not fit model.widths {list(model.encoder.widths)}: {err}") from err
 
 
 def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:

@@ -23,9 +23,9 @@ from multimix.ablation import (
 )
 from multimix.cli import add_debug_flag, run_main
 from multimix.config import parse_overrides
+from multimix.config.presets import PRESET_NAMES
 from multimix.evaluation.runner import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
-from multimix.presets import PRESETS
 
 
 def _list(text: str) -> list[str]:
@@ -34,7 +34,7 @@ def _list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(PRESETS), help=f"comma-separated subset of {', '.join(PRESETS)}")
+    parser.add_argument("--models", default=",".join(PRESET_NAMES), help=f"comma-separated subset of {', '.join(PRESET_NAMES)}")
     parser.add_argument("--seg-labels", default=",".join(DEFAULT_SEG_BUDGETS), help="segmentation label budgets")
     parser.add_argument("--cls-labels", default=",".join(DEFAULT_CLS_BUDGETS), help="classification label budgets")
     parser.add_argument("--seeds", type=int, help="number of seeds (default 3; 1 with --quick)")

@@ -19,7 +19,7 @@ from multimix.cli import add_debug_flag, run_main
 from multimix.data.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.data.pools import build_pools
 from multimix.evaluation.runner import load_split
-from multimix.training import load_trained_model
+from multimix.models.factory import load_trained_model
 from multimix.utils.device import resolve_device
 
 

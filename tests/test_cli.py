@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multimix.training import load_trained_model
+from multimix.models.factory import load_trained_model
 from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import tiny_cli_args

@@ -1,11 +1,9 @@
-from pathlib import Path
 
 import pytest
 import yaml
 
+from multimix.config import PACKAGED_CONFIGS as CONFIGS
 from multimix.config import Config, load_config, parse_overrides, save_config
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def test_overrides_are_coerced_to_field_types():

@@ -80,7 +80,8 @@ def test_training_gives_every_stream_its_domains(tmp_path):
 
 
 def test_a_short_run_with_the_adversary_trains_and_reloads(tmp_path):
-    from multimix.training import load_trained_model, run_training
+    from multimix.models.factory import load_trained_model
+    from multimix.training import run_training
 
     cfg = tiny_config(method__domain_weight=0.1, model__cls_pooling="lung", train__steps=2, train__out=str(tmp_path / "r"))
     summary = run_training(cfg, progress=False)

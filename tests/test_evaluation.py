@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from multimix.config.presets import preset_overrides
 from multimix.data.records import Record
 from multimix.evaluation.inference import eval_spacing, infer
 from multimix.evaluation.report import paper_table, table_rows, write_report
 from multimix.evaluation.runner import EvaluationSettings, evaluate_checkpoints, run_folder
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.metrics import classification_metrics, dice_per_image, segmentation_metrics_per_image
-from multimix.presets import preset_overrides
 from multimix.training import run_training
 
 from helpers import tiny_config
@@ -138,7 +138,7 @@ def test_evaluate_script_names_a_missing_checkpoint(tmp_path):
 
 
 def test_infer_dice_only_mode_matches_the_full_metrics(runs, evaluated):
-    from multimix.training import load_trained_model
+    from multimix.models.factory import load_trained_model
 
     model, cfg = load_trained_model(runs["multimix"])
     domain = evaluated[0].domains["cross-domain"]
@@ -178,7 +178,7 @@ def test_a_checkpoint_without_its_split_file_gets_the_split_rebuilt(tmp_path, ru
 
 def test_batches_without_any_mask_keep_every_metric_column_aligned(runs):
     from multimix.data.sources.synthetic import generate_records
-    from multimix.training import load_trained_model
+    from multimix.models.factory import load_trained_model
 
     model, _ = load_trained_model(runs["multimix"])
     records = generate_records(6, site="chex", image_size=32, seed=3)

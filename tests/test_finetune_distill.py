@@ -20,8 +20,8 @@ from multimix.models.classifier import (
     classifier_on,
     projection_layers,
 )
+from multimix.models.factory import load_trained_model
 from multimix.pretraining import load_pretrained_ssl, pretrain_architecture, run_pretraining
-from multimix.training import load_trained_model
 from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import tiny_cli_args, tiny_config

@@ -3,24 +3,30 @@ from pathlib import Path
 import pytest
 
 from multimix.ablation import Cell, grid
-from multimix.config import load_config
-from multimix.presets import PRESETS, display_name, preset_of, preset_overrides
+from multimix.config import PACKAGED_CONFIGS, Config, load_config
+from multimix.config.presets import PRESET_NAMES, display_name, preset_of, preset_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", [p for p in PRESETS if p != "multimix"])
-def test_baseline_yaml_files_are_the_presets(name):
-    from_yaml = load_config(ROOT / "configs" / "baselines" / f"{name}.yaml")
-    from_preset = load_config(ROOT / "configs" / "multimix.yaml", preset_overrides(name))
+@pytest.mark.parametrize("name", [p for p in PRESET_NAMES if p != "multimix"])
+def test_presets_are_read_from_the_baseline_yaml_files(name):
+    from_yaml = load_config(PACKAGED_CONFIGS / "baselines" / f"{name}.yaml")
+    from_preset = load_config("multimix", preset_overrides(name))
     assert from_yaml.to_dict() == from_preset.to_dict()
     assert preset_of(from_yaml) == name
 
 
+def test_packaged_default_is_the_schema_defaults():
+    # one source of truth: the default config file adds nothing to the dataclass defaults
+    assert load_config("multimix").to_dict() == Config().to_dict()
+    assert Config().model.widths == [16, 32, 64, 128] and Config().method.ssl_rampup_steps == 300
+
+
 def test_main_config_is_multimix_and_display_names_follow_the_paper():
-    cfg = load_config(ROOT / "configs" / "multimix.yaml")
+    cfg = load_config(PACKAGED_CONFIGS / "multimix.yaml")
     assert preset_of(cfg) == "multimix" and display_name(cfg) == "MultiMix"
-    assert display_name(load_config(ROOT / "configs" / "baselines" / "umtls_ssl.yaml")) == "UMTLS-SSL"
+    assert display_name(load_config(PACKAGED_CONFIGS / "baselines" / "umtls_ssl.yaml")) == "UMTLS-SSL"
     odd = load_config(None, {"model.name": "umtl", "method.cls_ssl": True, "method.seg_ssl": True})
     assert preset_of(odd) is None and display_name(odd) == "umtl+fixmatch+kl"
     unet_kl = load_config(None, {"model.name": "unet", "method.cls_ssl": True, "method.seg_ssl": True})

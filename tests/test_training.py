@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from multimix.data.pools import build_pools
-from multimix.training import make_method, make_model, make_split
+from multimix.models.factory import make_model
+from multimix.training import make_method, make_split
 
 from helpers import tiny_config
 

@@ -24,8 +24,8 @@ from multimix.data.splits import Split
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.evaluation.summary import BootstrapSettings, summarise_results
 from multimix.models import MultiMixNet
-from multimix.presets import trained_model_name
-from multimix.training import load_trained_model, make_split
+from multimix.models.factory import load_trained_model, trained_model_name
+from multimix.training import make_split
 from multimix.utils.device import resolve_device
 
 DOMAIN_NAMES = {"in": "in-domain", "cross": "cross-domain"}

@@ -1,10 +1,10 @@
-"""Networks only: the MultiMix model family and a registry of the paper's variants."""
+"""Networks only: the MultiMix model family, the self-supervised networks, and the factory that
+builds any of them by name, from a run config or back from a run checkpoint."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from multimix.models.blocks import DoubleConv, Down, Up
+from multimix.models.factory import available_models, build_model, load_trained_model
 from multimix.models.multimix import MultiMixNet, MultiMixOutput
 from multimix.models.saliency import SaliencyBridge, class_saliency, normalise_per_image
 from multimix.models.ssl import (
@@ -20,37 +20,6 @@ from multimix.models.ssl import (
     resnet_backbone,
 )
 from multimix.models.unet import UNetDecoder, UNetEncoder
-
-# The paper's baselines differ only in which heads exist and whether the bridge is on;
-# the semi-supervised losses that turn UMTLS into MultiMix belong to the method, not the model.
-_VARIANTS: dict[str, dict[str, Any]] = {
-    "unet": dict(num_classes=0, seg_head=True, bridge=False),
-    "enc": dict(seg_head=False, bridge=False),
-    "umtl": dict(seg_head=True, bridge=False),
-    "umtls": dict(seg_head=True, bridge=True),
-    "multimix": dict(seg_head=True, bridge=True),
-}
-
-
-def available_models() -> list[str]:
-    """Names accepted by :func:`build_model`."""
-    return sorted(_VARIANTS)
-
-
-def build_model(name: str = "multimix", **kwargs: Any) -> MultiMixNet:
-    """Build a registered variant; ``kwargs`` override any :class:`MultiMixNet` argument.
-
-    >>> build_model("umtl", widths=(8, 16, 32)).has_bridge
-    False
-    """
-    key = name.lower()
-    if key not in _VARIANTS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
-    args = {**_VARIANTS[key], **kwargs}
-    if key == "unet":
-        args["num_classes"] = 0
-    return MultiMixNet(**args)
-
 
 __all__ = [
     "Backbone",
@@ -72,6 +41,7 @@ __all__ = [
     "build_backbone",
     "build_model",
     "class_saliency",
+    "load_trained_model",
     "load_unet_encoder_state",
     "normalise_per_image",
     "resnet_backbone",

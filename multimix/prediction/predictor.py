@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from multimix.data.transforms import eval_transform
+from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.models.postprocess import clean_lung_mask
-from multimix.presets import trained_model_name
-from multimix.training import model_from_checkpoint
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 

@@ -1,27 +1,35 @@
-"""The paper's seven models as presets over one config, and their display names.
+"""The paper's seven models as presets, read from the packaged configs, and their display names.
 
 The seven rows of the MultiMix paper differ only in the architecture variant and in which
-semi-supervised terms are on, so each preset is a handful of config overrides. The YAML files
-in ``configs/baselines/`` say the same thing for command-line users; a test keeps them in step.
+semi-supervised terms are on. Each row is a packaged config (``baselines/<name>.yaml``, and
+``multimix`` for the full method); this module reads them, so the YAML files are the one
+source of truth for command-line users and for code.
 """
 
 from __future__ import annotations
 
-from torch import nn
+import functools
 
-from multimix.config import Config
-from multimix.models.classifier import SSLClassifier
+from multimix.config.loading import load_config
+from multimix.config.schema import Config
 
-# preset -> (model.name, method.cls_ssl, method.seg_ssl), in the paper's table order
-PRESETS: dict[str, tuple[str, bool, bool]] = {
-    "unet": ("unet", False, False),
-    "enc": ("enc", False, False),
-    "enc_ssl": ("enc", True, False),
-    "umtl": ("umtl", False, False),
-    "umtls": ("umtls", False, False),
-    "umtls_ssl": ("umtls", True, False),
-    "multimix": ("multimix", True, True),
-}
+# the paper's table order; each name is a packaged config
+PRESET_NAMES = ("unet", "enc", "enc_ssl", "umtl", "umtls", "umtls_ssl", "multimix")
+
+
+def _preset_config(name: str) -> str:
+    return name if name == "multimix" else f"baselines/{name}"
+
+
+@functools.cache
+def preset_table() -> dict[str, tuple[str, bool, bool]]:
+    """preset -> (model.name, method.cls_ssl, method.seg_ssl), read from the packaged configs."""
+    table = {}
+    for name in PRESET_NAMES:
+        cfg = load_config(_preset_config(name))
+        table[name] = (cfg.model.name, cfg.method.cls_ssl, cfg.method.seg_ssl)
+    return table
+
 
 DISPLAY_NAMES = {
     "unet": "U-Net",
@@ -36,9 +44,9 @@ DISPLAY_NAMES = {
 
 def preset_overrides(name: str) -> dict[str, object]:
     """``--set``-style overrides (``section.key -> value``) that turn a config into preset ``name``."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    model, cls_ssl, seg_ssl = PRESETS[name]
+    if name not in PRESET_NAMES:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(PRESET_NAMES)}")
+    model, cls_ssl, seg_ssl = preset_table()[name]
     return {"model.name": model, "method.cls_ssl": cls_ssl, "method.seg_ssl": seg_ssl}
 
 
@@ -51,7 +59,7 @@ def active_terms(cfg: Config) -> tuple[bool, bool]:
 def preset_of(cfg: Config) -> str | None:
     """The preset a config is, or ``None`` when it matches none of the paper's rows."""
     key = (cfg.model.name, *active_terms(cfg))
-    return next((name for name, value in PRESETS.items() if value == key), None)
+    return next((name for name, value in preset_table().items() if value == key), None)
 
 
 def display_name(cfg: Config) -> str:
@@ -61,9 +69,3 @@ def display_name(cfg: Config) -> str:
         return DISPLAY_NAMES[preset]
     terms = [t for t, on in zip(("fixmatch", "kl"), active_terms(cfg), strict=True) if on]
     return cfg.model.name + (f"+{'+'.join(terms)}" if terms else "")
-
-
-def trained_model_name(model: nn.Module, cfg: Config) -> str:
-    """How reports name a trained network: a fine-tuned or distilled classifier by its own
-    name, a MultiMix-family model by :func:`display_name` of its config."""
-    return model.name if isinstance(model, SSLClassifier) else display_name(cfg)

@@ -1,22 +1,16 @@
-"""Run configuration: dataclasses, YAML loading and command-line overrides (one source of truth).
+"""What a run is: one dataclass per config section, and their defaults.
 
-A config is built in three layers, later ones winning: the dataclass defaults, a YAML file
-(``--config``), then command-line overrides (dedicated flags and ``--set section.key=value``).
-The fully resolved result is written next to every run as ``config.yaml``.
+The defaults here are the library's MultiMix defaults (the packaged ``multimix`` config adds
+nothing to them): the synthetic chest X-rays at 64 px, sized to train in minutes on a CPU.
+Every other packaged config (``paper``, ``real``, ``baselines/*``, ``finetune``, ``distill``)
+is a YAML file of differences from them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
-
-from multimix.utils.atomic import atomic_write_text
 
 
 @dataclass
@@ -27,7 +21,7 @@ class ModelConfig:
     in_channels: int = 1
     num_classes: int = 2
     seg_channels: int = 1
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # 4 levels: an 8x8 bottleneck at 64 px (the paper: 5 levels at 256 px)
     dropout: float = 0.25
     norm: str = "instance"
     negative_slope: float = 0.2
@@ -94,7 +88,7 @@ class MethodConfig:
     threshold: float = 0.7
     class_weights: str = "none"
     kl_reference: str = "paired"
-    ssl_rampup_steps: int = 0
+    ssl_rampup_steps: int = 300  # unsupervised terms ramp in over these steps (0 = the paper: full weight at once)
     threshold_mode: str = "fixed"  # fixed | freematch (self-adaptive global and class-wise thresholds)
     distribution_alignment: str = "none"  # none | labeled | uniform: target class distribution of the pseudo-labels
     teacher: str = "model"  # model | ema: which weights make the pseudo-labels (ema needs train.ema_decay > 0)
@@ -185,152 +179,8 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, origin: str = "config") -> Config:
         """Build from nested plain data; unknown sections or keys raise ``ValueError`` naming them."""
+        from multimix.config.loading import apply_mapping  # loading builds on this schema
+
         config = cls()
         apply_mapping(config, data, origin=origin)
         return config
-
-
-def _section_types() -> dict[str, type]:
-    return {f.name: f.type for f in dataclasses.fields(Config)}
-
-
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the field's declared type (``int | None``, ``list[int]``, ...)."""
-    args = typing.get_args(annotation)
-    if type(None) in args:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        annotation = next(a for a in args if a is not type(None))
-    origin = typing.get_origin(annotation)
-    if origin is list:
-        (item_type,) = typing.get_args(annotation)
-        if isinstance(value, str):
-            value = [item.strip() for item in value.strip("[]").split(",") if item.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(item, item_type, key) for item in value]
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        lowered = str(value).lower()
-        if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{key}: expected true/false, got {value!r}")
-        return lowered in ("true", "1", "yes")
-    if annotation in (int, float):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key}: expected a number, got {value!r}") from None
-        if annotation is int:
-            if not number.is_integer():
-                raise ValueError(f"{key}: expected a whole number, got {value!r}")
-            return int(number)
-        return number
-    if annotation is str:
-        return str(value)
-    return value
-
-
-def apply_mapping(config: Config, data: dict[str, Any], *, origin: str) -> None:
-    """Merge ``{section: {key: value}}`` into ``config`` in place."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
-    for section_name, values in data.items():
-        if section_name not in _section_types():
-            raise ValueError(f"{origin}: unknown section {section_name!r}; expected one of {sorted(_section_types())}")
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise ValueError(f"{origin}: section {section_name!r} must be a mapping")
-        for key, value in values.items():
-            set_value(config, f"{section_name}.{key}", value, origin=origin)
-
-
-def set_value(config: Config, dotted_key: str, value: Any, *, origin: str = "override") -> None:
-    """Set ``section.key`` to ``value`` (coerced to the field's type)."""
-    section_name, _, key = dotted_key.partition(".")
-    if section_name not in _section_types() or not key:
-        raise ValueError(f"{origin}: {dotted_key!r} is not of the form section.key with section in {sorted(_section_types())}")
-    section = getattr(config, section_name)
-    names = {f.name for f in dataclasses.fields(section)}
-    if key not in names:
-        raise ValueError(f"{origin}: unknown key {dotted_key!r}; {section_name} has {sorted(names)}")
-    annotation = typing.get_type_hints(type(section))[key]
-    setattr(section, key, _coerce(value, annotation, dotted_key))
-
-
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["train.lr=1e-3", ...]`` -> ``{"train.lr": "1e-3"}``; malformed items raise ``ValueError``."""
-    parsed: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects section.key=value, got {item!r}")
-        parsed[key.strip()] = value.strip()
-    return parsed
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file at ``path`` (if any; ``extends: other.yaml`` layers files), then ``overrides``."""
-    config = Config()
-    if path is not None:
-        for layer_path, data in _yaml_layers(Path(path)):
-            apply_mapping(config, data, origin=str(layer_path))
-    for key, value in (overrides or {}).items():
-        set_value(config, key, value)
-    validate_ranges(config)
-    return config
-
-
-# key -> (lowest, highest) allowed value, bounds included; None = unbounded
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "data.batch_size": (1, None),
-    "data.image_size": (16, None),
-    "data.num_workers": (0, None),
-    "data.strong_ops": (0, None),
-    "train.steps": (1, None),
-    "train.epochs": (1, None),
-    "train.steps_per_epoch": (1, None),
-    "train.eval_batch_size": (1, None),
-    "train.log_every": (1, None),
-    "train.warmup_steps": (0, None),
-    "train.lr": (1e-12, None),
-    "data.max_megapixels": (1e-3, None),
-    "train.grad_clip": (0, None),
-    "method.threshold": (0, 1),
-    "inference.seg_threshold": (0, 1),
-}
-
-
-def validate_ranges(config: Config) -> None:
-    """Reject values no run can use (``--batch-size 0``, ``--steps 0``, a learning rate of 0)
-    before anything is built; the ``ValueError`` names the key and the allowed range."""
-    for key, (low, high) in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value is None or ((low is None or value >= low) and (high is None or value <= high)):
-            continue
-        allowed = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise ValueError(f"{key} must be {'above 0' if key == 'train.lr' else allowed}, got {value}")
-
-
-def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
-    """The YAML file at ``path`` preceded by the files it ``extends`` (paths relative to it)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    if path.resolve() in seen:
-        raise ValueError(f"{path}: 'extends' forms a cycle")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of sections")
-    parent = data.pop("extends", None)
-    layers = _yaml_layers(path.parent / parent, (*seen, path.resolve())) if parent else []
-    return [*layers, (path, data)]
-
-
-def save_config(config: Config, path: str | os.PathLike) -> None:
-    """Write the resolved config as YAML, atomically."""
-    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))

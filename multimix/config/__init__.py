@@ -1,0 +1,32 @@
+"""What a run is (:mod:`~multimix.config.schema`), how it is built from YAML and the command
+line (:mod:`~multimix.config.loading`), the packaged configs (``yaml/``) and the paper's
+presets (:mod:`~multimix.config.presets`)."""
+
+from multimix.config.loading import (
+    PACKAGED_CONFIGS,
+    RANGES,
+    apply_mapping,
+    find_config,
+    load_config,
+    packaged_config_names,
+    parse_overrides,
+    save_config,
+    set_value,
+    validate_ranges,
+)
+from multimix.config.schema import (
+    Config,
+    DataConfig,
+    DistillConfig,
+    InferenceConfig,
+    MethodConfig,
+    ModelConfig,
+    SSLConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "PACKAGED_CONFIGS", "RANGES", "Config", "DataConfig", "DistillConfig", "InferenceConfig", "MethodConfig",
+    "ModelConfig", "SSLConfig", "TrainConfig", "apply_mapping", "find_config", "load_config",
+    "packaged_config_names", "parse_overrides", "save_config", "set_value", "validate_ranges",
+]

@@ -1,0 +1,128 @@
+"""Build networks: from a run config, or back from any run checkpoint's plain data.
+
+Everything needed to rebuild a trained network lives in its checkpoint (the run config, and
+for a fine-tuned or distilled classifier its architecture), so a user, the evaluation, the
+predictor and the web app rebuild it here without importing how it was trained.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from multimix.config.presets import display_name
+from multimix.config.schema import Config
+from multimix.models.classifier import SSLClassifier, build_classifier
+from multimix.models.multimix import MultiMixNet
+from multimix.models.ssl import load_unet_encoder_state
+from multimix.utils.checkpoints import load_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+TrainedModel = MultiMixNet | SSLClassifier
+
+
+def make_model(cfg: Config) -> MultiMixNet:
+    m = cfg.model
+    pooling = m.cls_pooling
+    if pooling == "lung" and m.name in ("unet", "enc"):
+        # the lung map learns from masks through the class head's encoder: both heads are needed
+        logger.info(f"note: model {m.name!r} has one head only; it pools globally (model.cls_pooling 'lung' ignored)")
+        pooling = "global"
+    return build_model(
+        m.name,
+        in_channels=m.in_channels,
+        num_classes=m.num_classes,
+        seg_channels=m.seg_channels,
+        widths=tuple(m.widths),
+        dropout=m.dropout,
+        norm=m.norm,
+        negative_slope=m.negative_slope,
+        cls_pooling=pooling,
+        domain_head=cfg.method.domain_weight > 0 and m.name != "unet",
+    )
+
+
+CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier
+
+
+def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TrainedModel, Config]:
+    """Rebuild the network of a run checkpoint (``best.pt`` or ``last.pt``) with its weights, in
+    eval mode: a MultiMix-family model from ``scripts/train.py``, or the classifier of a
+    fine-tuning or distillation run (``scripts/finetune.py``, ``scripts/distill.py``).
+
+    Raises:
+        ValueError: for a checkpoint without a run config, or a stage-1 pretraining checkpoint.
+    """
+    return model_from_checkpoint(load_checkpoint(path, map_location=map_location), origin=str(path))
+
+
+def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[TrainedModel, Config]:
+    """:func:`load_trained_model` for a checkpoint already loaded (``origin`` names it in errors)."""
+    run = state.get("run", {})
+    if run.get("config") is None:
+        raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix.training?")
+    stage = run.get("stage", "train")
+    if stage == "pretrain":
+        raise ValueError(f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
+                         "scripts/finetune.py --pretrained, or start MultiMix from it with --init-encoder")
+    cfg = Config.from_dict(run["config"], origin=origin)
+    model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg
+
+
+PRETRAINED_ENCODER_PREFIX = "ssl.backbone.encoder."  # a U-Net backbone's encoder in a pretraining checkpoint
+
+
+def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
+    """Start ``model``'s encoder from the U-Net encoder of a pretraining checkpoint
+    (``scripts/pretrain.py``); every tensor except the class head must match in name and shape."""
+    weights = load_checkpoint(path)["model"]
+    encoder = {k[len(PRETRAINED_ENCODER_PREFIX):]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)}
+    if not encoder:
+        raise ValueError(f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet to initialise MultiMix)")
+    try:
+        load_unet_encoder_state(model.encoder, encoder)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the pretrained encoder does not fit model.widths {list(model.encoder.widths)}: {err}") from err
+def trained_model_name(model: nn.Module, cfg: Config) -> str:
+    """How reports name a trained network: a fine-tuned or distilled classifier by its own
+    name, a MultiMix-family model by :func:`display_name` of its config."""
+    return model.name if isinstance(model, SSLClassifier) else display_name(cfg)
+
+
+# The paper's baselines differ only in which heads exist and whether the bridge is on;
+# the semi-supervised losses that turn UMTLS into MultiMix belong to the method, not the model.
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "unet": dict(num_classes=0, seg_head=True, bridge=False),
+    "enc": dict(seg_head=False, bridge=False),
+    "umtl": dict(seg_head=True, bridge=False),
+    "umtls": dict(seg_head=True, bridge=True),
+    "multimix": dict(seg_head=True, bridge=True),
+}
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`build_model`."""
+    return sorted(_VARIANTS)
+
+
+def build_model(name: str = "multimix", **kwargs: Any) -> MultiMixNet:
+    """Build a registered variant; ``kwargs`` override any :class:`MultiMixNet` argument.
+
+    >>> build_model("umtl", widths=(8, 16, 32)).has_bridge
+    False
+    """
+    key = name.lower()
+    if key not in _VARIANTS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    args = {**_VARIANTS[key], **kwargs}
+    if key == "unet":
+        args["num_classes"] = 0
+    return MultiMixNet(**args)

@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from multimix.config import Config
+from multimix.data.keys import CLS_U, CLS_X
 from multimix.engine.distributed import DistributedContext, rank_device, with_process_group
 from multimix.evaluation.evaluate import evaluate_records
 from multimix.methods import DistillationMethod
@@ -91,9 +92,9 @@ def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress
     method = DistillationMethod(teacher.to(device), temperature=cfg.distill.temperature,
                                 labeled_weight=cfg.distill.labeled_weight, class_weights=class_weights_for(cfg, labels))
     images = list({r.uid: r for r in [*run.pools.seg_pool, *run.pools.cls_pool]}.values())
-    streams = {"cls_u": images}
+    streams = {CLS_U: images}
     if cfg.distill.labeled_weight > 0:
-        streams["cls_x"] = [run.records[uid] for uid in run.split.cls.labeled]
+        streams[CLS_X] = [run.records[uid] for uid in run.split.cls.labeled]
     sizes = {"teacher_parameters": parameter_count(teacher), "student_parameters": parameter_count(student)}
     if context.is_main:
         print(f"distilling {cfg.distill.teacher} ({sizes['teacher_parameters']:,} parameters) into a "

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import torch
 
 from multimix.config import Config, save_config
+from multimix.data.keys import CLS_U, CLS_X, SEG_U, SEG_X
 from multimix.data.pools import DataPools, build_pools
 from multimix.data.prepare import write_skip_report
 from multimix.data.splits import Split, build_split, with_extra_unlabeled
@@ -124,12 +125,12 @@ def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
 
 
 def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dict[str, list]:
-    uids = {"seg_x": split.seg.labeled, "seg_u": split.seg.unlabeled, "cls_x": split.cls.labeled, "cls_u": split.cls.unlabeled}
+    uids = {SEG_X: split.seg.labeled, SEG_U: split.seg.unlabeled, CLS_X: split.cls.labeled, CLS_U: split.cls.unlabeled}
     missing = [uid for name in names for uid in uids[name] if uid not in records]
     if missing:
         raise ValueError(f"the split names {len(missing)} images that the data source does not have, e.g. {missing[:3]}")
     pools = {name: [records[uid] for uid in uids[name]] for name in names}
-    for unlabeled, labeled in (("seg_u", "seg_x"), ("cls_u", "cls_x")):
+    for unlabeled, labeled in ((SEG_U, SEG_X), (CLS_U, CLS_X)):
         if unlabeled in pools and not pools[unlabeled] and pools.get(labeled):
             # a budget that labels the whole pool leaves nothing unlabeled; as in FixMatch, the
             # labeled images then serve the unsupervised term too rather than dropping it
@@ -265,7 +266,7 @@ def training_domains(streams: dict[str, list]) -> dict[str, int]:
     """Source -> domain for domain-adversarial training: the sources of the labeled classification
     images are one domain, every other source (the segmentation hospitals, extra unlabeled ones)
     the other, so the class head cannot tell the hospital it learned from."""
-    labeled = {r.source for r in streams.get("cls_x", [])}
+    labeled = {r.source for r in streams.get(CLS_X, [])}
     sources = {r.source for pool in streams.values() for r in pool}
     return {s: CLASSIFICATION_DOMAIN if s in labeled else OTHER_DOMAIN for s in sorted(sources)}
 

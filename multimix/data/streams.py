@@ -27,6 +27,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from multimix.data.io import read_record_image, read_record_mask
+from multimix.data.keys import (
+    CLS_S,
+    CLS_U,
+    CLS_W,
+    CLS_X,
+    CLS_Y,
+    SEG_U,
+    SEG_X,
+    SEG_Y,
+    STREAM_NAMES,
+    VIEW1,
+    VIEW2,
+    domain_key,
+)
 from multimix.data.records import Record
 from multimix.data.transforms import (
     XrayTransform,
@@ -35,8 +49,6 @@ from multimix.data.transforms import (
     strong_transform,
     weak_transform,
 )
-
-STREAM_NAMES = ("seg_x", "seg_u", "cls_x", "cls_u")
 
 
 def _stream_seed(seed: int, name: str, *extra: int) -> np.random.SeedSequence:
@@ -135,24 +147,24 @@ class StepBatches(Dataset):
             records = [self.streams[name][j] for j in self.indices(name, step)]
             batch.update(self._load(name, records))
             if self.domains is not None:
-                batch[f"{name}_domain"] = torch.tensor([self.domains[r.source] for r in records], dtype=torch.long)
+                batch[domain_key(name)] = torch.tensor([self.domains[r.source] for r in records], dtype=torch.long)
         return batch
 
     def _load(self, name: str, records: list[Record]) -> dict[str, torch.Tensor]:
-        if name == "seg_x":
+        if name == SEG_X:
             pairs = [self.labeled(read_record_image(r), _require_mask(r)) for r in records]
-            return {"seg_x": torch.stack([p[0] for p in pairs]), "seg_y": torch.stack([p[1] for p in pairs])}
+            return {SEG_X: torch.stack([p[0] for p in pairs]), SEG_Y: torch.stack([p[1] for p in pairs])}
         images = [read_record_image(r) for r in records]
-        if name == "seg_u":
-            return {"seg_u": torch.stack([self.weak(im)[0] for im in images])}
-        if name == "cls_x":
+        if name == SEG_U:
+            return {SEG_U: torch.stack([self.weak(im)[0] for im in images])}
+        if name == CLS_X:
             return {
-                "cls_x": torch.stack([self.labeled(im)[0] for im in images]),
-                "cls_y": torch.tensor([_require_label(r) for r in records], dtype=torch.long),
+                CLS_X: torch.stack([self.labeled(im)[0] for im in images]),
+                CLS_Y: torch.tensor([_require_label(r) for r in records], dtype=torch.long),
             }
-        views = {"cls_w": torch.stack([self.weak(im)[0] for im in images])}
+        views = {CLS_W: torch.stack([self.weak(im)[0] for im in images])}
         if self.strong_views:
-            views["cls_s"] = torch.stack([self.strong(im)[0] for im in images])
+            views[CLS_S] = torch.stack([self.strong(im)[0] for im in images])
         return views
 
 
@@ -218,7 +230,7 @@ class ContrastiveBatches(StepBatches):
     (the class index, -1 where the record has none; only the online linear probe uses it).
     """
 
-    POOL = "cls_u"  # the walk of an unlabeled stream; the name only keys the permutation seeds
+    POOL = CLS_U  # the walk of an unlabeled stream; the name only keys the permutation seeds
 
     def __init__(self, records: Sequence[Record], *, image_size: int, batch_size: int, seed: int, total_steps: int,
                  start_step: int = 0, crop_scale: tuple[float, float] = (0.5, 1.0), intensity: str = "none",
@@ -234,7 +246,7 @@ class ContrastiveBatches(StepBatches):
         records = [self.streams[self.POOL][j] for j in self.indices(self.POOL, step)]
         images = [read_record_image(r) for r in records]
         return {
-            "view1": torch.stack([self.views(im)[0] for im in images]),
-            "view2": torch.stack([self.views(im)[0] for im in images]),
+            VIEW1: torch.stack([self.views(im)[0] for im in images]),
+            VIEW2: torch.stack([self.views(im)[0] for im in images]),
             "label": torch.tensor([-1 if r.label is None else int(r.label) for r in records]),
         }

@@ -32,13 +32,24 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from multimix.data.keys import (
+    CLS_S,
+    CLS_U,
+    CLS_W,
+    CLS_X,
+    CLS_Y,
+    IMAGE_KEYS,
+    SEG_U,
+    SEG_X,
+    SEG_Y,
+    Batch,
+)
 from multimix.data.sources.synthetic import generate_arrays
 from multimix.engine.trainer import move_to
 from multimix.methods import MultiMixMethod
 from multimix.models import MultiMixNet, build_model, normalise_per_image
 from multimix.utils.precision import bf16_is_fast
 
-Batch = dict[str, torch.Tensor]
 STREAM_COUNT = 5  # seg_x, seg_u, cls_x, cls_w, cls_s
 
 
@@ -50,9 +61,9 @@ def make_batch(image_size: int, batch_size: int, seed: int = 0) -> Batch:
     b = batch_size
     strong = t[3 * b:] + 0.05 * torch.randn(t[3 * b:].shape, generator=torch.Generator().manual_seed(seed))
     return {
-        "seg_x": t[:b], "seg_y": torch.from_numpy(masks[:b]).unsqueeze(1).float(), "seg_u": t[b:2 * b],
-        "cls_x": t[2 * b:3 * b], "cls_y": torch.from_numpy(labels[2 * b:3 * b]),
-        "cls_w": t[3 * b:], "cls_s": strong.clamp(0, 1),
+        SEG_X: t[:b], SEG_Y: torch.from_numpy(masks[:b]).unsqueeze(1).float(), SEG_U: t[b:2 * b],
+        CLS_X: t[2 * b:3 * b], CLS_Y: torch.from_numpy(labels[2 * b:3 * b]),
+        CLS_W: t[3 * b:], CLS_S: strong.clamp(0, 1),
     }
 
 
@@ -345,7 +356,7 @@ def iterate_loader(batches: Iterator[Batch], steps: int) -> tuple[float, int]:
     started = time.perf_counter()
     for _ in range(steps):
         batch = next(batches)
-        images += sum(v.shape[0] for k, v in batch.items() if k in ("seg_x", "seg_u", "cls_x", "cls_w", "cls_s"))
+        images += sum(v.shape[0] for k, v in batch.items() if k in IMAGE_KEYS)
     return time.perf_counter() - started, images
 
 
@@ -360,7 +371,7 @@ def cached_pools(image_size: int, folder: str, n: int = 256, seed: int = 0) -> d
     masks = np.load(os.path.join(folder, "masks.npy"), mmap_mode="r")
     records = [Record(uid=f"bench-{i}", source="bench", label=int(labels[i]), image=images[i], mask=masks[i]) for i in range(n)]
     half = n // 2
-    return {"seg_x": records[:half], "seg_u": records[half:], "cls_x": records[:half], "cls_u": records[half:]}
+    return {SEG_X: records[:half], SEG_U: records[half:], CLS_X: records[:half], CLS_U: records[half:]}
 
 
 def run_loader_benchmark(size: int, settings: BenchmarkSettings, *, workers: int = 2, steps: int = 60) -> dict[str, float]:

@@ -19,14 +19,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from multimix.config import TrainConfig
+from multimix.data.keys import Batch
 from multimix.engine.distributed import DistributedContext, any_rank, broadcast_buffers, rank_device
 from multimix.engine.logging import RunLogger
 from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
 from multimix.utils.device import resolve_device
 from multimix.utils.precision import precision_warning, resolve_precision
 from multimix.utils.seeding import capture_rng_state, restore_rng_state
-
-Batch = dict[str, torch.Tensor]
 
 
 class Method(Protocol):

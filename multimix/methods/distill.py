@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from multimix.data.keys import CLS_U, CLS_W, CLS_X, CLS_Y, Batch
 from multimix.losses import cross_entropy, distillation_loss
-
-Batch = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -38,13 +37,13 @@ class DistillationMethod:
         self.teacher.eval().requires_grad_(False)
 
     def streams(self, model: nn.Module) -> list[str]:
-        return ["cls_u", "cls_x"] if self.labeled_weight > 0 else ["cls_u"]
+        return [CLS_U, CLS_X] if self.labeled_weight > 0 else [CLS_U]
 
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        unlabeled = batch["cls_w"]
+        unlabeled = batch[CLS_W]
         with torch.no_grad():
             teacher_logits = self.teacher.classify(unlabeled).cls_logits
-        labeled = batch.get("cls_x") if self.labeled_weight > 0 else None
+        labeled = batch.get(CLS_X) if self.labeled_weight > 0 else None
         images = unlabeled if labeled is None else torch.cat([unlabeled, labeled])
         logits = model.classify(images).cls_logits.float()
         student_logits = logits[: unlabeled.shape[0]]
@@ -52,7 +51,7 @@ class DistillationMethod:
         agreement = (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()
         logs = {"distill": float(loss.detach()), "agreement": float(agreement), "images": images.shape[0]}
         if labeled is not None:
-            ce = cross_entropy(logits[unlabeled.shape[0]:], batch["cls_y"], self.class_weights)
+            ce = cross_entropy(logits[unlabeled.shape[0]:], batch[CLS_Y], self.class_weights)
             loss = loss + self.labeled_weight * ce
             logs["ce"] = float(ce.detach())
         return loss, logs

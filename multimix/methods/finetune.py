@@ -7,9 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from multimix.data.keys import CLS_X, CLS_Y, Batch
 from multimix.losses import cross_entropy
-
-Batch = dict[str, torch.Tensor]
 
 
 @dataclass
@@ -24,10 +23,10 @@ class FineTuneMethod:
     class_weights: torch.Tensor | None = None
 
     def streams(self, model: nn.Module) -> list[str]:
-        return ["cls_x"]
+        return [CLS_X]
 
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model.classify(batch["cls_x"]).cls_logits.float()
-        loss = cross_entropy(logits, batch["cls_y"], self.class_weights)
-        accuracy = (logits.argmax(dim=1) == batch["cls_y"]).float().mean()
-        return loss, {"ce": float(loss.detach()), "acc": float(accuracy), "images": batch["cls_x"].shape[0]}
+        logits = model.classify(batch[CLS_X]).cls_logits.float()
+        loss = cross_entropy(logits, batch[CLS_Y], self.class_weights)
+        accuracy = (logits.argmax(dim=1) == batch[CLS_Y]).float().mean()
+        return loss, {"ce": float(loss.detach()), "acc": float(accuracy), "images": batch[CLS_X].shape[0]}

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from multimix.data.keys import CLS_S, CLS_U, CLS_W, CLS_X, CLS_Y, SEG_U, SEG_X, SEG_Y, domain_key
 from multimix.losses import (
     cross_entropy,
     dice_loss,
@@ -127,13 +128,13 @@ class MultiMixMethod:
         """The data streams this method needs for ``model`` (see :mod:`multimix.data.streams`)."""
         names = []
         if model.has_seg_head:
-            names.append("seg_x")
+            names.append(SEG_X)
             if self.seg_ssl:
-                names.append("seg_u")
+                names.append(SEG_U)
         if model.has_cls_head:
-            names.append("cls_x")
+            names.append(CLS_X)
             if self.cls_ssl:
-                names.append("cls_u")
+                names.append(CLS_U)
         return names
 
     def train_step(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -142,20 +143,20 @@ class MultiMixMethod:
         adversarial = self.domain_weight > 0 and getattr(model, "domain_head", None) is not None
         embeddings: list[torch.Tensor] = []
         domains: list[torch.Tensor] = []
-        if "cls_x" in batch and model.has_cls_head:
+        if CLS_X in batch and model.has_cls_head:
             cls_logits, embedding = self._classification_logits(model, batch)
             embeddings.append(embedding)
             if adversarial:
-                domains += [batch["cls_x_domain"], batch["cls_u_domain"]] if self.cls_ssl else [batch["cls_x_domain"]]
-        if "seg_x" in batch and model.has_seg_head:
+                domains += [batch[domain_key(CLS_X)], batch[domain_key(CLS_U)]] if self.cls_ssl else [batch[domain_key(CLS_X)]]
+        if SEG_X in batch and model.has_seg_head:
             out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
             seg_logits, lung_logits = out.seg_logits, out.lung_logits
             if adversarial:
                 embeddings.append(out.embedding)
-                domains += [batch["seg_x_domain"], batch["seg_u_domain"]] if self.seg_ssl else [batch["seg_x_domain"]]
+                domains += [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]] if self.seg_ssl else [batch[domain_key(SEG_X)]]
         loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
         if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl:
-            term = self._mask_pseudo_term(model, batch["seg_u"], seg_logits[batch["seg_x"].shape[0]:])
+            term = self._mask_pseudo_term(model, batch[SEG_U], seg_logits[batch[SEG_X].shape[0]:])
             if term is not None:
                 loss = loss + self.mask_pseudo_weight * self.ssl_ramp * term
                 logs["mask_pseudo"] = float(term.detach())
@@ -171,12 +172,12 @@ class MultiMixMethod:
         (labeled, then strong). The weak view only yields pseudo-labels (FixMatch detaches them),
         so it runs without a graph: same loss and gradients, a third less backward."""
         if not self.cls_ssl:
-            out = model.classify(batch["cls_x"], return_embedding=True)
+            out = model.classify(batch[CLS_X], return_embedding=True)
             return out.cls_logits, out.embedding
         with torch.no_grad():
-            weak = self._weak_logits(model, batch["cls_w"])
-        n = batch["cls_x"].shape[0]
-        graded = model.classify(torch.cat([batch["cls_x"], batch["cls_s"]]), return_embedding=True)
+            weak = self._weak_logits(model, batch[CLS_W])
+        n = batch[CLS_X].shape[0]
+        graded = model.classify(torch.cat([batch[CLS_X], batch[CLS_S]]), return_embedding=True)
         return torch.cat([graded.cls_logits[:n], weak, graded.cls_logits[n:]]), graded.embedding
 
     def _mask_pseudo_term(self, model: MultiMixNet, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | None:
@@ -202,11 +203,11 @@ class MultiMixMethod:
 
     def classification_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images the class head sees, in order: labeled, then weak and strong unlabeled views."""
-        return [batch["cls_x"], batch["cls_w"], batch["cls_s"]] if self.cls_ssl else [batch["cls_x"]]
+        return [batch[CLS_X], batch[CLS_W], batch[CLS_S]] if self.cls_ssl else [batch[CLS_X]]
 
     def segmentation_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images the decoder sees, in order: labeled, then unlabeled."""
-        return [batch["seg_x"], batch["seg_u"]] if self.seg_ssl else [batch["seg_x"]]
+        return [batch[SEG_X], batch[SEG_U]] if self.seg_ssl else [batch[SEG_X]]
 
     def loss_from_logits(
         self, batch: dict[str, torch.Tensor], cls_logits: torch.Tensor | None, seg_logits: torch.Tensor | None,
@@ -224,7 +225,7 @@ class MultiMixMethod:
         if seg_logits is not None:
             self._segmentation_terms(seg_logits.float(), batch, terms, logs)
         if lung_logits is not None:
-            terms["lung"] = lung_map_loss(lung_logits[: batch["seg_x"].shape[0]].float(), batch["seg_y"])
+            terms["lung"] = lung_map_loss(lung_logits[: batch[SEG_X].shape[0]].float(), batch[SEG_Y])
         if not terms:
             raise ValueError(f"batch with keys {sorted(batch)} gives no loss term for this model")
         ramp = self.ssl_ramp
@@ -235,9 +236,9 @@ class MultiMixMethod:
         return loss, logs
 
     def _classification_terms(self, logits: torch.Tensor, batch, terms, logs) -> None:
-        n = batch["cls_x"].shape[0]
+        n = batch[CLS_X].shape[0]
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        terms["ce"] = cross_entropy(logits[:n], batch["cls_y"], weight)
+        terms["ce"] = cross_entropy(logits[:n], batch[CLS_Y], weight)
         logs["images"] += n
         if self.cls_ssl:
             weak, strong = logits[n:].chunk(2)
@@ -248,8 +249,8 @@ class MultiMixMethod:
             logs["images"] += 2 * weak.shape[0]
 
     def _segmentation_terms(self, seg_logits: torch.Tensor, batch, terms, logs) -> None:
-        n = batch["seg_x"].shape[0]
-        terms["dice"] = dice_loss(seg_logits[:n], batch["seg_y"])
+        n = batch[SEG_X].shape[0]
+        terms["dice"] = dice_loss(seg_logits[:n], batch[SEG_Y])
         logs["images"] += seg_logits.shape[0]
         if self.seg_ssl:
             terms["kl"] = unlabeled_segmentation_kl(seg_logits[:n], seg_logits[n:], reference=self.kl_reference)

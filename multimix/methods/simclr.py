@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from multimix.data.keys import VIEW1, VIEW2, Batch
 from multimix.losses import nt_xent_loss
 from multimix.models import SSLModel
-
-Batch = dict[str, torch.Tensor]
 
 
 class PretrainNet(nn.Module):
@@ -63,8 +62,8 @@ class SimCLRMethod:
         return nt_xent_loss(z1, z2, self.temperature)
 
     def train_step(self, model: PretrainNet, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        n = batch["view1"].shape[0]
-        features, projections = model.ssl(torch.cat([batch["view1"], batch["view2"]]))
+        n = batch[VIEW1].shape[0]
+        features, projections = model.ssl(torch.cat([batch[VIEW1], batch[VIEW2]]))
         z1, z2 = projections.float().chunk(2)
         ssl = self.ssl_loss(z1, z2)
         probe, logs = probe_terms(model, features[:n], batch["label"])

@@ -1,78 +1,9 @@
 #!/usr/bin/env python
-"""Train config variants on real data under one fixed budget and print the development table.
+"""``multimix devloop`` from a checkout: ``python scripts/devloop.py --help`` lists its flags."""
 
-    python scripts/devloop.py --data-root DEV --variants-file configs/dev/recipe.yaml --variants recipe --out runs/recipe
-    python scripts/devloop.py --data-root DEV --config configs/multimix.yaml --image-size 128 --steps 1000 \
-        --steps-per-epoch 250 --out runs/ablation     # configs/dev/ablation.yaml; run again: finished variants are skipped
-
-DEV holds chex/ (classification), jsrt/ (lung masks) and nih/ (cross-domain labels, never trained
-on). Each variant is a normal training run in <out>/<variant>/; the table goes to <out>/table.md.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
-from multimix.cli import DEFAULT_CONFIG, RUN_FLAG_KEYS, add_run_flags, run_main
-from multimix.config import parse_overrides
-from multimix.devloop import format_table, load_variants, run_devloop, variant_config
-
-CONFIG_DIR = DEFAULT_CONFIG.parent
-FLAG_KEYS = {
-    **RUN_FLAG_KEYS,
-    "seg_labels": "data.seg_labels",
-    "cls_labels": "data.cls_labels",
-    "cross_seg_sources": "data.cross_seg_sources",
-    "cross_cls_sources": "data.cross_cls_sources",
-    "unlabeled_sources": "data.unlabeled_sources",
-}
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants-file", default=str(CONFIG_DIR / "dev" / "ablation.yaml"),
-                        help="YAML with variants: {name: {section.key: value}} (default configs/dev/ablation.yaml)")
-    parser.add_argument("--variants", help="comma-separated variant names (default: every variant of the file)")
-    parser.add_argument("--seg-labels", default="10", help="labeled lung masks (default 10)")
-    parser.add_argument("--cls-labels", default="100", help="labeled classification images (default 100)")
-    parser.add_argument("--cross-seg-sources", default="", help="cross-domain mask sources (default none)")
-    parser.add_argument("--cross-cls-sources", default="nih", help="cross-domain label sources (default nih)")
-    parser.add_argument("--unlabeled-sources", help="extra unlabeled sources for every variant")
-    add_run_flags(parser, batch_help="images per stream per step")
-    args = parser.parse_args(argv)
-    if args.config is None:
-        args.config = str(CONFIG_DIR / "real.yaml")
-    if args.out is None:
-        args.out = "runs/dev"
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not args.data_root:
-        print("error: --data-root is required (a folder with chex/, jsrt/ and nih/)", file=sys.stderr)
-        return 2
-    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
-    overrides.pop("train.out", None)
-    overrides["data.source"] = "real"
-    overrides["data.root"] = str(Path(args.data_root).expanduser().resolve())
-    return run_main(lambda: _run(args, overrides), debug=args.debug)
-
-
-def _run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    overrides.update(parse_overrides(args.set))
-    names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
-    variants = load_variants(args.variants_file, names)
-    for variant in variants:  # a typo in the file fails now, not after hours of training
-        variant_config(variant, args.config, overrides)
-    rows = run_devloop(variants, Path(args.out), base_config=args.config, overrides=overrides,
-                       device=args.device or "auto", progress=not args.no_progress)
-    print(format_table(rows))
-    return 0
-
+from multimix.runs.commands.devloop import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,76 +1,9 @@
 #!/usr/bin/env python
-"""Evaluate trained runs in- and cross-domain: every metric with 95% CIs, a report and figures.
+"""``multimix evaluate`` from a checkout: ``python scripts/evaluate.py --help`` lists its flags."""
 
-    python scripts/evaluate.py --checkpoint runs/multimix/checkpoints/best.pt
-    python scripts/evaluate.py --checkpoint runs/a/checkpoints/best.pt runs/b/checkpoints/best.pt --out eval/ab
-    python scripts/evaluate.py --checkpoint runs/a/checkpoints/best.pt --data-root /data/cxr --sources shenzhen
-
-Writes metrics.json, per_image.csv, table.csv, report.md and figures/ into --out.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from multimix.cli import add_debug_flag, run_main
-from multimix.evaluation.report import console_table, write_report
-from multimix.evaluation.runner import EvaluationSettings, evaluate_checkpoints, run_folder
-from multimix.evaluation.summary import BootstrapSettings
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", nargs="+", required=True, metavar="PATH", help="one or more run checkpoints (best.pt)")
-    parser.add_argument("--domain", choices=["in", "cross", "all"], default="all",
-                        help="in: the run's own test split; cross: sources it never trained on; all: both")
-    parser.add_argument("--sources", help="evaluate on these sources instead (comma-separated), minus the run's training images")
-    parser.add_argument("--data-root", help="real datasets under DIR (default: the data the run was trained on)")
-    parser.add_argument("--image-size", type=int, help="evaluation size (default: the run's training size)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold on p(pneumonia)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the confidence intervals")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--samples", type=int, default=4, help="images per domain in the boundary and saliency figures")
-    parser.add_argument("--out", help="output folder (default: <first run>/evaluation)")
-    parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
-                        help="score lung masks after keeping the two largest regions and filling holes (default: as the run's config says)")
-    parser.add_argument("--no-progress", action="store_true")
-    add_debug_flag(parser)
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not 0 < args.threshold < 1:
-        print("error: --threshold must be in (0, 1)", file=sys.stderr)
-        return 2
-    settings = EvaluationSettings(
-        domain=args.domain,
-        sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()) if args.sources else (),
-        data_root=args.data_root,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        device=args.device,
-        threshold=args.threshold,
-        boot=BootstrapSettings(n_resamples=args.bootstrap, seed=args.seed),
-        num_samples=args.samples,
-        clean_masks=args.clean_masks,
-        progress=not args.no_progress,
-    )
-    out = Path(args.out) if args.out else run_folder(args.checkpoint[0]) / "evaluation"
-
-    def body() -> int:
-        results = evaluate_checkpoints(args.checkpoint, settings)
-        report = write_report(results, out, settings)
-        print(console_table(results))
-        print(f"report: {report}")
-        return 0
-
-    return run_main(body, debug=args.debug)
-
+from multimix.runs.commands.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,56 +1,9 @@
 #!/usr/bin/env python
-"""Fine-tune a pretrained network on a label budget (SimCLRv2 stage 2) and evaluate it.
+"""``multimix finetune`` from a checkout: ``python scripts/finetune.py --help`` lists its flags."""
 
-    python scripts/finetune.py --pretrained runs/simclr/checkpoints/last.pt --labels 100 --out runs/ft-100
-    python scripts/finetune.py --pretrained runs/simclr/checkpoints/last.pt --labels 2% --class-weighted
-    python scripts/finetune.py --labels 100 --out runs/ft-scratch            # same network, random weights
-    python scripts/finetune.py --pretrained ... --split round1.json          # labels picked by select_labels.py
-
-The classifier keeps the backbone and the first --from-proj-layer layers of the pretraining
-projection head (default 1, SimCLRv2's choice) under a new linear layer; every layer is trained.
-Defaults come from configs/finetune.yaml.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-import time
-from pathlib import Path
 
-from multimix.cli import CONFIG_DIR, add_run_flags, run_script
-from multimix.finetuning import run_finetuning
-
-# flags only this script has -> config key (the shared ones are in multimix.cli)
-FLAG_KEYS = {
-    "pretrained": "ssl.pretrained",
-    "labels": "data.cls_labels",
-    "from_proj_layer": "ssl.from_proj_layer",
-    "class_weighted": "method.class_weights",
-    "split": "data.split_file",
-    "backbone": "ssl.backbone",
-}
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pretrained", metavar="PATH", help="a scripts/pretrain.py checkpoint (omit to start from random weights)")
-    parser.add_argument("--labels", help="labeled classification images: a count (52), a percentage (2%%) or 'all'")
-    parser.add_argument("--from-proj-layer", type=int, help="projection-head layers kept under the classifier (0 = backbone features)")
-    parser.add_argument("--class-weighted", action="store_const", const="balanced",
-                        help="weight the cross-entropy by inverse class frequency of the labeled images")
-    parser.add_argument("--split", help="use this split.json (e.g. from scripts/select_labels.py) instead of drawing one")
-    parser.add_argument("--backbone", choices=["unet", "resnet18", "resnet50"], help="network without --pretrained")
-    add_run_flags(parser, batch_help="labeled images per step per process")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_script(args, FLAG_KEYS, lambda cfg: run_finetuning(cfg, resume=args.resume, progress=not args.no_progress),
-                      default_out=lambda cfg: str(Path("runs") / f"finetune-{cfg.data.cls_labels.replace('%', 'pct')}-{time.strftime('%Y%m%d-%H%M%S')}"),
-                      default_config=CONFIG_DIR / "finetune.yaml")
-
+from multimix.runs.commands.finetune import main
 
 if __name__ == "__main__":
     sys.exit(main())

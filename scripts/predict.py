@@ -1,84 +1,9 @@
 #!/usr/bin/env python
-"""Run a trained checkpoint on X-ray files: class, lung mask, saliency and overlays per image.
+"""``multimix predict`` from a checkout: ``python scripts/predict.py --help`` lists its flags."""
 
-    python scripts/predict.py scan.png --checkpoint runs/a/checkpoints/best.pt
-    python scripts/predict.py /data/xrays/ --checkpoint runs/a/checkpoints/best.pt --out predictions/
-    python scripts/predict.py "/data/jsrt/*.IMG" --checkpoint runs/a/checkpoints/best.pt
-
-Reads PNG/JPEG (8 or 16 bit), raw JSRT .IMG and, with pydicom installed, DICOM. Each image is
-preprocessed as the checkpoint's training run did (its stored image size). For every image the
-output folder gets NAME_mask.png (lung mask at the original resolution), NAME_saliency.png and
-NAME_boundary.png (overlays); predictions.csv gets one row per file, written as each batch
-finishes, so an interrupted run still lists every file it did. Unreadable files are reported
-by name, marked "error" in the CSV, and skipped.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
 
-from multimix.cli import add_debug_flag, run_main
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
-from multimix.prediction.batch import expand_inputs, predict_files
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER|GLOB", help="image files, folders (searched recursively) or glob patterns")
-    parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
-    parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threshold", type=float, default=0.5, help="lung probability threshold of the mask")
-    parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep the two largest lung regions and fill holes (default: as the checkpoint's config says)")
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        help=f"skip images declaring more pixels, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
-    parser.add_argument("--no-progress", action="store_true")
-    add_debug_flag(parser)
-    return parser.parse_args(argv)
-
-
-def usage_error(args: argparse.Namespace) -> str | None:
-    if args.batch_size < 1:
-        return f"--batch-size must be at least 1, got {args.batch_size}"
-    if not 0 < args.threshold < 1:
-        return f"--threshold must be between 0 and 1, got {args.threshold}"
-    if args.max_megapixels <= 0:
-        return f"--max-megapixels must be above 0, got {args.max_megapixels}"
-    return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if message := usage_error(args):  # before any output is opened: a typo never wipes predictions.csv
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    set_max_megapixels(args.max_megapixels)
-    for item in args.inputs:
-        if not expand_inputs([item], exclude=args.out):
-            print(f"warning: {item} names no image file (outside the output folder {args.out})", file=sys.stderr)
-    files = expand_inputs(args.inputs, exclude=args.out)
-    if not files:
-        print(f"error: no image files found in {' '.join(args.inputs)}", file=sys.stderr)
-        return 1
-
-    def body() -> int:
-        try:
-            report = predict_files(files, args.checkpoint, args.out, batch_size=args.batch_size, device=args.device,
-                                   seg_threshold=args.threshold, clean_masks=args.clean_masks, progress=not args.no_progress)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
-            return 130
-        except Exception:
-            print(f"prediction stopped; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
-            raise
-        print(f"{report.done} of {len(files)} images predicted, {report.failed} skipped; results in {report.csv_path}")
-        return 0 if report.done else 1
-
-    return run_main(body, debug=args.debug)
-
+from multimix.runs.commands.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

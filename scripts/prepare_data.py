@@ -1,67 +1,9 @@
 #!/usr/bin/env python
-"""Find, validate and cache the chest X-ray datasets under a data root.
+"""``multimix prepare-data`` from a checkout: ``python scripts/prepare_data.py --help`` lists its flags."""
 
-    python scripts/prepare_data.py --data-root DIR [--image-size 256] [--cache-dir PATH]
-
-DIR holds one folder per dataset in its publisher's layout: chex/, jsrt/, montgomery/,
-shenzhen/, nih/. Prints what was found, used and skipped (with reasons), and builds the
-resized caches training reads instead of the original files.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from pathlib import Path
 
-from multimix.cli import add_debug_flag, run_main
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
-from multimix.data.prepare import (
-    default_cache_dir,
-    format_report,
-    prepare_all,
-    prepare_source,
-    write_skip_report,
-)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", required=True, help="folder holding chex/, jsrt/, ... ")
-    parser.add_argument("--sources", help="comma-separated subset (names or folder:PATH); default: all present")
-    parser.add_argument("--image-size", type=int, default=256, help="cache resolution in pixels")
-    parser.add_argument("--cache-dir", default=None, help=f"where caches go (default {default_cache_dir()})")
-    parser.add_argument("--strict", action="store_true", help="fail on the first bad item instead of skipping it")
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        help=f"skip images declaring more pixels, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
-    parser.add_argument("--no-progress", action="store_true")
-    add_debug_flag(parser)
-    args = parser.parse_args(argv)
-    if args.image_size < 16:
-        print(f"error: --image-size must be at least 16, got {args.image_size}", file=sys.stderr)
-        return 2
-    if args.max_megapixels <= 0:
-        print(f"error: --max-megapixels must be above 0, got {args.max_megapixels}", file=sys.stderr)
-        return 2
-    set_max_megapixels(args.max_megapixels)
-    return run_main(lambda: _prepare(args), debug=args.debug)
-
-
-def _prepare(args: argparse.Namespace) -> int:
-    kw = dict(on_error="raise" if args.strict else "skip", progress=not args.no_progress)
-    cache_dir = Path(args.cache_dir or default_cache_dir())
-    if args.sources:
-        prepared = [prepare_source(s.strip(), args.data_root, args.image_size, cache_dir, **kw) for s in args.sources.split(",")]
-    else:
-        prepared = prepare_all(args.data_root, args.image_size, cache_dir, **kw)
-    print(format_report(prepared))
-    skipped = [{"source": p.name, **item} for p in prepared for item in p.summary["skipped_items"]]
-    if skipped:
-        report = write_skip_report(skipped, cache_dir / f"skipped-{args.image_size}px.csv")
-        print(f"all {len(skipped)} skipped files, with their reasons: {report}")
-    print(f"caches in {cache_dir}")
-    return 0
-
+from multimix.runs.commands.prepare_data import main
 
 if __name__ == "__main__":
     sys.exit(main())

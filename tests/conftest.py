@@ -14,7 +14,7 @@ def tiny_widths():
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory):
     """best.pt of a 2-step MultiMix run on the tiny synthetic config (class, mask and saliency)."""
-    from multimix.training import run_training
+    from multimix.runs.train import run_training
 
     from helpers import tiny_config
 

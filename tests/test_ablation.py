@@ -3,9 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from multimix.ablation import grid, run_ablation
-from multimix.evaluation.runner import EvaluationSettings
+from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
+from multimix.runs.ablation import grid, run_ablation
 
 from helpers import TINY
 

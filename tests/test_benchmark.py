@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from multimix.engine.benchmark import (
+from multimix.bench.training_step import (
     PeakRSS,
     SpeedOptions,
     benchmark_model,

@@ -5,8 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from multimix.devloop import Variant, broken_mask_share, format_table, load_variants, run_devloop
 from multimix.evaluation.inference import ImageResults
+from multimix.runs.devloop import (
+    Variant,
+    broken_mask_share,
+    format_table,
+    load_variants,
+    run_devloop,
+)
 
 from helpers import TINY
 

@@ -67,7 +67,7 @@ def test_without_weight_or_head_there_is_no_domain_term():
 def test_training_gives_every_stream_its_domains(tmp_path):
     from multimix.data.pools import build_pools
     from multimix.engine.distributed import DistributedContext
-    from multimix.training import _step_batches, make_split, stream_pools, training_domains
+    from multimix.runs.common import _step_batches, make_split, stream_pools, training_domains
 
     cfg = tiny_config(method__domain_weight=0.1, data__unlabeled_sources="nih")
     pools = build_pools(cfg.data, seed=0)
@@ -81,7 +81,7 @@ def test_training_gives_every_stream_its_domains(tmp_path):
 
 def test_a_short_run_with_the_adversary_trains_and_reloads(tmp_path):
     from multimix.models.factory import load_trained_model
-    from multimix.training import run_training
+    from multimix.runs.train import run_training
 
     cfg = tiny_config(method__domain_weight=0.1, model__cls_pooling="lung", train__steps=2, train__out=str(tmp_path / "r"))
     summary = run_training(cfg, progress=False)

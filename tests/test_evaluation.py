@@ -11,10 +11,11 @@ from multimix.config.presets import preset_overrides
 from multimix.data.records import Record
 from multimix.evaluation.inference import eval_spacing, infer
 from multimix.evaluation.report import paper_table, table_rows, write_report
-from multimix.evaluation.runner import EvaluationSettings, evaluate_checkpoints, run_folder
+from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.metrics import classification_metrics, dice_per_image, segmentation_metrics_per_image
-from multimix.training import run_training
+from multimix.runs.evaluate import evaluate_checkpoints, run_folder
+from multimix.runs.train import run_training
 
 from helpers import tiny_config
 

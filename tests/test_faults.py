@@ -266,7 +266,7 @@ def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint
 
 
 def test_a_bug_keeps_its_traceback_and_debug_shows_expected_errors(tmp_path, capsys, monkeypatch):
-    from multimix import cli
+    from multimix.runs import cli
 
     def bug():
         raise KeyError("internal")

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from multimix.distillation import student_architecture
 from multimix.methods import DistillationMethod, FineTuneMethod
 from multimix.models import BarlowProjector, ProjectionHead, SSLModel, build_backbone
 from multimix.models.classifier import (
@@ -21,7 +20,8 @@ from multimix.models.classifier import (
     projection_layers,
 )
 from multimix.models.factory import load_trained_model
-from multimix.pretraining import load_pretrained_ssl, pretrain_architecture, run_pretraining
+from multimix.runs.distill import student_architecture
+from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture, run_pretraining
 from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import tiny_cli_args, tiny_config
@@ -263,7 +263,7 @@ def test_evaluate_and_select_labels_accept_stage_two_and_three_models(tmp_path, 
 
 
 def test_finetuning_is_reproducible_from_its_seed(tmp_path):
-    from multimix.finetuning import run_finetuning
+    from multimix.runs.finetune import run_finetuning
 
     def final_weights(seed: int, name: str) -> dict[str, torch.Tensor]:
         cfg = tiny_config(train__steps=1, train__seed=seed, train__out=str(tmp_path / name), data__batch_size=4)
@@ -276,7 +276,7 @@ def test_finetuning_is_reproducible_from_its_seed(tmp_path):
 
 
 def test_a_resnet_pretraining_fine_tunes_into_a_resnet_classifier(tmp_path):
-    from multimix.finetuning import make_finetune_model
+    from multimix.runs.finetune import make_finetune_model
 
     out = tmp_path / "resnet"
     run_pretraining(tiny_config(ssl__backbone="resnet18", ssl__width_multiplier=0.125, train__steps=1,

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from multimix.ablation import Cell, grid
 from multimix.config import PACKAGED_CONFIGS, Config, load_config
 from multimix.config.presets import PRESET_NAMES, display_name, preset_of, preset_overrides
+from multimix.runs.ablation import Cell, grid
 
 ROOT = Path(__file__).resolve().parent.parent
 

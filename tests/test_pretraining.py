@@ -10,7 +10,7 @@ from multimix.data.sources.synthetic import generate_records
 from multimix.data.streams import ContrastiveBatches
 from multimix.methods.simclr import probe_terms
 from multimix.models.factory import PRETRAINED_ENCODER_PREFIX, load_pretrained_encoder, make_model
-from multimix.pretraining import make_pretrain_model, run_pretraining
+from multimix.runs.pretrain import make_pretrain_model, run_pretraining
 from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import tiny_cli_args, tiny_config

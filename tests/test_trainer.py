@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from multimix.config import TrainConfig
-from multimix.engine.trainer import NonFiniteLossError, Trainer, WarmupCosine, move_to
+from multimix.engine.trainer import NonFiniteLossError, Trainer, move_to
 from multimix.methods import MultiMixMethod
+from multimix.methods.optim import WarmupCosine
 from multimix.models import build_model
 from multimix.utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from multimix.utils.precision import resolve_precision
@@ -25,7 +26,9 @@ def make_trainer(out, steps=6, method=None, **cfg):
     config = TrainConfig(steps=steps, steps_per_epoch=2, lr=1e-2, warmup_steps=0, device="cpu", log_every=1, **cfg)
     method = method or MultiMixMethod(cls_ssl=False, seg_ssl=False)
     evaluate = lambda m: {"score": -sum(float(p.detach().abs().sum()) for p in m.parameters())}  # noqa: E731
-    return Trainer(model, method, fixed_batches, config, out, evaluate=evaluate, run_info={"note": "test"})
+    optimizer, scheduler = method.configure_optimizer(model, config)
+    return Trainer(model, method, fixed_batches, config, out, optimizer=optimizer, scheduler=scheduler, evaluate=evaluate,
+                   run_info={"note": "test"})
 
 
 def params(model):
@@ -144,3 +147,14 @@ def test_precision_settings_are_checked():
         resolve_precision("fp16", cpu)
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("int8", cpu)
+
+
+def test_the_method_chooses_the_optimiser_the_trainer_steps(tmp_path):
+    method = MultiMixMethod(cls_ssl=False, seg_ssl=False, optimizer="sgd")
+    trainer = make_trainer(tmp_path, steps=2, method=method)
+    assert isinstance(trainer.optimizer, torch.optim.SGD) and trainer.optimizer.defaults["nesterov"]
+    before = params(trainer.model).clone()
+    trainer.fit(progress=False)
+    assert not torch.equal(before, params(trainer.model))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        MultiMixMethod(optimizer="lbfgs").configure_optimizer(trainer.model, TrainConfig())

@@ -2,19 +2,20 @@ import pytest
 import torch
 
 from multimix.data.pools import build_pools
+from multimix.methods import build_method
 from multimix.models.factory import make_model
-from multimix.training import make_method, make_split
+from multimix.runs.common import make_split
 
 from helpers import tiny_config
 
 
 def test_balanced_class_weights_come_from_the_labeled_set():
     cfg = tiny_config(method__class_weights="balanced")
-    method = make_method(cfg, [0, 0, 0, 1])
+    method = build_method("multimix", cfg, labeled_class_labels=[0, 0, 0, 1])
     assert torch.allclose(method.class_weights, torch.tensor([2 / 3, 2.0]))
-    assert make_method(tiny_config(), [0, 1]).class_weights is None
+    assert build_method("multimix", tiny_config(), labeled_class_labels=[0, 1]).class_weights is None
     with pytest.raises(ValueError, match="class_weights"):
-        make_method(tiny_config(method__class_weights="inverse"), [0, 1])
+        build_method("multimix", tiny_config(method__class_weights="inverse"), labeled_class_labels=[0, 1])
 
 
 def test_pools_and_split_follow_the_config(tmp_path):
@@ -44,7 +45,7 @@ def test_model_follows_the_config():
 
 
 def test_budget_all_keeps_the_unsupervised_terms_by_reusing_the_labeled_images(tmp_path):
-    from multimix.training import run_training
+    from multimix.runs.train import run_training
 
     cfg = tiny_config(data__seg_labels="all", data__cls_labels="all", train__steps=2, train__out=str(tmp_path / "all"))
     summary = run_training(cfg, progress=False)
@@ -74,8 +75,8 @@ def test_real_data_defaults_to_the_real_recipe(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    from multimix.cli import REAL_DATA_CONFIG, resolve_config
     from multimix.config import load_config
+    from multimix.runs.cli import REAL_DATA_CONFIG, resolve_config
 
     spec = importlib.util.spec_from_file_location("train_script", Path(__file__).parents[1] / "scripts" / "train.py")
     script = importlib.util.module_from_spec(spec)

@@ -6,6 +6,7 @@ from multimix.config.loading import (
     PACKAGED_CONFIGS,
     RANGES,
     apply_mapping,
+    config_yaml,
     find_config,
     load_config,
     packaged_config_names,
@@ -27,6 +28,6 @@ from multimix.config.schema import (
 
 __all__ = [
     "PACKAGED_CONFIGS", "RANGES", "Config", "DataConfig", "DistillConfig", "InferenceConfig", "MethodConfig",
-    "ModelConfig", "SSLConfig", "TrainConfig", "apply_mapping", "find_config", "load_config",
+    "ModelConfig", "SSLConfig", "TrainConfig", "apply_mapping", "config_yaml", "find_config", "load_config",
     "packaged_config_names", "parse_overrides", "save_config", "set_value", "validate_ranges",
 ]

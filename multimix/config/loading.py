@@ -195,6 +195,11 @@ def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, di
     return [*layers, (path, data)]
 
 
+def config_yaml(config: Config) -> str:
+    """The config as the YAML text a run folder's ``config.yaml`` holds."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically."""
-    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(Path(path), config_yaml(config))

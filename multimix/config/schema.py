@@ -95,6 +95,7 @@ class MethodConfig:
     lung_weight: float = 1.0  # the coarse lung map of model.cls_pooling=lung (BCE against the labeled masks)
     domain_weight: float = 0.0  # > 0: domain-adversarial features (classification sources vs every other source)
     mask_pseudo_weight: float = 0.0  # > 0: Dice against the teacher's cleaned masks of the unlabeled segmentation images
+    optimizer: str = "adam"  # adam | adamw | sgd (learning rate, weight decay and schedule: the train section)
 
 
 @dataclass
@@ -148,6 +149,7 @@ class SSLConfig:
     # stage 2 (scripts/finetune.py)
     pretrained: str | None = None  # a stage-1 checkpoint; None fine-tunes ssl.backbone from random weights
     from_proj_layer: int = 1  # projection-head layers kept under the linear classifier (SimCLRv2: 1)
+    optimizer: str = "adam"  # of pretraining and fine-tuning: adam | adamw | sgd
 
 
 @dataclass
@@ -161,6 +163,7 @@ class DistillConfig:
     width_multiplier: float = 1.0  # resnet student
     temperature: float = 1.0
     labeled_weight: float = 0.0  # > 0 adds the cross-entropy on the teacher run's labeled images
+    optimizer: str = "adam"  # adam | adamw | sgd
 
 
 @dataclass

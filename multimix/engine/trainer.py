@@ -5,8 +5,7 @@ method (``train_step(model, batch) -> (loss, logs)``), a source of batches and a
 from __future__ import annotations
 
 import contextlib
-import math
-import sys
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,16 +26,26 @@ from multimix.utils.device import resolve_device
 from multimix.utils.precision import precision_warning, resolve_precision
 from multimix.utils.seeding import capture_rng_state, restore_rng_state
 
+logger = logging.getLogger(__name__)
 
-class Method(Protocol):
+
+class TrainingMethod(Protocol):
+    """What the trainer calls on a method (:class:`multimix.methods.Method` implements every hook)."""
+
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen.
+        """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen."""
 
-        A method may also define ``set_progress(step, total_steps)``; the trainer calls it
-        before every step (for schedules such as an unsupervised-loss ramp-up). One with state
-        of its own (running statistics) defines ``state_dict()`` / ``load_state_dict()``, which
-        go into ``last.pt``; ``attach_teacher(module)`` receives the EMA weights (or ``None``).
-        """
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Called before every step (for schedules such as an unsupervised-loss ramp-up)."""
+
+    def attach_teacher(self, teacher: nn.Module | None) -> None:
+        """Receives the EMA weights (or ``None``) once, when the trainer is built."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The method's own state (running statistics), saved in ``last.pt``."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -57,21 +66,6 @@ class FitResult:
 
 
 
-class WarmupCosine:
-    """LR factor: linear warm-up, then cosine decay to ``floor`` (a plain object, so it checkpoints)."""
-
-    def __init__(self, total_steps: int, warmup_steps: int = 0, schedule: str = "cosine", floor: float = 0.01) -> None:
-        if schedule not in ("cosine", "constant"):
-            raise ValueError(f"unknown schedule {schedule!r}; expected 'cosine' or 'constant'")
-        self.total_steps, self.warmup_steps, self.schedule, self.floor = total_steps, warmup_steps, schedule, floor
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
-        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 
@@ -97,7 +91,7 @@ class StepModule(nn.Module):
     gradient, all loss terms) gives it exactly one forward per backward.
     """
 
-    def __init__(self, model: nn.Module, method: Method) -> None:
+    def __init__(self, model: nn.Module, method: TrainingMethod) -> None:
         super().__init__()
         self.model = model
         self.method = method
@@ -111,11 +105,14 @@ class Trainer:
 
     Args:
         model: the network (moved to the resolved device here).
-        method: object with ``train_step(model, batch) -> (loss, logs)``.
+        method: a :class:`TrainingMethod` (``train_step(model, batch) -> (loss, logs)`` and its hooks).
         batches: ``batches(start_step)`` yields the batch of every step from ``start_step`` on;
             making batches a function of the step is what lets ``resume`` continue exactly.
         config: :class:`~multimix.config.TrainConfig`.
         out_dir: run folder; checkpoints go to ``out_dir/checkpoints/{last,best}.pt``.
+        optimizer: the optimiser of ``model``'s parameters (the method chooses it, see
+            :meth:`multimix.methods.Method.configure_optimizer`).
+        scheduler: stepped once per training step; ``None`` keeps the learning rate constant.
         evaluate: ``evaluate(model) -> metrics`` run after every epoch; ``metrics[score_key]``
             (higher is better) chooses ``best.pt``.
         run_info: plain data stored in every checkpoint (resolved config, split, versions...).
@@ -126,11 +123,13 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        method: Method,
+        method: TrainingMethod,
         batches: Callable[[int], Iterable[Batch]],
         config: TrainConfig,
         out_dir: str | Path,
         *,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         score_key: str = "score",
         run_info: dict[str, Any] | None = None,
@@ -157,19 +156,16 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
         self.total_steps = config.total_steps
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, WarmupCosine(self.total_steps, config.warmup_steps, config.schedule)
-        )
+        self.optimizer = optimizer
+        self.scheduler = scheduler or torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
         self.autocast_dtype = self._autocast_dtype()
         if self.context.is_main and (slow := precision_warning(config.precision, self.device)):
-            print(f"warning: {slow}", file=sys.stderr)
+            logger.warning(f"warning: {slow}")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.ema: AveragedModel | None = None
         if config.ema_decay > 0:
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-        if hasattr(method, "attach_teacher"):  # e.g. pseudo-labels from the EMA weights
-            method.attach_teacher(self.ema.module if self.ema is not None else None)
+        method.attach_teacher(self.ema.module if self.ema is not None else None)  # e.g. pseudo-labels from the EMA weights
         self.step = 0
         self.best_score: float | None = None
         self.best_step: int | None = None
@@ -199,7 +195,7 @@ class Trainer:
             "best_score": self.best_score,
             "best_step": self.best_step,
             "rng": capture_rng_state(),
-            "method": self.method.state_dict() if hasattr(self.method, "state_dict") else None,
+            "method": self.method.state_dict(),
             "run": self.run_info,
         }
 
@@ -212,7 +208,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_score, self.best_step = state.get("best_score"), state.get("best_step")
-        if state.get("method") is not None and hasattr(self.method, "load_state_dict"):
+        if state.get("method"):
             self.method.load_state_dict(state["method"])
         restore_rng_state(state["rng"])
 
@@ -239,8 +235,7 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.model.train()
-        if hasattr(self.method, "set_progress"):
-            self.method.set_progress(self.step, self.total_steps)
+        self.method.set_progress(self.step, self.total_steps)
         with self.autocast():
             loss, logs = self.step_module(batch)
         # every rank must stop together, or the others would wait forever in the next all-reduce

@@ -20,7 +20,7 @@ import numpy as np
 
 from multimix import __version__
 from multimix.evaluation import figures
-from multimix.evaluation.runner import EvaluationSettings, ModelResult
+from multimix.evaluation.results import EvaluationSettings, ModelResult
 from multimix.evaluation.summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, point_value
 from multimix.metrics import roc_curve
 from multimix.utils.atomic import atomic_write_text

@@ -1,9 +1,14 @@
-"""Training algorithms: ``train_step(model, batch) -> (loss, logs)``."""
+"""Training algorithms, one file each, registered by name (:func:`build_method`): ``multimix``
+(with the paper's baselines as flags), ``simclr``, ``barlow``, ``finetune``, ``distill``."""
 
 from multimix.methods.barlow import BarlowTwinsMethod
+from multimix.methods.base import METHODS, Method, available_methods, build_method, register_method
 from multimix.methods.distill import DistillationMethod
 from multimix.methods.finetune import FineTuneMethod
 from multimix.methods.multimix import MultiMixMethod
 from multimix.methods.simclr import PretrainNet, SimCLRMethod
 
-__all__ = ["BarlowTwinsMethod", "DistillationMethod", "FineTuneMethod", "MultiMixMethod", "PretrainNet", "SimCLRMethod"]
+__all__ = [
+    "METHODS", "BarlowTwinsMethod", "DistillationMethod", "FineTuneMethod", "Method", "MultiMixMethod", "PretrainNet",
+    "SimCLRMethod", "available_methods", "build_method", "register_method",
+]

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from multimix.config.schema import Config
 from multimix.data.keys import CLS_U, CLS_W, CLS_X, CLS_Y, Batch
 from multimix.losses import cross_entropy, distillation_loss
+from multimix.methods.base import Method, class_weights_for, register_method
 
 
+@register_method("distill")
 @dataclass
-class DistillationMethod:
+class DistillationMethod(Method):
     """``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` on unlabeled images (``cls_w``),
     plus ``labeled_weight`` times the cross-entropy on labeled ones (``cls_x``) if asked.
 
@@ -30,6 +35,18 @@ class DistillationMethod:
     temperature: float = 1.0
     labeled_weight: float = 0.0
     class_weights: torch.Tensor | None = None
+    optimizer: str = "adam"
+
+    config_section = "distill"
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, teacher: nn.Module | None = None, labeled_class_labels: Sequence[int] = (),
+                    **context: Any) -> DistillationMethod:
+        """The ``distill`` section; ``teacher`` is the loaded teacher network (on the training device)."""
+        if teacher is None:
+            raise ValueError("distillation needs the teacher network (distill.teacher)")
+        return cls(teacher, temperature=cfg.distill.temperature, labeled_weight=cfg.distill.labeled_weight,
+                   class_weights=class_weights_for(cfg, list(labeled_class_labels)), optimizer=cfg.distill.optimizer)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:

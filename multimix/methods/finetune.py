@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from multimix.config.schema import Config
 from multimix.data.keys import CLS_X, CLS_Y, Batch
 from multimix.losses import cross_entropy
+from multimix.methods.base import Method, class_weights_for, register_method
 
 
+@register_method("finetune")
 @dataclass
-class FineTuneMethod:
+class FineTuneMethod(Method):
     """Cross-entropy (optionally class-weighted) of the classifier on the labeled stream ``cls_x``.
 
     Args:
@@ -21,6 +26,14 @@ class FineTuneMethod:
     """
 
     class_weights: torch.Tensor | None = None
+    optimizer: str = "adam"
+
+    config_section = "ssl"
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, labeled_class_labels: Sequence[int] = (), **context: Any) -> FineTuneMethod:
+        """``method.class_weights`` over ``labeled_class_labels``, and ``ssl.optimizer``."""
+        return cls(class_weights=class_weights_for(cfg, list(labeled_class_labels)), optimizer=cfg.ssl.optimizer)
 
     def streams(self, model: nn.Module) -> list[str]:
         return [CLS_X]

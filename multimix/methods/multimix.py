@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from multimix.config.schema import Config
 from multimix.data.keys import CLS_S, CLS_U, CLS_W, CLS_X, CLS_Y, SEG_U, SEG_X, SEG_Y, domain_key
 from multimix.losses import (
     cross_entropy,
@@ -18,6 +21,7 @@ from multimix.losses import (
     lung_map_loss,
     unlabeled_segmentation_kl,
 )
+from multimix.methods.base import Method, class_weights_for, register_method
 from multimix.methods.pseudo_labels import PseudoLabeler
 from multimix.models import MultiMixNet
 from multimix.models.postprocess import clean_lung_masks
@@ -25,8 +29,9 @@ from multimix.models.postprocess import clean_lung_masks
 TEACHERS = ("model", "ema")
 
 
+@register_method("multimix")
 @dataclass
-class MultiMixMethod:
+class MultiMixMethod(Method):
     """One MultiMix step, following the paper's data flow.
 
     * classification images (``cls_x``, and ``cls_w``/``cls_s`` when ``cls_ssl``) go through the
@@ -78,6 +83,7 @@ class MultiMixMethod:
     mask_pseudo_weight: float = 0.0
     labeled_class_counts: Sequence[int] | None = None
     num_classes: int = 2
+    optimizer: str = "adam"
     step: int = 0
     total_steps: int = 0
     pseudo_labeler: PseudoLabeler = field(init=False)
@@ -88,6 +94,17 @@ class MultiMixMethod:
             raise ValueError(f"method.teacher must be one of {TEACHERS}, got {self.teacher!r}")
         self.pseudo_labeler = PseudoLabeler(self.num_classes, self.threshold, self.threshold_mode,
                                             self.distribution_alignment, self.labeled_class_counts)
+
+    @classmethod
+    def from_config(cls, cfg: Config, *, labeled_class_labels: Sequence[int] = (), **context: Any) -> MultiMixMethod:
+        """The ``method`` section of ``cfg``; ``labeled_class_labels`` (the split's labeled class
+        images) give the class weights and the labeled class prior."""
+        labels = list(labeled_class_labels)
+        # MethodConfig mirrors the method's fields, so the section passes straight through
+        options = {k: v for k, v in dataclasses.asdict(cfg.method).items() if k not in ("name", "class_weights")}
+        counts = [labels.count(c) for c in range(cfg.model.num_classes)]
+        return cls(**options, class_weights=class_weights_for(cfg, labels), labeled_class_counts=counts,
+                   num_classes=cfg.model.num_classes)
 
     def attach_teacher(self, teacher: nn.Module | None) -> None:
         """Called by the trainer with its EMA copy of the model (``None`` when it keeps none)."""

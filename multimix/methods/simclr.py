@@ -9,13 +9,16 @@ the labels ever shaping the backbone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from multimix.config.schema import Config
 from multimix.data.keys import VIEW1, VIEW2, Batch
 from multimix.losses import nt_xent_loss
+from multimix.methods.base import Method, register_method
 from multimix.models import SSLModel
 
 
@@ -52,11 +55,20 @@ def probe_terms(model: PretrainNet, features: torch.Tensor, labels: torch.Tensor
     return loss, {"probe_ce": float(loss.detach()), "probe_acc": float(accuracy)}
 
 
+@register_method("simclr")
 @dataclass
-class SimCLRMethod:
+class SimCLRMethod(Method):
     """NT-Xent between the projections of two views of every image (plus the probe term)."""
 
     temperature: float = 0.1
+    optimizer: str = "adam"
+
+    config_section = "ssl"
+
+    @classmethod
+    def from_config(cls, cfg: Config, **context: Any) -> SimCLRMethod:
+        """``ssl.temperature`` and ``ssl.optimizer``."""
+        return cls(temperature=cfg.ssl.temperature, optimizer=cfg.ssl.optimizer)
 
     def ssl_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         return nt_xent_loss(z1, z2, self.temperature)

@@ -66,7 +66,7 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
     """:func:`load_trained_model` for a checkpoint already loaded (``origin`` names it in errors)."""
     run = state.get("run", {})
     if run.get("config") is None:
-        raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix.training?")
+        raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix train?")
     stage = run.get("stage", "train")
     if stage == "pretrain":
         raise ValueError(f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "

@@ -1,10 +1,10 @@
 """A small web app around a trained checkpoint: upload an X-ray, see the class, lung outline,
 saliency and where the image falls among the training images.
 
-Start it with ``python -m multimix.serve --checkpoint PATH`` (needs the ``serve`` extra:
+Start it with ``multimix serve --checkpoint PATH`` (needs the ``serve`` extra:
 ``pip install -e ".[serve]"``). :func:`create_app` builds the FastAPI application for tests or
 for mounting in another ASGI server. FastAPI is imported only when one of these names is
-used, so ``python -m multimix.serve`` can say what to install instead of failing on import.
+used, so ``multimix serve`` can say what to install instead of failing on import.
 """
 
 from __future__ import annotations

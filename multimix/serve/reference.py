@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from multimix.data.io import read_record_image
-from multimix.data.pools import build_pools
+from multimix.data.records import Record
 from multimix.prediction import Predictor
 
 
@@ -52,11 +52,9 @@ class ReferenceMap:
         }
 
 
-def reference_from_training_data(predictor: Predictor, count: int = 300, seed: int = 0) -> ReferenceMap:
-    """Embed up to ``count`` classification training images of the checkpoint's own data config
-    (synthetic data is regenerated; real data must be where the config says)."""
-    cfg = predictor.config
-    pool = build_pools(cfg.data, cfg.train.seed).cls_pool
+def reference_from_records(predictor: Predictor, pool: Sequence[Record], count: int = 300, seed: int = 0) -> ReferenceMap:
+    """Embed up to ``count`` images of ``pool`` (the run layer passes the checkpoint's own
+    classification training images) with ``predictor``; their labels colour the map."""
     if not pool:
         raise ValueError("the checkpoint's data config has no classification training images")
     rng = np.random.default_rng(seed)

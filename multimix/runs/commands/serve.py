@@ -1,4 +1,7 @@
-"""``python -m multimix.serve --checkpoint PATH [--host 127.0.0.1 --port 8080]``."""
+"""Serve a trained checkpoint in the web app.
+
+    multimix serve --checkpoint runs/a/checkpoints/best.pt [--host 127.0.0.1 --port 8080]
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ import argparse
 import sys
 
 from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
+from multimix.data.pools import build_pools
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m multimix.serve", description=(
+    parser = argparse.ArgumentParser(description=(
         "Serve a trained checkpoint: an upload page and a JSON API (OpenAPI at /docs). "
         "Research use only, not a diagnosis."))
     parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the web app needs the serve extra (pip install -e \".[serve]\"): {err}", file=sys.stderr)
         return 1
     from multimix.prediction import Predictor
-    from multimix.serve.reference import reference_from_training_data
+    from multimix.serve.reference import reference_from_records
     from multimix.utils.checkpoints import CheckpointError
 
     try:
@@ -49,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = None
     if args.reference > 0:
         try:
-            reference = reference_from_training_data(predictor, args.reference)
+            cfg = predictor.config  # synthetic data is regenerated; real data must be where the run's config says
+            reference = reference_from_records(predictor, build_pools(cfg.data, cfg.train.seed).cls_pool, args.reference)
             print(f"reference map: {len(reference.points)} training images")
         except (ValueError, FileNotFoundError, OSError) as err:
             print(f"warning: no reference map ({err}); predictions still work", file=sys.stderr)
@@ -58,6 +63,3 @@ def main(argv: list[str] | None = None) -> int:
     uvicorn.run(create_app(predictor, reference=reference, max_upload_mb=args.max_upload_mb), host=args.host, port=args.port)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,8 +24,9 @@ from multimix.evaluation.report import (
     table_rows,
     write_figures,
 )
-from multimix.evaluation.runner import EvaluationSettings, ModelResult, evaluate_checkpoints
-from multimix.training import run_training
+from multimix.evaluation.results import EvaluationSettings, ModelResult
+from multimix.runs.evaluate import evaluate_checkpoints
+from multimix.runs.train import run_training
 from multimix.utils.atomic import atomic_write_text
 
 DEFAULT_SEG_BUDGETS = ("10", "50", "all")

@@ -42,10 +42,10 @@ from multimix.data.pools import build_pools
 from multimix.data.records import Record
 from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
-from multimix.evaluation.runner import load_split
 from multimix.metrics import classification_metrics
 from multimix.models.factory import load_trained_model
-from multimix.training import run_training
+from multimix.runs.evaluate import load_split
+from multimix.runs.train import run_training
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.device import resolve_device
 

@@ -19,7 +19,7 @@ from multimix.config import Config
 from multimix.data.keys import CLS_U, CLS_X
 from multimix.engine.distributed import DistributedContext, rank_device, with_process_group
 from multimix.evaluation.evaluate import evaluate_records
-from multimix.methods import DistillationMethod
+from multimix.methods import build_method
 from multimix.models.classifier import (
     Architecture,
     build_classifier,
@@ -27,8 +27,7 @@ from multimix.models.classifier import (
     ssl_architecture,
 )
 from multimix.models.factory import TrainedModel, load_trained_model
-from multimix.training import (
-    class_weights_for,
+from multimix.runs.common import (
     fit_and_evaluate,
     holding_run_folder,
     labeled_classes,
@@ -89,8 +88,7 @@ def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress
     run = open_run(cfg, context, resume=resume, progress=progress)
     device = rank_device(context, resolve_device(cfg.train.device))
     labels = labeled_classes(run)
-    method = DistillationMethod(teacher.to(device), temperature=cfg.distill.temperature,
-                                labeled_weight=cfg.distill.labeled_weight, class_weights=class_weights_for(cfg, labels))
+    method = build_method("distill", cfg, teacher=teacher.to(device), labeled_class_labels=labels)
     images = list({r.uid: r for r in [*run.pools.seg_pool, *run.pools.cls_pool]}.values())
     streams = {CLS_U: images}
     if cfg.distill.labeled_weight > 0:

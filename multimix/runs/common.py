@@ -1,11 +1,11 @@
-"""One training run end to end: data pools, split, model, method, trainer, final evaluation.
+"""The wiring every supervised run shares (MultiMix training, fine-tuning, distillation).
 
-``scripts/train.py`` is a thin command line over :func:`run_training`.
+The run folder and its lock, resumability checks, the split, the
+streams, the trainer and the final evaluation of ``best.pt`` (see :mod:`multimix.runs.train`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -27,13 +27,10 @@ from multimix.engine.distributed import (
     barrier,
     parameter_digest,
     rank_device,
-    with_process_group,
 )
 from multimix.engine.trainer import Trainer
 from multimix.evaluation.evaluate import evaluate_records, selection_score
-from multimix.losses import balanced_class_weights
-from multimix.methods import MultiMixMethod
-from multimix.models.factory import load_pretrained_encoder, make_model
+from multimix.methods import Method
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import CheckpointError, load_checkpoint
 from multimix.utils.device import resolve_device
@@ -99,13 +96,6 @@ def check_split(split: Split, pools: DataPools, origin: str | Path) -> Split:
     return split
 
 
-def class_weights_for(cfg: Config, labels: list[int]) -> torch.Tensor | None:
-    """``method.class_weights``: ``balanced`` (inverse class frequency of ``labels``) or ``none``."""
-    if cfg.method.class_weights not in ("none", "balanced"):
-        raise ValueError(f"method.class_weights must be 'none' or 'balanced', got {cfg.method.class_weights!r}")
-    if cfg.method.class_weights == "balanced" and labels:
-        return balanced_class_weights(labels, cfg.model.num_classes)
-    return None
 
 
 def labeled_classes(run: RunStart) -> list[int]:
@@ -113,15 +103,6 @@ def labeled_classes(run: RunStart) -> list[int]:
     return [run.records[uid].label for uid in run.split.cls.labeled if run.records[uid].label is not None]
 
 
-def make_method(cfg: Config, labeled_cls_labels: list[int]) -> MultiMixMethod:
-    mc = cfg.method
-    if mc.name != "multimix":
-        raise ValueError(f"unknown method {mc.name!r}; available: ['multimix']")
-    weights = class_weights_for(cfg, labeled_cls_labels)
-    # MethodConfig mirrors the method's fields, so the config passes straight through
-    options = {k: v for k, v in dataclasses.asdict(mc).items() if k not in ("name", "class_weights")}
-    counts = [labeled_cls_labels.count(c) for c in range(cfg.model.num_classes)]
-    return MultiMixMethod(**options, class_weights=weights, labeled_class_counts=counts, num_classes=cfg.model.num_classes)
 
 
 def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dict[str, list]:
@@ -150,16 +131,6 @@ def format_table(summary: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
-    """Train ``cfg`` and evaluate the best checkpoint in- and cross-domain; returns the summary.
-
-    Writes into the run folder: ``config.yaml``, ``environment.json``, ``split.json``,
-    ``checkpoints/{best,last}.pt``, ``tb/``, ``metrics.jsonl`` and ``summary.json``.
-    Under ``torchrun`` every rank trains its shard of each stream with DistributedDataParallel;
-    rank 0 alone writes, logs and evaluates, and only rank 0 gets the summary (others ``None``).
-    """
-    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
-        cfg, context, lambda: _train_and_evaluate(cfg, context, resume=resume, progress=progress)))
 
 
 def resolve_run_folder(cfg: Config) -> Path:
@@ -335,7 +306,7 @@ def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress
     return RunStart(out_dir, environment, pools, records, split, started)
 
 
-def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, model: torch.nn.Module, method: Any,
+def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, model: torch.nn.Module, method: Method,
                      streams: dict[str, list], *, resume: bool, progress: bool, run_info: dict[str, Any] | None = None,
                      strong_views: bool = True) -> dict[str, Any] | None:
     """Train ``model`` with ``method`` on ``streams`` (validation picks ``best.pt``), then evaluate
@@ -360,7 +331,9 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
         return metrics
 
     info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
-    trainer = Trainer(model, method, batches, cfg.train, run.out_dir, evaluate=evaluate, run_info=info, context=context)
+    optimizer, scheduler = method.configure_optimizer(model, cfg.train)
+    trainer = Trainer(model, method, batches, cfg.train, run.out_dir, optimizer=optimizer, scheduler=scheduler,
+                      evaluate=evaluate, run_info=info, context=context)
     result = trainer.fit(resume=resume, progress=progress)
     replicas = check_replicas(context, trainer.model, _step_batches(cfg, streams, context, 0)) if context.enabled else None
     if not context.is_main:
@@ -388,16 +361,3 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
     print(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")
 
 
-def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
-    run = open_run(cfg, context, resume=resume, progress=progress)
-    model = make_model(cfg)
-    if cfg.model.init_encoder and not resume:
-        load_pretrained_encoder(model, cfg.model.init_encoder)
-        if context.is_main:
-            print(f"encoder initialised from {cfg.model.init_encoder}")
-    method = make_method(cfg, labeled_classes(run))
-    streams = stream_pools(run.split, run.records, method.streams(model))
-    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress)
-    if summary is not None:
-        write_summary(run.out_dir, summary)
-    return summary

@@ -1,4 +1,5 @@
-"""What the run-launching scripts (train, pretrain, finetune, distill) share: the common flags and config resolution.
+"""The ``multimix`` command: its subcommands (:data:`COMMANDS`, in :mod:`multimix.runs.commands`),
+the flags the run-launching ones share (train, pretrain, finetune, distill) and config resolution.
 
 A flag overrides its config key only when the user gives it, so a YAML file stays the source
 of every value the command line leaves alone.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -16,7 +18,8 @@ from typing import Any
 
 import torch
 
-from multimix.config import Config, load_config, parse_overrides
+from multimix import __version__
+from multimix.config import Config, config_yaml, load_config, parse_overrides
 from multimix.engine.trainer import NonFiniteLossError
 from multimix.utils.checkpoints import CheckpointError
 from multimix.utils.locks import LockedError
@@ -86,14 +89,15 @@ RUN_FLAG_KEYS = {
     "cls_sources": "data.cls_sources",
     "out": "train.out",
 }
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-DEFAULT_CONFIG = CONFIG_DIR / "multimix.yaml"
-REAL_DATA_CONFIG = CONFIG_DIR / "real.yaml"  # the default whenever --data-root is given
+DEFAULT_CONFIG = "multimix"  # packaged configs, by name (multimix/config/yaml/)
+REAL_DATA_CONFIG = "real"  # the default whenever --data-root is given
 
 
 def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
     """The flags of :data:`RUN_FLAG_KEYS` plus ``--config``, ``--resume``, ``--set``, ``--no-progress``."""
-    parser.add_argument("--config", help="YAML config (default: configs/multimix.yaml, or configs/real.yaml with --data-root)")
+    parser.add_argument("--config", help="a YAML file, or a packaged config by name: multimix (default), real (default "
+                        "with --data-root), paper, finetune, distill, baselines/unet ... baselines/umtls_ssl")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.add_argument("--epochs", type=int, help="epochs of --steps-per-epoch steps (validation after each)")
     parser.add_argument("--steps", type=int, help="total optimisation steps (overrides --epochs)")
     parser.add_argument("--steps-per-epoch", type=int, help="steps between validations/checkpoints")
@@ -122,17 +126,17 @@ def usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_config: Path = DEFAULT_CONFIG) -> Config:
-    """Config file (the run's own ``config.yaml`` when resuming, else ``--config``, else
-    ``configs/real.yaml`` when ``--data-root`` is given and ``default_config`` is the library's
-    default, else ``default_config`` if it exists), then the given flags, then ``--set``.
+def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_config: str = DEFAULT_CONFIG) -> Config:
+    """Config file (the run's own ``config.yaml`` when resuming, else ``--config``, else the
+    packaged ``real`` config when ``--data-root`` is given and ``default_config`` is the library's
+    default, else ``default_config``), then the given flags, then ``--set``.
 
     Raises:
         ValueError: on a bad value.
     """
-    if args.data_root and default_config == DEFAULT_CONFIG and REAL_DATA_CONFIG.exists():
+    if args.data_root and default_config == DEFAULT_CONFIG:
         default_config = REAL_DATA_CONFIG
-    config_path = args.config or (default_config if default_config.exists() else None)
+    config_path: str | Path = args.config or default_config
     if args.resume and (Path(args.out) / "config.yaml").exists():
         config_path = Path(args.out) / "config.yaml"
     keys = {**RUN_FLAG_KEYS, **flag_keys}
@@ -146,7 +150,7 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_
 
 
 def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callable[[Config], Any],
-               *, default_out: Callable[[Config], str] | None = None, default_config: Path = DEFAULT_CONFIG) -> int:
+               *, default_out: Callable[[Config], str] | None = None, default_config: str = DEFAULT_CONFIG) -> int:
     """Resolve the config and ``run`` it; expected failures print one ``error:`` line.
 
     Returns the exit status: 0 done, 1 failed (bad config, data or a non-finite loss), 2 misuse.
@@ -157,9 +161,56 @@ def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callabl
 
     def body() -> int:
         cfg = resolve_config(args, flag_keys, default_config)
+        if getattr(args, "print_config", False):
+            print(config_yaml(cfg), end="")
+            return 0
         if default_out is not None and not cfg.train.out:
             cfg.train.out = default_out(cfg)
         run(cfg)
         return 0
 
     return run_main(body, debug=getattr(args, "debug", False))
+
+
+# subcommand -> (module under multimix.runs.commands, what it does); modules are imported only
+# when their command runs, so `multimix --help` is quick and `serve` alone needs FastAPI
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("train", "train MultiMix or a paper baseline and evaluate it in- and cross-domain"),
+    "evaluate": ("evaluate", "evaluate checkpoints in- and cross-domain: tables with intervals, figures"),
+    "predict": ("predict", "class, lung mask and saliency for image files or folders"),
+    "serve": ("serve", "the web app around a checkpoint (needs the serve extra)"),
+    "prepare-data": ("prepare_data", "check and cache the real datasets under a data root"),
+    "pretrain": ("pretrain", "SimCLRv2 stage 1: contrastive (SimCLR, Barlow Twins) pretraining"),
+    "finetune": ("finetune", "SimCLRv2 stage 2: fine-tune a pretrained encoder on the labeled images"),
+    "distill": ("distill", "SimCLRv2 stage 3: distil a teacher into a smaller student"),
+    "select-labels": ("select_labels", "active learning: choose the next images to label"),
+    "ablation": ("ablation", "the paper's seven models over label budgets and seeds, one table"),
+    "devloop": ("devloop", "config variants on real data under one budget, one development table"),
+    "benchmark": ("benchmark", "training-step speed: the original-style step against ours"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
+    return ("usage: multimix COMMAND [flags]   (multimix COMMAND --help lists a command's flags)\n\n"
+            "Sparingly supervised multitask learning for chest X-rays.\n\ncommands:\n" + "\n".join(lines)
+            + f"\n\nmultimix --version prints the version ({__version__}).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``multimix`` command: ``multimix COMMAND [flags]``; returns the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"multimix {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"multimix.runs.commands.{COMMANDS[name][0]}")
+    sys.argv[0] = f"multimix {name}"  # argparse names the command in usage lines and errors
+    return int(module.main(rest))

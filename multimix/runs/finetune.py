@@ -6,7 +6,7 @@ the backbone and the first ``ssl.from_proj_layer`` layers of the stage-1 project
 cross-entropy on the split's labeled classification images (``data.cls_labels`` or ``--split``).
 Without ``ssl.pretrained`` the same network starts from random weights: the supervised control.
 The run folder is a training run's, and ``best.pt`` loads with
-:func:`multimix.training.load_trained_model`, so ``scripts/evaluate.py`` and
+:func:`multimix.models.load_trained_model`, so ``scripts/evaluate.py`` and
 ``scripts/select_labels.py`` accept it.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from multimix.config import Config
 from multimix.engine.distributed import DistributedContext, with_process_group
-from multimix.methods import FineTuneMethod
+from multimix.methods import build_method
 from multimix.models.classifier import (
     Architecture,
     SSLClassifier,
@@ -24,9 +24,7 @@ from multimix.models.classifier import (
     classifier_architecture,
     classifier_on,
 )
-from multimix.pretraining import load_pretrained_ssl, pretrain_architecture
-from multimix.training import (
-    class_weights_for,
+from multimix.runs.common import (
     fit_and_evaluate,
     holding_run_folder,
     labeled_classes,
@@ -34,6 +32,7 @@ from multimix.training import (
     stream_pools,
     write_summary,
 )
+from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture
 from multimix.utils.seeding import seed_everything
 
 HEAD_NAMES = {"simclr": "SimCLR", "barlow": "Barlow"}  # how reports name the pretraining
@@ -56,7 +55,7 @@ def make_finetune_model(cfg: Config) -> tuple[SSLClassifier, Architecture]:
 def run_finetuning(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
     """Fine-tune, then evaluate ``best.pt`` in- and cross-domain; returns the summary on rank 0.
 
-    Writes the same run folder as :func:`multimix.training.run_training`.
+    Writes the same run folder as :func:`multimix.runs.train.run_training`.
     """
     return with_process_group(cfg.train.device, lambda context: holding_run_folder(
         cfg, context, lambda: _finetune(cfg, context, resume=resume, progress=progress)))
@@ -67,7 +66,7 @@ def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progres
     model, architecture = make_finetune_model(cfg)  # before the run folder: a bad checkpoint leaves none behind
     run = open_run(cfg, context, resume=resume, progress=progress)
     labels = labeled_classes(run)
-    method = FineTuneMethod(class_weights=class_weights_for(cfg, labels))
+    method = build_method("finetune", cfg, labeled_class_labels=labels)
     streams = stream_pools(run.split, run.records, method.streams(model))
     if context.is_main:
         start = cfg.ssl.pretrained or "random weights (no --pretrained)"

@@ -23,10 +23,10 @@ from multimix.data.records import Record
 from multimix.data.streams import ContrastiveBatches, EvalDataset, step_loader
 from multimix.engine.distributed import rank_device, with_process_group
 from multimix.engine.trainer import Trainer
-from multimix.methods import BarlowTwinsMethod, PretrainNet, SimCLRMethod
+from multimix.methods import Method, PretrainNet, build_method
 from multimix.models import SSLModel
 from multimix.models.classifier import Architecture, build_ssl_model, ssl_architecture
-from multimix.training import build_pools_once, holding_run_folder, prepare_run_folder
+from multimix.runs.common import build_pools_once, holding_run_folder, prepare_run_folder
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
@@ -75,10 +75,14 @@ def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
     return model, architecture
 
 
-def make_pretrain_method(cfg: Config) -> SimCLRMethod:
-    if cfg.ssl.method == "barlow":
-        return BarlowTwinsMethod(lambda_offdiag=cfg.ssl.barlow_lambda)
-    return SimCLRMethod(temperature=cfg.ssl.temperature)
+PRETRAINING_METHODS = ("simclr", "barlow")
+
+
+def make_pretrain_method(cfg: Config) -> Method:
+    """The registered pretraining method ``ssl.method`` (``simclr`` or ``barlow``)."""
+    if cfg.ssl.method not in PRETRAINING_METHODS:
+        raise ValueError(f"ssl.method must be one of {PRETRAINING_METHODS}, got {cfg.ssl.method!r}")
+    return build_method(cfg.ssl.method, cfg)
 
 
 @torch.no_grad()
@@ -153,7 +157,9 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
 
     run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain",
                 "architecture": pretrain_architecture(cfg)}
-    trainer = Trainer(model, method, batches, cfg.train, out_dir, evaluate=evaluate if probe_val else None,
+    optimizer, scheduler = method.configure_optimizer(model, cfg.train)
+    trainer = Trainer(model, method, batches, cfg.train, out_dir, optimizer=optimizer, scheduler=scheduler,
+                      evaluate=evaluate if probe_val else None,
                       run_info=run_info, context=context)
     result = trainer.fit(resume=resume, progress=progress)
     if not context.is_main:

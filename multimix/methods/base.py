@@ -1,0 +1,109 @@
+"""The method contract and the registry of methods by name.
+
+A method is one training algorithm: it reads a batch (:mod:`multimix.data.keys`) and returns the
+loss to minimise with scalar logs. The trainer (:mod:`multimix.engine.trainer`) calls every hook
+below and knows nothing else of it; the run layer builds a method by name from its own config
+section (:func:`build_method`) and lets it choose the optimiser and schedule
+(:meth:`Method.configure_optimizer`), which it hands to the trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from multimix.config.schema import Config, TrainConfig
+from multimix.data.keys import Batch
+from multimix.losses import balanced_class_weights
+from multimix.methods.optim import build_optimizer, warmup_cosine_scheduler
+
+
+class Method:
+    """Base class of every training algorithm.
+
+    Subclasses implement :meth:`train_step` and :meth:`from_config`; the other hooks have
+    do-nothing defaults. ``config_section`` names the :class:`~multimix.config.Config` section
+    that holds the method's options, ``optimizer`` (a name of :mod:`multimix.methods.optim`)
+    among them.
+    """
+
+    name: ClassVar[str] = ""
+    config_section: ClassVar[str] = "method"
+    optimizer: str = "adam"
+
+    @classmethod
+    def from_config(cls, cfg: Config, **context: Any) -> Method:
+        """The method with the options of ``cfg``; ``context`` carries what only the run knows
+        (labeled class labels, a teacher network)."""
+        raise NotImplementedError
+
+    def streams(self, model: nn.Module) -> list[str]:
+        """The record streams (:data:`multimix.data.keys.STREAM_NAMES`) a batch must hold for ``model``."""
+        return []
+
+    def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss to minimise and scalar logs; ``logs["images"]`` (if present) counts images seen."""
+        raise NotImplementedError
+
+    def set_progress(self, step: int, total_steps: int) -> None:
+        """Called before every step (for schedules such as an unsupervised-loss ramp-up)."""
+
+    def attach_teacher(self, teacher: nn.Module | None) -> None:
+        """Receives the trainer's EMA copy of the model (``None`` when it keeps none)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State of the method's own (running statistics), saved in ``last.pt``."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+    def configure_optimizer(self, model: nn.Module, train: TrainConfig
+                            ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The optimiser of ``model``'s parameters (``self.optimizer``, learning rate and weight
+        decay of ``train``) and its warm-up + cosine/constant schedule."""
+        optimizer = build_optimizer(self.optimizer, model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        return optimizer, warmup_cosine_scheduler(optimizer, train.total_steps, train.warmup_steps, train.schedule)
+
+
+METHODS: dict[str, type[Method]] = {}
+M = TypeVar("M", bound=type[Method])
+
+
+def register_method(name: str) -> Callable[[M], M]:
+    """Class decorator: make a :class:`Method` buildable by ``name``."""
+    def register(cls: M) -> M:
+        if name in METHODS and METHODS[name] is not cls:
+            raise ValueError(f"a method named {name!r} is already registered ({METHODS[name].__name__})")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+    return register
+
+
+def available_methods() -> list[str]:
+    """Names :func:`build_method` accepts."""
+    return sorted(METHODS)
+
+
+def build_method(name: str, cfg: Config, **context: Any) -> Method:
+    """The registered method ``name`` with its options from ``cfg``.
+
+    Raises:
+        ValueError: no method of that name (the message lists the registered ones).
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {available_methods()}")
+    return METHODS[name].from_config(cfg, **context)
+
+
+def class_weights_for(cfg: Config, labels: list[int]) -> torch.Tensor | None:
+    """``method.class_weights``: ``balanced`` (inverse class frequency of ``labels``) or ``none``."""
+    if cfg.method.class_weights not in ("none", "balanced"):
+        raise ValueError(f"method.class_weights must be 'none' or 'balanced', got {cfg.method.class_weights!r}")
+    if cfg.method.class_weights == "balanced" and labels:
+        return balanced_class_weights(labels, cfg.model.num_classes)
+    return None

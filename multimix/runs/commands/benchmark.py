@@ -1,0 +1,98 @@
+"""Time the original (naive) MultiMix step against ours, inference with saliency, and the data loader.
+
+    multimix benchmark                         # 128 and 256 px, CPU
+    multimix benchmark --sizes 128 --json bench.json
+    multimix benchmark --device cuda --compile
+
+Same weights and the same five-stream batch (batch per stream --batch-size) for every variant;
+first checks that the naive and our step compute the same loss and segmentation (fp32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from multimix.bench.training_step import (
+    BenchmarkSettings,
+    check_agreement,
+    machine_info,
+    run_inference_benchmark,
+    run_loader_benchmark,
+    run_memory_check,
+    run_training_benchmark,
+)
+from multimix.utils.atomic import atomic_write_text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="128,256", help="image sizes, comma-separated")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per stream per step")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per variant (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile to the fast variant")
+    parser.add_argument("--no-loader", dest="loader", action="store_false", help="skip the data-loader measurement")
+    parser.add_argument("--loader-workers", type=int, default=2)
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the paper-configuration memory run")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = BenchmarkSettings(sizes=tuple(int(s) for s in args.sizes.split(",")), batch_size=args.batch_size,
+                                 warmup=args.warmup, repeats=args.repeats, compile=args.compile, device=args.device)
+    device = torch.device(args.device)
+    machine = machine_info(device)
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    agreement = check_agreement()
+    print(f"agreement (fp32, dropout off): loss naive {agreement.loss_naive:.6f} ours {agreement.loss_ours:.6f}, "
+          f"max segmentation logit difference {agreement.max_seg_logit_difference:.2e}, "
+          f"max gradient difference {agreement.max_gradient_difference:.2e} -> {'OK' if agreement.ok else 'MISMATCH'}")
+    report: dict = {"train": {}, "inference": {}, "loader": {}, "machine": machine,
+                    "agreement": {"loss_naive": agreement.loss_naive, "loss_ours": agreement.loss_ours,
+                                  "max_seg_logit_difference": agreement.max_seg_logit_difference,
+                                  "max_gradient_difference": agreement.max_gradient_difference}}
+    print(f"\ntraining step, {5 * args.batch_size} images (5 streams x {args.batch_size})")
+    print(f"{'size':>6} {'variant':>8} {'img/s':>9} {'ms/step':>9} {'peak RSS MiB':>13} {'x naive':>8}")
+    for size in settings.sizes:
+        timings = run_training_benchmark(size, settings)
+        base = timings["naive"].images_per_second
+        for name, t in timings.items():
+            cuda = f" cuda {t.cuda_peak_mib:.0f} MiB" if t.cuda_peak_mib is not None else ""
+            print(f"{size:>6} {name:>8} {t.images_per_second:>9.1f} {t.ms_per_call:>9.1f} {t.peak_rss_mib:>13.0f} "
+                  f"{t.images_per_second / base:>8.2f}{cuda}")
+        report["train"][str(size)] = {name: round(t.images_per_second, 2) for name, t in timings.items()}
+        report["train"][str(size)]["ms_per_step"] = {name: round(t.ms_per_call, 2) for name, t in timings.items()}
+        report["train"][str(size)]["peak_rss_mib"] = {name: round(t.peak_rss_mib) for name, t in timings.items()}
+    print("\ninference with saliency")
+    print(f"{'size':>6} {'naive ms':>9} {'ours ms':>9} {'fast ms':>9} {'x naive':>8} {'fast b16 img/s':>15}")
+    for size in settings.sizes:
+        t = run_inference_benchmark(size, settings)
+        best = min(t["ours_b1"].ms_per_call, t["fast_b1"].ms_per_call)
+        print(f"{size:>6} {t['naive_b1'].ms_per_call:>9.1f} {t['ours_b1'].ms_per_call:>9.1f} {t['fast_b1'].ms_per_call:>9.1f} "
+              f"{t['naive_b1'].ms_per_call / best:>8.2f} {t['fast_b16'].images_per_second:>15.1f}")
+        report["inference"][str(size)] = {"naive_ms": round(t["naive_b1"].ms_per_call, 2), "ours_ms": round(t["ours_b1"].ms_per_call, 2),
+                                          "ours_fast_ms": round(t["fast_b1"].ms_per_call, 2),
+                                          "ours_batch16_img_s": round(t["fast_b16"].images_per_second, 2)}
+    if args.loader:
+        size = min(settings.sizes)
+        loader = run_loader_benchmark(size, settings, workers=args.loader_workers)
+        consumed = report["train"][str(size)]["default"]
+        print(f"\nloader at {size} px, {args.loader_workers} workers, cached data: {loader['images_per_second']:.0f} img/s "
+              f"= {loader['images_per_second'] / consumed:.1f}x what the default step consumes ({consumed:.0f} img/s)")
+        report["loader"] = {**{k: round(v, 2) for k, v in loader.items()}, "size": size, "step_consumes_img_s": consumed,
+                            "ratio": round(loader["images_per_second"] / consumed, 2)}
+    if args.memory:
+        memory = run_memory_check(settings)
+        print(f"\npaper configuration (256 px, batch 10 per stream, 5 levels): peak RSS {memory.peak_rss_mib:.0f} MiB, "
+              f"{memory.ms_per_call / 1000:.1f} s/step")
+        report["memory"] = {"paper_config_peak_rss_mib": round(memory.peak_rss_mib), "s_per_step": round(memory.ms_per_call / 1000, 2)}
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=2))
+    return 0 if agreement.ok else 1
+

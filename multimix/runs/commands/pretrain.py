@@ -1,0 +1,44 @@
+"""Self-supervised pretraining (SimCLRv2 stage 1, or Barlow Twins) on every training image.
+
+    multimix pretrain --method simclr --steps 2000 --out runs/simclr
+    multimix pretrain --method barlow --backbone resnet18 --data-root /data/cxr
+    multimix pretrain --out runs/simclr --resume
+    multimix train --init-encoder runs/simclr/checkpoints/last.pt      # then start MultiMix from it
+
+Labels are never used by the loss; an online linear probe on detached features reports the
+representation's accuracy on the validation images after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from multimix.runs.cli import add_run_flags, run_script
+from multimix.runs.pretrain import run_pretraining
+
+# flags only this script has -> config key (the shared ones are in multimix.runs.cli)
+FLAG_KEYS = {
+    "method": "ssl.method",
+    "backbone": "ssl.backbone",
+    "width_multiplier": "ssl.width_multiplier",
+    "temperature": "ssl.temperature",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=["simclr", "barlow"])
+    parser.add_argument("--backbone", choices=["unet", "resnet18", "resnet50"], help="unet = the MultiMix encoder (default)")
+    parser.add_argument("--width-multiplier", type=float, help="ResNet width multiplier")
+    parser.add_argument("--temperature", type=float, help="NT-Xent temperature (default 0.1)")
+    add_run_flags(parser, batch_help="images per step (two views each) per process")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_script(args, FLAG_KEYS, lambda cfg: run_pretraining(cfg, resume=args.resume, progress=not args.no_progress),
+                      default_out=lambda cfg: str(Path("runs") / f"pretrain-{cfg.ssl.method}-{time.strftime('%Y%m%d-%H%M%S')}"))
+

@@ -1,7 +1,10 @@
 import pytest
 import torch
 
+from multimix.utils.logging import setup_console_logging
+
 torch.set_num_threads(2)
+setup_console_logging()  # the library's notes reach the captured output, as on the command line
 
 TINY_WIDTHS = (4, 8, 16)
 

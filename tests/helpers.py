@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from multimix.config import Config, load_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # small real samples beside the checkout
 
 TINY = {
     "model.widths": "[4, 8, 16]",

@@ -28,9 +28,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from multimix.data.keys import (
     CLS_S,
@@ -81,7 +83,7 @@ def naive_saliency(model: MultiMixNet, images: torch.Tensor) -> torch.Tensor:
     x = images.detach().clone().requires_grad_(True)
     logits = model.encoder.classify(model.encoder(x)[-1])
     logits.max(dim=1).values.sum().backward()  # fills parameter .grad too, as the original did
-    saliency = normalise_per_image(x.grad.abs().amax(dim=1, keepdim=True))
+    saliency = normalise_per_image(cast(torch.Tensor, x.grad).abs().amax(dim=1, keepdim=True))
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return saliency.detach()
@@ -89,11 +91,18 @@ def naive_saliency(model: MultiMixNet, images: torch.Tensor) -> torch.Tensor:
 
 def naive_forward(model: MultiMixNet, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Saliency pass, then the full network (encoder, class head, bridge, decoder) on ``images``."""
+    bridge, decoder = _bridge_and_decoder(model)
     saliency = naive_saliency(model, images)
     features = model.encoder(images)
     cls_logits = model.encoder.classify(features[-1])
-    extra = model.bridge(images, saliency, size=tuple(features[-1].shape[-2:]))
-    return model.decoder(features, extra), cls_logits
+    extra = bridge(images, saliency, size=tuple(features[-1].shape[-2:]))
+    return decoder(features, extra), cls_logits
+
+
+def _bridge_and_decoder(model: MultiMixNet) -> tuple[nn.Module, nn.Module]:
+    if model.bridge is None or model.decoder is None:
+        raise ValueError("the original step needs a model with the saliency bridge and a decoder (multimix, umtls)")
+    return model.bridge, model.decoder
 
 
 def naive_loss(model: MultiMixNet, method: MultiMixMethod, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -107,10 +116,11 @@ def naive_loss(model: MultiMixNet, method: MultiMixMethod, batch: Batch) -> tupl
 def naive_predict(model: MultiMixNet, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Original inference: the saliency pass, then a second full forward with autograd still
     recording (the original evaluated with gradients enabled, since the model needs them)."""
+    bridge, decoder = _bridge_and_decoder(model)
     saliency = naive_saliency(model, images)
     features = model.encoder(images)
     cls_logits = model.encoder.classify(features[-1])
-    seg_logits = model.decoder(features, model.bridge(images, saliency, size=tuple(features[-1].shape[-2:])))
+    seg_logits = decoder(features, bridge(images, saliency, size=tuple(features[-1].shape[-2:])))
     return seg_logits.detach(), cls_logits.detach(), saliency
 
 
@@ -131,7 +141,7 @@ class Agreement:
 def _gradients(model: MultiMixNet, loss: torch.Tensor) -> torch.Tensor:
     model.zero_grad(set_to_none=True)
     loss.backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
+    return torch.cat([cast(torch.Tensor, p.grad).flatten() for p in model.parameters()])
 
 
 def check_agreement(image_size: int = 64, batch_size: int = 2, seed: int = 0) -> Agreement:
@@ -246,8 +256,8 @@ def _prepared(model: MultiMixNet, options: SpeedOptions) -> MultiMixNet:
         model = model.to(memory_format=torch.channels_last)
     if options.compile:
         # the saliency's autograd.grad stays eager; the conv stacks around it are compiled
-        model.encoder = torch.compile(model.encoder)
-        model.decoder = torch.compile(model.decoder)
+        model.encoder = torch.compile(model.encoder)  # type: ignore[assignment]
+        model.decoder = torch.compile(model.decoder)  # type: ignore[assignment]
     return model
 
 

@@ -22,7 +22,7 @@ from multimix.config.schema import Config
 from multimix.utils.atomic import atomic_write_text
 
 
-def _section_types() -> dict[str, type]:
+def _section_types() -> dict[str, Any]:
     return {f.name: f.type for f in dataclasses.fields(Config)}
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 from multimix.data.io import ImageReadError, read_image_file, read_mask_files
 from multimix.data.records import Record
 from multimix.utils.locks import exclusive_lock
+
+logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 
@@ -50,6 +52,8 @@ def cache_key(records: Sequence[Record], image_size: int) -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{image_size}".encode())
     for record in sorted(records, key=lambda r: r.uid):
         for path in (record.image_path, *record.mask_paths):
+            if path is None:
+                continue
             stat = os.stat(path)
             digest.update(f"|{record.uid}|{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
@@ -66,7 +70,10 @@ def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str, progress: bool, desc: str) -> None:
     images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.float16, shape=(len(records), size, size))
     masks = np.lib.format.open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size))
-    kept, has_mask, shapes, skipped = [], [], [], []
+    kept: list[str] = []
+    has_mask: list[bool] = []
+    shapes: list[list[int]] = []
+    skipped: list[dict[str, str]] = []
     for record in tqdm(records, desc=desc, disable=not progress, unit="img"):
         try:
             pixels = read_image_file(record.image_path)
@@ -113,7 +120,7 @@ def build_cache(
         return _open(records, folder, built=False)
     # one builder per cache: a second process waits for the first and then reuses its result
     with exclusive_lock(cache_dir / f".{folder.name}.lock", what=f"the cache {folder}", wait=True,
-                        on_wait=lambda message: print(message, file=sys.stderr)):
+                        on_wait=logger.warning):
         built = not (folder / "index.json").exists()
         if built:
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))

@@ -196,7 +196,7 @@ def read_mask_files(
     Raises :class:`ImageReadError` naming the file when a mask is not binary, when the parts
     differ in size, or (given ``image_shape``) when a mask's aspect ratio differs from its image's.
     """
-    merged = None
+    merged: np.ndarray | None = None
     for path in paths:
         pixels = read_image_file(path)
         levels = np.unique(pixels)
@@ -208,6 +208,8 @@ def read_mask_files(
         if merged is not None and part.shape != merged.shape:
             raise ImageReadError(f"{path}: mask size {part.shape} differs from {paths[0]} {merged.shape}")
         merged = part if merged is None else merged | part
+    if merged is None:
+        raise ImageReadError(f"{image_path or 'mask'}: no mask files given")
     return merged
 
 

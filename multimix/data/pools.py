@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,6 +12,8 @@ from multimix.data.io import set_max_megapixels
 from multimix.data.records import Record
 from multimix.data.sources.synthetic import SITES, generate_records
 from multimix.data.splits import holdout
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -135,9 +138,9 @@ def cached_source_records(spec: str, cfg: DataConfig, *, progress: bool = True,
     prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(),
                               on_error=cfg.on_error, progress=progress)
     summary = prepared.summary
-    print(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}")
+    logger.info(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}")
     for line in [*skip_lines(summary), *note_lines(summary)]:
-        print(f"{spec}: {line}")
+        logger.info(f"{spec}: {line}")
     if skipped is not None:
         skipped.extend({"source": spec, **item} for item in summary["skipped_items"])
     return prepared.cached.records
@@ -171,8 +174,8 @@ def build_real_pools(cfg: DataConfig, seed: int, *, progress: bool = True) -> Da
     for spec, wanted in [(s, "mask") for s in cfg.cross_seg_sources] + [(s, "label") for s in cfg.cross_cls_sources]:
         if spec in training:
             raise ValueError(f"cross-domain source {spec!r} is also a training source")
-        if not spec.startswith("folder:") and not (Path(cfg.root) / spec).is_dir():
-            print(f"{spec}: not under {cfg.root}; no cross-domain test on it")
+        if not spec.startswith("folder:") and not (Path(cfg.root or ".") / spec).is_dir():
+            logger.info(f"{spec}: not under {cfg.root}; no cross-domain test on it")
             continue
         records = usable[spec] = records_of(spec)
         pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))

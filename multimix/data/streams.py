@@ -21,6 +21,7 @@ view of unlabeled images stays weak: it is where the pseudo-labels come from.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -153,7 +154,7 @@ class StepBatches(Dataset):
     def _load(self, name: str, records: list[Record]) -> dict[str, torch.Tensor]:
         if name == SEG_X:
             pairs = [self.labeled(read_record_image(r), _require_mask(r)) for r in records]
-            return {SEG_X: torch.stack([p[0] for p in pairs]), SEG_Y: torch.stack([p[1] for p in pairs])}
+            return {SEG_X: torch.stack([p[0] for p in pairs]), SEG_Y: torch.stack([cast(torch.Tensor, p[1]) for p in pairs])}  # a mask in, a mask out
         images = [read_record_image(r) for r in records]
         if name == SEG_U:
             return {SEG_U: torch.stack([self.weak(im)[0] for im in images])}

@@ -49,7 +49,7 @@ class RunLogger:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         for key, value in numbers.items():
-            if math.isfinite(value):
+            if math.isfinite(value) and self.writer is not None:
                 self.writer.add_scalar(f"{phase}/{key}", value, step)
 
     def close(self) -> None:

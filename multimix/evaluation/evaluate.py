@@ -10,6 +10,7 @@ from torch import nn
 from multimix.data.records import Record
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
+from multimix.models.factory import as_trained_model
 
 
 def summarise(results: ImageResults) -> dict[str, float]:
@@ -26,7 +27,7 @@ def summarise(results: ImageResults) -> dict[str, float]:
 
 def evaluate_records(model: nn.Module, records: Sequence[Record], **kwargs) -> dict[str, float]:
     """:func:`~multimix.evaluation.inference.infer` (Dice only) then :func:`summarise`."""
-    return summarise(infer(model, records, full_metrics=False, **kwargs))
+    return summarise(infer(as_trained_model(model), records, full_metrics=False, **kwargs))
 
 
 def selection_score(metrics: dict[str, float]) -> float:

@@ -272,7 +272,7 @@ def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
     return 2.0 * int(np.sum(pred & ref)) / total if total else 1.0
 
 
-def _draw_contour(ax: Axes, mask: np.ndarray, colour: str, style: str) -> None:
+def _draw_contour(ax: Axes, mask: np.ndarray, colour: str, style: str | tuple[int, tuple[float, float]]) -> None:
     # zero padding closes the outlines of masks that touch the image border
     for line in find_contours(np.pad(mask.astype(np.float32), 1), 0.5):
         ax.plot(line[:, 1] - 1, line[:, 0] - 1, color=colour, linestyle=style, linewidth=1.4)

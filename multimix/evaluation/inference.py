@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from multimix.data.records import Record
 from multimix.data.streams import EvalDataset
 from multimix.metrics import dice_per_image, segmentation_metrics_per_image
-from multimix.models import MultiMixNet
+from multimix.models.factory import TrainedModel
 from multimix.models.postprocess import clean_lung_masks, mask_topology
 
 
@@ -103,7 +103,7 @@ def _batch_seg_metrics(pred: np.ndarray, ref: np.ndarray, has_mask: np.ndarray, 
     return scores
 
 
-def _saliency(model: MultiMixNet, images: torch.Tensor, out_saliency: torch.Tensor | None) -> torch.Tensor | None:
+def _saliency(model: TrainedModel, images: torch.Tensor, out_saliency: torch.Tensor | None) -> torch.Tensor | None:
     """The bridge's saliency when the model has one, else computed here for a class head."""
     if out_saliency is not None:
         return out_saliency
@@ -114,7 +114,7 @@ def _saliency(model: MultiMixNet, images: torch.Tensor, out_saliency: torch.Tens
 
 @torch.no_grad()
 def infer(
-    model: MultiMixNet,
+    model: TrainedModel,
     records: Sequence[Record],
     *,
     image_size: int,
@@ -150,7 +150,12 @@ def infer(
     keep = set(keep)
     spacings = _spacings(records, image_size) if full_metrics else None
     loader = DataLoader(EvalDataset(records, image_size, intensity=intensity), batch_size=batch_size, shuffle=False)
-    probs, labels, has_masks, embeddings, fractions, topology = [], [], [], [], [], []
+    probs: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    has_masks: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
+    fractions: list[np.ndarray] = []
+    topology: list[tuple[int, int]] = []
     seg: dict[str, list[np.ndarray]] = {}
     samples: dict[int, Sample] = {}
     for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False, unit="batch"):
@@ -160,7 +165,7 @@ def infer(
         out = model(images, return_features=True)
         labels.append(batch["label"].numpy())
         has_masks.append(has_mask)
-        embeddings.append(out.embedding.float().cpu().numpy())
+        embeddings.append(out.required("embedding").float().cpu().numpy())
         if out.cls_logits is not None:
             probs.append(out.cls_logits.float().softmax(dim=1)[:, 1].cpu().numpy())
         pred = None

@@ -14,7 +14,7 @@ from multimix.config.schema import Config
 from multimix.data.records import Record
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.evaluation.summary import BootstrapSettings
-from multimix.models import MultiMixNet
+from multimix.models.factory import TrainedModel
 
 DOMAIN_NAMES = {"in": "in-domain", "cross": "cross-domain"}
 
@@ -83,7 +83,7 @@ def pick_samples(records: Sequence[Record], k: int) -> list[str]:
     return masked[:k]
 
 
-def saliency_examples(model: MultiMixNet, records: list[Record], results: ImageResults, k: int, *, image_size: int,
+def saliency_examples(model: TrainedModel, records: list[Record], results: ImageResults, k: int, *, image_size: int,
                       device: torch.device, threshold: float, intensity: str = "none") -> SaliencyExamples | None:
     """Up to ``k`` correctly and ``k`` wrongly classified images with their saliency."""
     if results.prob_pneumonia is None:
@@ -102,7 +102,7 @@ def saliency_examples(model: MultiMixNet, records: list[Record], results: ImageR
     probs = results.prob_pneumonia[chosen]
     return SaliencyExamples(
         images=np.stack([s.image for s in samples]),
-        saliency=np.stack([s.saliency for s in samples]),
+        saliency=np.stack([s.saliency for s in samples if s.saliency is not None]),
         labels=results.labels[chosen],
         predictions=predicted[chosen],
         probabilities=np.where(predicted[chosen] == 1, probs, 1 - probs),

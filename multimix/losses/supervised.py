@@ -137,7 +137,8 @@ def balanced_class_weights(labels: Sequence[int] | Tensor, num_classes: int) -> 
 def lung_map_loss(lung_logits: Tensor, masks: Tensor) -> Tensor:
     """BCE of a coarse ``(B, 1, h, w)`` lung map against ``(B, 1, H, W)`` masks shrunk to its grid
     by area averaging (each cell's target is its share of lung pixels)."""
-    target = F.adaptive_avg_pool2d(masks.float(), lung_logits.shape[-2:])
+    height, width = lung_logits.shape[-2:]
+    target = F.adaptive_avg_pool2d(masks.float(), (height, width))
     return F.binary_cross_entropy_with_logits(lung_logits, target)
 
 

@@ -13,6 +13,7 @@ from multimix.config.schema import Config
 from multimix.data.keys import CLS_U, CLS_W, CLS_X, CLS_Y, Batch
 from multimix.losses import cross_entropy, distillation_loss
 from multimix.methods.base import Method, class_weights_for, register_method
+from multimix.models.base import as_task_model
 
 
 @register_method("distill")
@@ -59,10 +60,10 @@ class DistillationMethod(Method):
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         unlabeled = batch[CLS_W]
         with torch.no_grad():
-            teacher_logits = self.teacher.classify(unlabeled).cls_logits
+            teacher_logits = as_task_model(self.teacher).classify(unlabeled).required("cls_logits")
         labeled = batch.get(CLS_X) if self.labeled_weight > 0 else None
         images = unlabeled if labeled is None else torch.cat([unlabeled, labeled])
-        logits = model.classify(images).cls_logits.float()
+        logits = as_task_model(model).classify(images).required("cls_logits").float()
         student_logits = logits[: unlabeled.shape[0]]
         loss = distillation_loss(student_logits, teacher_logits, self.temperature)
         agreement = (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()

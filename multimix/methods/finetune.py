@@ -13,6 +13,7 @@ from multimix.config.schema import Config
 from multimix.data.keys import CLS_X, CLS_Y, Batch
 from multimix.losses import cross_entropy
 from multimix.methods.base import Method, class_weights_for, register_method
+from multimix.models.base import as_task_model
 
 
 @register_method("finetune")
@@ -39,7 +40,7 @@ class FineTuneMethod(Method):
         return [CLS_X]
 
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        logits = model.classify(batch[CLS_X]).cls_logits.float()
+        logits = as_task_model(model).classify(batch[CLS_X]).required("cls_logits").float()
         loss = cross_entropy(logits, batch[CLS_Y], self.class_weights)
         accuracy = (logits.argmax(dim=1) == batch[CLS_Y]).float().mean()
         return loss, {"ce": float(loss.detach()), "acc": float(accuracy), "images": batch[CLS_X].shape[0]}

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from multimix.losses import (
 from multimix.methods.base import Method, class_weights_for, register_method
 from multimix.methods.pseudo_labels import PseudoLabeler
 from multimix.models import MultiMixNet
+from multimix.models.base import as_task_model
 from multimix.models.postprocess import clean_lung_masks
 
 TEACHERS = ("model", "ema")
@@ -141,21 +142,24 @@ class MultiMixMethod(Method):
         phase = 1.0 - self.step / self.ssl_rampup_steps
         return math.exp(-5.0 * phase * phase)
 
-    def streams(self, model: MultiMixNet) -> list[str]:
+    def streams(self, model: nn.Module) -> list[str]:
         """The data streams this method needs for ``model`` (see :mod:`multimix.data.streams`)."""
+        net = as_task_model(model)
         names = []
-        if model.has_seg_head:
+        if net.has_seg_head:
             names.append(SEG_X)
             if self.seg_ssl:
                 names.append(SEG_U)
-        if model.has_cls_head:
+        if net.has_cls_head:
             names.append(CLS_X)
             if self.cls_ssl:
                 names.append(CLS_U)
         return names
 
-    def train_step(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def train_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one step and its logs (loss terms, ``images``, ``pass_rate``)."""
+        if not isinstance(model, MultiMixNet):
+            raise TypeError(f"the MultiMix method trains a MultiMixNet, got {type(model).__name__}")
         cls_logits = seg_logits = lung_logits = None
         adversarial = self.domain_weight > 0 and getattr(model, "domain_head", None) is not None
         embeddings: list[torch.Tensor] = []
@@ -169,7 +173,7 @@ class MultiMixMethod(Method):
             out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
             seg_logits, lung_logits = out.seg_logits, out.lung_logits
             if adversarial:
-                embeddings.append(out.embedding)
+                embeddings.append(out.required("embedding"))
                 domains += [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]] if self.seg_ssl else [batch[domain_key(SEG_X)]]
         loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
         if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl:
@@ -177,7 +181,7 @@ class MultiMixMethod(Method):
             if term is not None:
                 loss = loss + self.mask_pseudo_weight * self.ssl_ramp * term
                 logs["mask_pseudo"] = float(term.detach())
-        if adversarial:
+        if adversarial and model.domain_head is not None:
             logits = model.domain_head(torch.cat(embeddings).float(), self.reversal)
             term = domain_adversarial_loss(logits, torch.cat(domains))
             loss = loss + self.domain_weight * term
@@ -190,12 +194,13 @@ class MultiMixMethod(Method):
         so it runs without a graph: same loss and gradients, a third less backward."""
         if not self.cls_ssl:
             out = model.classify(batch[CLS_X], return_embedding=True)
-            return out.cls_logits, out.embedding
+            return out.required("cls_logits"), out.required("embedding")
         with torch.no_grad():
             weak = self._weak_logits(model, batch[CLS_W])
         n = batch[CLS_X].shape[0]
         graded = model.classify(torch.cat([batch[CLS_X], batch[CLS_S]]), return_embedding=True)
-        return torch.cat([graded.cls_logits[:n], weak, graded.cls_logits[n:]]), graded.embedding
+        logits = graded.required("cls_logits")
+        return torch.cat([logits[:n], weak, logits[n:]]), graded.required("embedding")
 
     def _mask_pseudo_term(self, model: MultiMixNet, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | None:
         """Dice of ``logits`` against the teacher's cleaned masks of ``images`` (None if all are empty)."""
@@ -203,7 +208,7 @@ class MultiMixMethod(Method):
         was_training = teacher.training
         teacher.eval()
         with torch.no_grad():
-            probs = torch.sigmoid(teacher(images).seg_logits.float())
+            probs = torch.sigmoid(teacher(images).required("seg_logits").float())
         teacher.train(was_training)
         masks = clean_lung_masks((probs[:, 0] >= 0.5).cpu().numpy())
         keep = torch.from_numpy(masks.reshape(len(masks), -1).any(axis=1)).to(logits.device)
@@ -214,9 +219,10 @@ class MultiMixMethod(Method):
 
     def _weak_logits(self, model: MultiMixNet, images: torch.Tensor) -> torch.Tensor:
         if self.teacher_model is None:
-            return model.classify(images).cls_logits
+            return model.classify(images).required("cls_logits")
+        teacher = as_task_model(self.teacher_model)
         self.teacher_model.eval()  # a teacher without dropout gives its firmest prediction
-        return self.teacher_model.classify(images).cls_logits
+        return teacher.classify(images).required("cls_logits")
 
     def classification_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images the class head sees, in order: labeled, then weak and strong unlabeled views."""
@@ -248,7 +254,7 @@ class MultiMixMethod(Method):
         ramp = self.ssl_ramp
         weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight * ramp,
                    "kl": self.kl_weight * ramp, "lung": self.lung_weight}
-        loss = sum(weights[name] * value for name, value in terms.items())
+        loss = cast(torch.Tensor, sum(weights[name] * value for name, value in terms.items()))
         logs.update({name: float(value.detach()) for name, value in terms.items()})
         return loss, logs
 

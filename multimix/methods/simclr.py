@@ -73,7 +73,9 @@ class SimCLRMethod(Method):
     def ssl_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         return nt_xent_loss(z1, z2, self.temperature)
 
-    def train_step(self, model: PretrainNet, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        if not isinstance(model, PretrainNet):
+            raise TypeError(f"contrastive pretraining trains a PretrainNet, got {type(model).__name__}")
         n = batch[VIEW1].shape[0]
         features, projections = model.ssl(torch.cat([batch[VIEW1], batch[VIEW2]]))
         z1, z2 = projections.float().chunk(2)

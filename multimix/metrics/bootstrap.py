@@ -158,11 +158,11 @@ def bootstrap_statistics_ci(
                 if (value := _defined(values.get(name))) is not None:
                     estimates[name].append(value)
     results = {}
-    for name, values in estimates.items():
+    for name, draws in estimates.items():
         point = _defined(full[name])
         point = float("nan") if point is None else point
-        if 2 * len(values) < n_resamples:
+        if 2 * len(draws) < n_resamples:
             results[name] = (point, float("nan"), float("nan"))
         else:
-            results[name] = (point, *_percentile_interval(np.asarray(values), confidence))
+            results[name] = (point, *_percentile_interval(np.asarray(draws), confidence))
     return results

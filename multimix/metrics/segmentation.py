@@ -43,7 +43,8 @@ def binarize(
         a tensor, a NumPy array otherwise.
     """
     is_tensor = isinstance(seg_logits_or_probs, torch.Tensor)
-    x = seg_logits_or_probs if is_tensor else torch.as_tensor(np.asarray(seg_logits_or_probs))
+    x: torch.Tensor = (seg_logits_or_probs if isinstance(seg_logits_or_probs, torch.Tensor)
+                       else torch.as_tensor(np.asarray(seg_logits_or_probs)))
     x = x.detach()
     if from_logits:
         x = torch.sigmoid(x if x.is_floating_point() else x.float())
@@ -320,7 +321,7 @@ def average_hausdorff_per_image(
     """
 
     def pair_distance(p: torch.Tensor, r: torch.Tensor, s: list | None) -> np.ndarray:
-        kwargs = {"include_background": True, "symmetric": False, "spacing": s}
+        kwargs: dict[str, Any] = {"include_background": True, "symmetric": False, "spacing": s}
         forward = compute_average_surface_distance(p, r, **kwargs)
         backward = compute_average_surface_distance(r, p, **kwargs)
         return torch.maximum(forward, backward)[:, 0].double().numpy()

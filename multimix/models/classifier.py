@@ -13,7 +13,7 @@ in every checkpoint, so :func:`build_classifier` rebuilds a network without its 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -59,7 +59,10 @@ def build_ssl_model(architecture: Architecture) -> SSLModel:
 
 def head_depth(head: nn.Module) -> int:
     """How many layers ``forward`` of an SSL head applies (the valid range of ``from_layer``)."""
-    return len(head.layers)
+    layers = head.layers
+    if not isinstance(layers, nn.Sequential | nn.ModuleList):
+        raise TypeError(f"{type(head).__name__} has no sequence of layers")
+    return len(layers)
 
 
 def projection_layers(head: nn.Module, from_layer: int) -> tuple[list[nn.Module], int | None]:
@@ -74,7 +77,7 @@ def projection_layers(head: nn.Module, from_layer: int) -> tuple[list[nn.Module]
     depth = head_depth(head)
     if not 0 <= from_layer <= depth:
         raise ValueError(f"from_layer must be in 0..{depth} for this {depth}-layer projection head, got {from_layer}")
-    layers = list(head.layers[:from_layer])
+    layers = list(cast(nn.Module, head.layers).children())[:from_layer]
     linears = [m for layer in layers for m in layer.modules() if isinstance(m, nn.Linear)]
     return layers, (linears[-1].out_features if linears else None)
 
@@ -121,7 +124,7 @@ class SSLClassifier(nn.Module):
         """``(B, 1, H, W)`` saliency of the predicted class in ``[0, 1]``."""
         with torch.enable_grad():
             leaf = x.detach().requires_grad_(True)
-            return class_saliency(leaf, self.classify(leaf).cls_logits, retain_graph=False)
+            return class_saliency(leaf, self.classify(leaf).required("cls_logits"), retain_graph=False)
 
     def forward(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
         """Same as :meth:`classify` (there is no decoder); ``return_features`` adds the embedding."""

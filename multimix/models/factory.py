@@ -27,6 +27,13 @@ logger = logging.getLogger(__name__)
 TrainedModel = MultiMixNet | SSLClassifier
 
 
+def as_trained_model(model: object) -> TrainedModel:
+    """``model`` if it is a network a run trains (:data:`TrainedModel`); else ``TypeError``."""
+    if not isinstance(model, MultiMixNet | SSLClassifier):
+        raise TypeError(f"expected a MultiMixNet or SSLClassifier, got {type(model).__name__}")
+    return model
+
+
 def make_model(cfg: Config) -> MultiMixNet:
     m = cfg.model
     pooling = m.cls_pooling

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,13 @@ class MultiMixOutput:
     features: list[torch.Tensor] | None = None
     embedding: torch.Tensor | None = None
     lung_logits: torch.Tensor | None = None
+
+    def required(self, name: str) -> torch.Tensor:
+        """The tensor field ``name``; ``ValueError`` when this model or call did not compute it."""
+        value = getattr(self, name)
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"the model computed no {name} (a variant without that head, or not asked for)")
+        return value
 
 
 class MultiMixNet(nn.Module):
@@ -72,7 +80,7 @@ class MultiMixNet(nn.Module):
             raise ValueError("a model needs a segmentation decoder, a classification head, or both")
         if cls_pooling == "lung" and not (seg_head and num_classes > 0):
             raise ValueError("cls_pooling 'lung' needs both heads: its lung map learns from the segmentation labels")
-        block_kw = dict(dropout=dropout, norm=norm, negative_slope=negative_slope)
+        block_kw: dict[str, Any] = dict(dropout=dropout, norm=norm, negative_slope=negative_slope)
         self.encoder = UNetEncoder(in_channels, widths, num_classes, pooling=cls_pooling, **block_kw)
         self.bridge = SaliencyBridge(in_channels) if bridge else None
         # training only: the adversary of domain-adversarial training (multimix.models.domain)

@@ -131,7 +131,7 @@ class _ScaledResNet(ResNet):
         self.width_multiplier = width_multiplier
         super().__init__(block, layers)
         stem_width = _scale(_STEM_WIDTH, width_multiplier)
-        old = self.conv1
+        old = self.conv1  # type: ignore[has-type]  # set by torchvision's ResNet.__init__
         self.conv1 = nn.Conv2d(
             in_channels, stem_width, old.kernel_size, old.stride, old.padding, bias=False
         )
@@ -149,7 +149,7 @@ class _ScaledResNet(ResNet):
         dilate: bool = False,
     ) -> nn.Sequential:
         if not hasattr(self, "layer1"):  # the first stage follows the (scaled) stem
-            self.inplanes = _scale(self.inplanes, self.width_multiplier)
+            self.inplanes = _scale(self.inplanes, self.width_multiplier)  # type: ignore[has-type]
         planes = _scale(planes, self.width_multiplier)
         return super()._make_layer(block, planes, blocks, stride, dilate)
 

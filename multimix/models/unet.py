@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,7 @@ class UNetEncoder(nn.Module):
         if len(widths) < 2:
             raise ValueError(f"a U-Net needs at least 2 levels, got widths={tuple(widths)}")
         self.widths = tuple(int(w) for w in widths)
-        block_kw = dict(norm=norm, negative_slope=negative_slope, dropout=dropout)
+        block_kw: dict[str, Any] = dict(norm=norm, negative_slope=negative_slope, dropout=dropout)
         self.stem = DoubleConv(in_channels, self.widths[0], **block_kw)
         self.downs = nn.ModuleList(
             Down(c_in, c_out, **block_kw) for c_in, c_out in zip(self.widths[:-1], self.widths[1:])

@@ -9,7 +9,7 @@ from matplotlib import colormaps
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from multimix.utils.atomic import atomic_write
+from multimix.utils.atomic import atomic_write, write_all
 
 BOUNDARY_COLOUR = (0, 230, 90)
 SALIENCY_COLOURMAP = "inferno"
@@ -82,4 +82,4 @@ def png_bytes(array: np.ndarray) -> bytes:
 def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write ``array`` as a PNG file atomically."""
     data = png_bytes(array)
-    atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, lambda handle: write_all(handle, data))

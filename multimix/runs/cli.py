@@ -23,6 +23,7 @@ from multimix.config import Config, config_yaml, load_config, parse_overrides
 from multimix.engine.trainer import NonFiniteLossError
 from multimix.utils.checkpoints import CheckpointError
 from multimix.utils.locks import LockedError
+from multimix.utils.logging import setup_console_logging
 
 # what the user or the machine caused (bad flags, data, files, devices, full disks): one line each;
 # anything else is a bug in multimix and keeps its traceback
@@ -52,6 +53,7 @@ def describe_error(err: BaseException) -> str:
 def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
     """Run a script's ``body``; an expected failure prints ``error: <cause>`` and returns 1
     (``debug`` re-raises it with its traceback); Ctrl-C returns 130."""
+    setup_console_logging()
     try:
         return body()
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ streams, the trainer and the final evaluation of ``best.pt`` (see :mod:`multimix
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from multimix.utils.device import resolve_device
 from multimix.utils.environment import environment_info
 from multimix.utils.locks import exclusive_lock
 from multimix.utils.seeding import seed_everything
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -115,7 +118,7 @@ def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dic
         if unlabeled in pools and not pools[unlabeled] and pools.get(labeled):
             # a budget that labels the whole pool leaves nothing unlabeled; as in FixMatch, the
             # labeled images then serve the unsupervised term too rather than dropping it
-            print(f"note: no unlabeled images left for {unlabeled}; it reuses the {len(pools[labeled])} labeled ones")
+            logger.info(f"note: no unlabeled images left for {unlabeled}; it reuses the {len(pools[labeled])} labeled ones")
             pools[unlabeled] = list(pools[labeled])
     return pools
 
@@ -208,9 +211,9 @@ def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool
                 step = check_resumable(cfg, last)
             except CheckpointError as err:
                 raise CheckpointError(f"{err}; this run cannot continue from it (its best.pt may still be usable)") from err
-            print(f"resuming {out_dir} from step {step} of {cfg.train.total_steps}")
+            logger.info(f"resuming {out_dir} from step {step} of {cfg.train.total_steps}")
         else:
-            print(f"note: --resume: {out_dir} has no checkpoint yet; starting a new run there")
+            logger.info(f"note: --resume: {out_dir} has no checkpoint yet; starting a new run there")
     environment = environment_info()
     if context.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +301,7 @@ def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress
     pools = build_pools_once(cfg, context, progress=progress)
     if pools.skipped and context.is_main:
         report = write_skip_report(pools.skipped, out_dir / SKIP_REPORT)
-        print(f"all {len(pools.skipped)} skipped files, with their reasons: {report}")
+        logger.info(f"all {len(pools.skipped)} skipped files, with their reasons: {report}")
     records = pools.by_uid()
     split = make_split(cfg, pools, out_dir / "split.json", resume=resume)  # deterministic: equal on every rank
     if context.is_main:
@@ -314,9 +317,9 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
     content on rank 0 (``None`` on other ranks). ``run_info`` adds to what every checkpoint stores."""
     split, records = run.split, run.records
     if context.is_main:
-        print(f"run folder: {run.out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
-        print("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
-        print(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
+        logger.info(f"run folder: {run.out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
+        logger.info("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
+        logger.info(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
     device = rank_device(context, resolve_device(cfg.train.device))
     eval_kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=cfg.train.eval_batch_size, device=device)
     val_records = [records[uid] for uid in split.val]
@@ -357,7 +360,7 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
     """``summary.json`` (atomic) and the results table on the console."""
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    print(format_table(summary))
-    print(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")
+    logger.info(format_table(summary))
+    logger.info(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")
 
 

@@ -10,6 +10,7 @@ same held-out images, and ``summary.json`` reports the teacher's numbers beside 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,15 @@ from multimix.runs.common import (
 from multimix.utils.device import resolve_device
 from multimix.utils.seeding import seed_everything
 
+logger = logging.getLogger(__name__)
+
 
 def student_architecture(cfg: Config) -> Architecture:
     """Backbone (``distill.backbone``) + linear classifier, as plain data."""
     d, m = cfg.distill, cfg.model
     if d.backbone == "unet":
         widths = d.widths or [max(1, w // 2) for w in m.widths]
-        kwargs = dict(widths=list(widths), in_channels=m.in_channels, dropout=m.dropout, norm=m.norm,
+        kwargs: dict[str, Any] = dict(widths=list(widths), in_channels=m.in_channels, dropout=m.dropout, norm=m.norm,
                       negative_slope=m.negative_slope)
     else:
         kwargs = dict(width_multiplier=d.width_multiplier, in_channels=m.in_channels)
@@ -95,7 +98,7 @@ def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress
         streams[CLS_X] = [run.records[uid] for uid in run.split.cls.labeled]
     sizes = {"teacher_parameters": parameter_count(teacher), "student_parameters": parameter_count(student)}
     if context.is_main:
-        print(f"distilling {cfg.distill.teacher} ({sizes['teacher_parameters']:,} parameters) into a "
+        logger.info(f"distilling {cfg.distill.teacher} ({sizes['teacher_parameters']:,} parameters) into a "
               f"{cfg.distill.backbone} student ({sizes['student_parameters']:,}) at T={cfg.distill.temperature}")
     run_info = {"stage": "distill", "architecture": architecture}
     summary = fit_and_evaluate(cfg, context, run, student, method, streams, resume=resume, progress=progress,

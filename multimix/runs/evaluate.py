@@ -8,6 +8,7 @@ sources that the run neither trained nor validated on.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from multimix.models.factory import load_trained_model, trained_model_name
 from multimix.runs.common import make_split
 from multimix.utils.device import resolve_device
 
+logger = logging.getLogger(__name__)
+
 
 def run_folder(checkpoint: str | Path) -> Path:
     """The run folder of ``runs/<run>/checkpoints/best.pt`` (or the checkpoint's folder)."""
@@ -52,7 +55,7 @@ def load_split(checkpoint: str | Path, cfg: Config) -> Split:
     path = run_folder(checkpoint) / "split.json"
     if path.exists():
         return Split.load(path)
-    print(f"warning: {path} not found; rebuilding the split from the checkpoint's config and seed")
+    logger.warning(f"warning: {path} not found; rebuilding the split from the checkpoint's config and seed")
     return make_split(cfg, build_pools(cfg.data, cfg.train.seed), path, resume=False)
 
 
@@ -112,7 +115,7 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     samples = {} if samples is None else samples
     for name, records in evaluation_sets(checkpoint, cfg, settings).items():
         if not records:
-            print(f"{checkpoint}: no {name} images; skipped")
+            logger.info(f"{checkpoint}: no {name} images; skipped")
             continue
         chosen = set(samples.setdefault(name, pick_samples(records, settings.num_samples)))
         keep = [i for i, r in enumerate(records) if r.uid in chosen]

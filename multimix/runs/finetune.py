@@ -12,6 +12,7 @@ The run folder is a training run's, and ``best.pt`` loads with
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from multimix.config import Config
@@ -34,6 +35,8 @@ from multimix.runs.common import (
 )
 from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture
 from multimix.utils.seeding import seed_everything
+
+logger = logging.getLogger(__name__)
 
 HEAD_NAMES = {"simclr": "SimCLR", "barlow": "Barlow"}  # how reports name the pretraining
 
@@ -70,7 +73,7 @@ def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progres
     streams = stream_pools(run.split, run.records, method.streams(model))
     if context.is_main:
         start = cfg.ssl.pretrained or "random weights (no --pretrained)"
-        print(f"fine-tuning from {start}, {cfg.ssl.from_proj_layer} projection layer(s) kept, "
+        logger.info(f"fine-tuning from {start}, {cfg.ssl.from_proj_layer} projection layer(s) kept, "
               f"{len(labels)} labeled images ({sum(labels)} pneumonia)")
     run_info = {"stage": "finetune", "architecture": architecture}
     summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress, run_info=run_info)

@@ -9,6 +9,7 @@ validation accuracy.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from multimix.config import Config
@@ -31,6 +33,8 @@ from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 from multimix.utils.seeding import seed_everything
+
+logger = logging.getLogger(__name__)
 
 SSL_PREFIX = "ssl."  # the backbone + head inside a PretrainNet's state dict
 
@@ -142,7 +146,7 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     device = rank_device(context, resolve_device(cfg.train.device))
     size = cfg.data.image_size
     if context.is_main:
-        print(f"run folder: {out_dir}\npretraining {cfg.ssl.method} ({cfg.ssl.backbone}) on {len(images)} images")
+        logger.info(f"run folder: {out_dir}\npretraining {cfg.ssl.method} ({cfg.ssl.backbone}) on {len(images)} images")
 
     def batches(start_step: int):
         dataset = ContrastiveBatches(images, image_size=size, batch_size=cfg.data.batch_size, seed=cfg.train.seed,
@@ -151,8 +155,8 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
                                      world_size=context.world_size)
         return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
 
-    def evaluate(eval_model: PretrainNet) -> dict[str, float]:
-        accuracy = probe_accuracy(eval_model, probe_val, image_size=size, intensity=cfg.data.intensity, device=device)
+    def evaluate(eval_model: nn.Module) -> dict[str, float]:
+        accuracy = probe_accuracy(as_pretrain_net(eval_model), probe_val, image_size=size, intensity=cfg.data.intensity, device=device)
         return {"probe_accuracy": accuracy, "score": accuracy}
 
     run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain",
@@ -164,12 +168,18 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     result = trainer.fit(resume=resume, progress=progress)
     if not context.is_main:
         return None
-    summary = _probe_summary(cfg, trainer.eval_model, pools, probe_val, device)
+    summary = _probe_summary(cfg, as_pretrain_net(trainer.eval_model), pools, probe_val, device)
     summary.update({"steps": result.steps, "best_step": result.best_step, "wall_seconds": round(time.perf_counter() - started, 2),
                     "train_images_per_second": round(result.images_per_second, 2)})
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    print(json.dumps({k: summary[k] for k in ("online_probe_val_accuracy", "linear_probe") if k in summary}, indent=2))
+    logger.info(json.dumps({k: summary[k] for k in ("online_probe_val_accuracy", "linear_probe") if k in summary}, indent=2))
     return summary
+
+
+def as_pretrain_net(model: nn.Module) -> PretrainNet:
+    if not isinstance(model, PretrainNet):
+        raise TypeError(f"expected the pretraining network, got {type(model).__name__}")
+    return model
 
 
 def _probe_summary(cfg: Config, model: PretrainNet, pools, probe_val: list[Record], device: torch.device) -> dict[str, Any]:

@@ -120,7 +120,8 @@ def _image_part(content_type: str, body: bytes) -> tuple[str, bytes]:
         f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "file":
-            return part.get_filename() or "upload", part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            return part.get_filename() or "upload", payload if isinstance(payload, bytes) else b""
     raise HTTPException(400, "multipart upload without a 'file' field")
 
 

@@ -62,6 +62,6 @@ def reference_from_records(predictor: Predictor, pool: Sequence[Record], count: 
     embeddings = []
     for start in range(0, len(chosen), 32):
         images = [read_record_image(r) for r in chosen[start:start + 32]]
-        embeddings += [p.embedding for p in predictor.predict(images)]
+        embeddings += [p.embedding for p in predictor.predict(images) if p.embedding is not None]
     labels = [-1 if r.label is None else int(r.label) for r in chosen]
     return ReferenceMap.fit(np.stack(embeddings), labels)

@@ -45,7 +45,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """:func:`atomic_write` for UTF-8 text."""
     data = text.encode("utf-8")
-    return atomic_write(path, lambda handle: handle.write(data))
+    return atomic_write(path, lambda handle: write_all(handle, data))
+
+
+def write_all(handle: BinaryIO, data: bytes) -> None:
+    """``handle.write(data)`` as a writer for :func:`atomic_write` (which returns nothing)."""
+    handle.write(data)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -877,9 +877,10 @@ def _sample_acquisition(rng: np.random.Generator, style: SiteStyle) -> _Acquisit
         shift_y=style.vertical_offset + _uniform(rng, -0.04, 0.04),
         angle=_uniform(rng, -0.06, 0.06),
     )
-    border = None
+    border: tuple[float, float, float, float] | None = None
     if rng.random() < style.border_probability:
-        border = tuple(float(w) for w in rng.uniform(*style.border_width, 4))
+        top, bottom, left, right = (float(w) for w in rng.uniform(*style.border_width, 4))
+        border = (top, bottom, left, right)
     marker = None
     if style.marker != "none" and rng.random() < style.marker_probability:
         marker = (_marker_text(rng, style.marker), int(rng.integers(4)), _uniform(rng, 0.85, 1.0))

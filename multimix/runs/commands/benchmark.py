@@ -25,6 +25,7 @@ from multimix.bench.training_step import (
     run_training_benchmark,
 )
 from multimix.utils.atomic import atomic_write_text
+from multimix.utils.logging import setup_console_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    setup_console_logging()
     settings = BenchmarkSettings(sizes=tuple(int(s) for s in args.sizes.split(",")), batch_size=args.batch_size,
                                  warmup=args.warmup, repeats=args.repeats, compile=args.compile, device=args.device)
     device = torch.device(args.device)
@@ -72,13 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\ninference with saliency")
     print(f"{'size':>6} {'naive ms':>9} {'ours ms':>9} {'fast ms':>9} {'x naive':>8} {'fast b16 img/s':>15}")
     for size in settings.sizes:
-        t = run_inference_benchmark(size, settings)
-        best = min(t["ours_b1"].ms_per_call, t["fast_b1"].ms_per_call)
-        print(f"{size:>6} {t['naive_b1'].ms_per_call:>9.1f} {t['ours_b1'].ms_per_call:>9.1f} {t['fast_b1'].ms_per_call:>9.1f} "
-              f"{t['naive_b1'].ms_per_call / best:>8.2f} {t['fast_b16'].images_per_second:>15.1f}")
-        report["inference"][str(size)] = {"naive_ms": round(t["naive_b1"].ms_per_call, 2), "ours_ms": round(t["ours_b1"].ms_per_call, 2),
-                                          "ours_fast_ms": round(t["fast_b1"].ms_per_call, 2),
-                                          "ours_batch16_img_s": round(t["fast_b16"].images_per_second, 2)}
+        inference = run_inference_benchmark(size, settings)
+        best = min(inference["ours_b1"].ms_per_call, inference["fast_b1"].ms_per_call)
+        print(f"{size:>6} {inference['naive_b1'].ms_per_call:>9.1f} {inference['ours_b1'].ms_per_call:>9.1f} {inference['fast_b1'].ms_per_call:>9.1f} "
+              f"{inference['naive_b1'].ms_per_call / best:>8.2f} {inference['fast_b16'].images_per_second:>15.1f}")
+        report["inference"][str(size)] = {"naive_ms": round(inference["naive_b1"].ms_per_call, 2), "ours_ms": round(inference["ours_b1"].ms_per_call, 2),
+                                          "ours_fast_ms": round(inference["fast_b1"].ms_per_call, 2),
+                                          "ours_batch16_img_s": round(inference["fast_b16"].images_per_second, 2)}
     if args.loader:
         size = min(settings.sizes)
         loader = run_loader_benchmark(size, settings, workers=args.loader_workers)

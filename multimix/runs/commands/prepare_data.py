@@ -47,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    kw = dict(on_error="raise" if args.strict else "skip", progress=not args.no_progress)
+    on_error, progress = "raise" if args.strict else "skip", not args.no_progress
     cache_dir = Path(args.cache_dir or default_cache_dir())
     if args.sources:
-        prepared = [prepare_source(s.strip(), args.data_root, args.image_size, cache_dir, **kw) for s in args.sources.split(",")]
+        prepared = [prepare_source(s.strip(), args.data_root, args.image_size, cache_dir, on_error=on_error, progress=progress)
+                    for s in args.sources.split(",")]
     else:
-        prepared = prepare_all(args.data_root, args.image_size, cache_dir, **kw)
+        prepared = prepare_all(args.data_root, args.image_size, cache_dir, on_error=on_error, progress=progress)
     print(format_report(prepared))
     skipped = [{"source": p.name, **item} for p in prepared for item in p.summary["skipped_items"]]
     if skipped:

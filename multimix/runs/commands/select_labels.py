@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multimix.data.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.data.pools import build_pools
 from multimix.models.factory import load_trained_model
 from multimix.runs.cli import add_debug_flag, run_main
 from multimix.runs.evaluate import load_split
+from multimix.selection.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.utils.device import resolve_device
 
 
@@ -51,7 +51,7 @@ def _select(args: argparse.Namespace) -> int:
     split = load_split(args.checkpoint, cfg)
     records = build_pools(cfg.data, cfg.train.seed).by_uid()
     pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]
-    picks = select_for_labeling(lambda x: model.to(device).classify(x).cls_logits, pool, args.k, strategy=args.strategy,
+    picks = select_for_labeling(lambda x: model.to(device).classify(x).required("cls_logits"), pool, args.k, strategy=args.strategy,
                                 image_size=cfg.data.image_size, intensity=cfg.data.intensity, views=args.views, class_balanced=args.class_balanced,
                                 device=device, seed=args.seed, progress=True)
     new = with_new_labels(split, picks, strategy=args.strategy)

@@ -10,6 +10,7 @@ import sys
 
 from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
 from multimix.data.pools import build_pools
+from multimix.utils.logging import setup_console_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    setup_console_logging()
     if args.max_megapixels <= 0:
         print("error: --max-megapixels must be above 0", file=sys.stderr)
         return 2

@@ -1,4 +1,3 @@
-from pathlib import Path
 
 import pytest
 
@@ -6,7 +5,9 @@ from multimix.config import PACKAGED_CONFIGS, Config, load_config
 from multimix.config.presets import PRESET_NAMES, display_name, preset_of, preset_overrides
 from multimix.runs.ablation import Cell, grid
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 @pytest.mark.parametrize("name", [p for p in PRESET_NAMES if p != "multimix"])

@@ -4,7 +4,6 @@ import copy
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,9 +23,9 @@ from multimix.runs.distill import student_architecture
 from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture, run_pretraining
 from multimix.utils.checkpoints import load_checkpoint
 
-from helpers import tiny_cli_args, tiny_config
+from helpers import REPO_ROOT, tiny_cli_args, tiny_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def _ssl_model(head: str = "simclr") -> SSLModel:

@@ -10,7 +10,6 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -23,7 +22,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from multimix.prediction import Predictor  # noqa: E402
 from multimix.serve import ReferenceMap, create_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 def _png(side: int = 48, seed: int = 0) -> bytes:

@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,9 +12,9 @@ from multimix.models.factory import PRETRAINED_ENCODER_PREFIX, load_pretrained_e
 from multimix.runs.pretrain import make_pretrain_model, run_pretraining
 from multimix.utils.checkpoints import load_checkpoint
 
-from helpers import tiny_cli_args, tiny_config
+from helpers import REPO_ROOT, tiny_cli_args, tiny_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ import pytest
 from multimix.data.sources import jsrt
 from multimix.data.sources.base import DatasetItemError, DatasetLayoutError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import SHARED_DATA
+
+SHARED = SHARED_DATA
 SIDES = ("left lung", "right lung")
 
 

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from multimix.data.active import (
+from multimix.data.sources.synthetic import generate_records
+from multimix.data.splits import Split, TaskSplit
+from multimix.selection.active import (
     pool_probabilities,
     predictive_entropy,
     select_for_labeling,
@@ -10,8 +12,8 @@ from multimix.data.active import (
     view_disagreement,
     with_new_labels,
 )
-from multimix.data.sources.synthetic import generate_records
-from multimix.data.splits import Split, TaskSplit
+
+from helpers import REPO_ROOT
 
 
 def test_entropy_by_hand_and_ranking_of_constructed_logits():
@@ -73,11 +75,10 @@ def test_select_labels_cli_grows_the_label_set_and_train_accepts_the_split(tmp_p
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
     from helpers import tiny_cli_args
 
-    root = Path(__file__).resolve().parent.parent
+    root = REPO_ROOT
     run = tmp_path / "run"
     train = [sys.executable, "scripts/train.py", "--seg-labels", "4", "--cls-labels", "8", "--steps", "2",
              "--no-progress", *tiny_cli_args()]

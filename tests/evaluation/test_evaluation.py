@@ -2,7 +2,6 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +16,9 @@ from multimix.metrics import classification_metrics, dice_per_image, segmentatio
 from multimix.runs.evaluate import evaluate_checkpoints, run_folder
 from multimix.runs.train import run_training
 
-from helpers import tiny_config
+from helpers import REPO_ROOT, tiny_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 FAST = EvaluationSettings(device="cpu", boot=BootstrapSettings(n_resamples=50), progress=False, num_samples=2)
 
 

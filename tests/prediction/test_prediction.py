@@ -21,7 +21,9 @@ from multimix.prediction import (
 )
 from multimix.prediction.batch import expand_inputs, output_names
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 SHARED = ROOT.parent / "shared" / "data"
 
 

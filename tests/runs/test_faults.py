@@ -31,9 +31,9 @@ from multimix.prediction.reader import decode_image_bytes
 from multimix.utils import precision
 from multimix.utils.locks import LockedError, exclusive_lock
 
-from helpers import tiny_cli_args
+from helpers import REPO_ROOT, tiny_cli_args
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 SAMPLES = ROOT.parent / "shared" / "data"
 
 

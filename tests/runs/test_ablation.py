@@ -1,15 +1,14 @@
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.runs.ablation import grid, run_ablation
 
-from helpers import TINY
+from helpers import REPO_ROOT, TINY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 SETTINGS = EvaluationSettings(device="cpu", boot=BootstrapSettings(n_resamples=20), progress=False, num_samples=2)
 
 

@@ -4,7 +4,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,9 +11,9 @@ import yaml
 from multimix.models.factory import load_trained_model
 from multimix.utils.checkpoints import load_checkpoint
 
-from helpers import tiny_cli_args
+from helpers import REPO_ROOT, tiny_cli_args
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 TRAIN = [sys.executable, str(ROOT / "scripts" / "train.py")]
 
 

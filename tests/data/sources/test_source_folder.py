@@ -6,7 +6,9 @@ from fake_trees import png, touch
 from multimix.data.sources import folder as source
 from multimix.data.sources.base import DatasetItemError, DatasetLayoutError
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "folder_seg"
+from helpers import SHARED_DATA
+
+SAMPLE = SHARED_DATA / "folder_seg"
 
 
 def test_classification_layout(tmp_path):

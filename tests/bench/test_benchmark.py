@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
@@ -17,7 +16,9 @@ from multimix.bench.training_step import (
 )
 from multimix.methods import MultiMixMethod
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 def test_naive_and_our_step_compute_the_same_loss_and_segmentation():

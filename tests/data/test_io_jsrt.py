@@ -7,7 +7,9 @@ from PIL import Image
 from multimix.data.io import ImageReadError, read_image_file, read_jsrt_raw, read_record_mask
 from multimix.data.records import Record
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import SHARED_DATA
+
+SHARED = SHARED_DATA
 SIDE = 2048
 
 

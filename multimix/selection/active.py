@@ -122,4 +122,6 @@ def with_new_labels(split: Split, uids: Sequence[str], *, task: str = "cls", str
     unlabeled = list(current.unlabeled) if keep_in_pool else [u for u in current.unlabeled if u not in chosen]
     task_split = TaskSplit(labeled=[*current.labeled, *uids], unlabeled=unlabeled)
     meta = {**split.meta, "active_learning": {"task": task, "strategy": strategy, "added": len(uids)}}
-    return replace(split, **{task: task_split}, meta=meta)
+    if task == "seg":
+        return replace(split, seg=task_split, meta=meta)
+    return replace(split, cls=task_split, meta=meta)

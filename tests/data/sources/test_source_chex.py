@@ -6,7 +6,9 @@ from multimix.data.records import NORMAL, PNEUMONIA
 from multimix.data.sources import chex
 from multimix.data.sources.base import DatasetItemError, DatasetLayoutError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import SHARED_DATA
+
+SHARED = SHARED_DATA
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,9 +17,9 @@ from multimix.engine.distributed import (
 )
 from multimix.models import build_model
 
-from helpers import tiny_cli_args
+from helpers import REPO_ROOT, tiny_cli_args
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 def torchrun(out, *extra, script: str = "train.py", budgets: tuple[str, ...] = ("--seg-labels", "4", "--cls-labels", "8")):

@@ -1,12 +1,13 @@
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from multimix.data.prepare import prepare_all
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT
+
+ROOT = REPO_ROOT
 SHARED = ROOT.parent / "shared" / "data"
 needs_samples = pytest.mark.skipif(not SHARED.is_dir(), reason="the shared real-data samples are not beside the checkout")
 

@@ -6,7 +6,9 @@ from multimix.data.records import NORMAL, PNEUMONIA
 from multimix.data.sources import nih
 from multimix.data.sources.base import DatasetItemError, DatasetLayoutError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import SHARED_DATA
+
+SHARED = SHARED_DATA
 HEADER = "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position\n"
 
 

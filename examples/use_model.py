@@ -15,8 +15,7 @@ import torch
 from skimage import io as skio
 
 from multimix.data.sources.synthetic import generate_arrays
-from multimix.models import available_models, build_model
-from multimix.models.factory import load_trained_model
+from multimix.models import available_models, build_model, load_trained_model
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -44,3 +46,14 @@ def shenzhen(
     for stem in masks:
         png(root / mask_dir / f"{stem}_mask.png", 255)
     return root
+
+
+def pixel_bomb(path: Path, side: int = 12000) -> Path:
+    """A PNG whose header declares ``side x side`` 8-bit grey pixels (a few KB on disk)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\x00" * (side + 1) * 16)  # 16 rows: plenty for the header to be read
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return path

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from multimix.config import Config, load_config
+import torch
+
+from multimix.config import Config, TrainConfig, load_config
+from multimix.engine.trainer import Trainer
+from multimix.methods import MultiMixMethod
+from multimix.models import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # small real samples beside the checkout
@@ -39,3 +44,25 @@ def tiny_cli_args() -> list[str]:
             continue
         args += ["--set", f"{key}={value}"]
     return args
+
+
+def fixed_batches(start_step):
+    for step in range(start_step, 1000):
+        g = torch.Generator().manual_seed(step)
+        masks = (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()
+        yield {"seg_x": masks, "seg_y": masks, "cls_x": torch.rand(2, 1, 16, 16, generator=g), "cls_y": torch.tensor([0, 1])}
+
+
+def make_trainer(out, steps=6, method=None, **cfg):
+    torch.manual_seed(0)
+    model = build_model("umtls", widths=(4, 8), dropout=0.25)
+    config = TrainConfig(steps=steps, steps_per_epoch=2, lr=1e-2, warmup_steps=0, device="cpu", log_every=1, **cfg)
+    method = method or MultiMixMethod(cls_ssl=False, seg_ssl=False)
+    evaluate = lambda m: {"score": -sum(float(p.detach().abs().sum()) for p in m.parameters())}  # noqa: E731
+    optimizer, scheduler = method.configure_optimizer(model, config)
+    return Trainer(model, method, fixed_batches, config, out, optimizer=optimizer, scheduler=scheduler, evaluate=evaluate,
+                   run_info={"note": "test"})
+
+
+def params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])

@@ -5,14 +5,12 @@ presets (:mod:`~multimix.config.presets`)."""
 from multimix.config.loading import (
     PACKAGED_CONFIGS,
     RANGES,
-    apply_mapping,
     config_yaml,
     find_config,
     load_config,
     packaged_config_names,
     parse_overrides,
     save_config,
-    set_value,
     validate_ranges,
 )
 from multimix.config.schema import (
@@ -24,6 +22,8 @@ from multimix.config.schema import (
     ModelConfig,
     SSLConfig,
     TrainConfig,
+    apply_mapping,
+    set_value,
 )
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""What a run is: one dataclass per config section, and their defaults.
+"""What a run is: one dataclass per config section, their defaults, and setting a value by its
+dotted key with the field's type (``train.lr=1e-3`` -> ``float``).
 
 The defaults here are the library's MultiMix defaults (the packaged ``multimix`` config adds
 nothing to them): the synthetic chest X-rays at 64 px, sized to train in minutes on a CPU.
@@ -9,6 +10,7 @@ is a YAML file of differences from them.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,8 +184,75 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, origin: str = "config") -> Config:
         """Build from nested plain data; unknown sections or keys raise ``ValueError`` naming them."""
-        from multimix.config.loading import apply_mapping  # loading builds on this schema
-
         config = cls()
         apply_mapping(config, data, origin=origin)
         return config
+
+
+def _section_types() -> dict[str, Any]:
+    return {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the field's declared type (``int | None``, ``list[int]``, ...)."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        annotation = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if isinstance(value, str):
+            value = [item.strip() for item in value.strip("[]").split(",") if item.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(item, item_type, key) for item in value]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        lowered = str(value).lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{key}: expected true/false, got {value!r}")
+        return lowered in ("true", "1", "yes")
+    if annotation in (int, float):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}: expected a number, got {value!r}") from None
+        if annotation is int:
+            if not number.is_integer():
+                raise ValueError(f"{key}: expected a whole number, got {value!r}")
+            return int(number)
+        return number
+    if annotation is str:
+        return str(value)
+    return value
+
+
+def apply_mapping(config: Config, data: dict[str, Any], *, origin: str) -> None:
+    """Merge ``{section: {key: value}}`` into ``config`` in place."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{origin}: expected a mapping of sections, got {type(data).__name__}")
+    for section_name, values in data.items():
+        if section_name not in _section_types():
+            raise ValueError(f"{origin}: unknown section {section_name!r}; expected one of {sorted(_section_types())}")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ValueError(f"{origin}: section {section_name!r} must be a mapping")
+        for key, value in values.items():
+            set_value(config, f"{section_name}.{key}", value, origin=origin)
+
+
+def set_value(config: Config, dotted_key: str, value: Any, *, origin: str = "override") -> None:
+    """Set ``section.key`` to ``value`` (coerced to the field's type)."""
+    section_name, _, key = dotted_key.partition(".")
+    if section_name not in _section_types() or not key:
+        raise ValueError(f"{origin}: {dotted_key!r} is not of the form section.key with section in {sorted(_section_types())}")
+    section = getattr(config, section_name)
+    names = {f.name for f in dataclasses.fields(section)}
+    if key not in names:
+        raise ValueError(f"{origin}: unknown key {dotted_key!r}; {section_name} has {sorted(names)}")
+    annotation = typing.get_type_hints(type(section))[key]
+    setattr(section, key, _coerce(value, annotation, dotted_key))

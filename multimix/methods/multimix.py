@@ -24,7 +24,7 @@ from multimix.losses import (
 from multimix.methods.base import Method, class_weights_for, register_method
 from multimix.methods.pseudo_labels import PseudoLabeler
 from multimix.models import MultiMixNet
-from multimix.models.base import as_task_model
+from multimix.models.base import TaskModel, as_task_model
 from multimix.models.postprocess import clean_lung_masks
 
 TEACHERS = ("model", "ema")
@@ -220,7 +220,7 @@ class MultiMixMethod(Method):
     def _weak_logits(self, model: MultiMixNet, images: torch.Tensor) -> torch.Tensor:
         if self.teacher_model is None:
             return model.classify(images).required("cls_logits")
-        teacher = as_task_model(self.teacher_model)
+        teacher = cast(TaskModel, self.teacher_model)  # the EMA copy of the model: only classify() is used
         self.teacher_model.eval()  # a teacher without dropout gives its firmest prediction
         return teacher.classify(images).required("cls_logits")
 

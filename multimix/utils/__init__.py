@@ -1,1 +1,2 @@
-"""Helpers that know nothing of machine learning: file locks and the machine's capabilities."""
+"""Helpers that know nothing of machine learning: atomic writes, checkpoint files, device and
+precision choice, seeding, the environment record, console logging, file locks."""

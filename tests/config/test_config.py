@@ -2,8 +2,16 @@
 import pytest
 import yaml
 
+from multimix.config import (
+    PACKAGED_CONFIGS,
+    Config,
+    find_config,
+    load_config,
+    packaged_config_names,
+    parse_overrides,
+    save_config,
+)
 from multimix.config import PACKAGED_CONFIGS as CONFIGS
-from multimix.config import Config, load_config, parse_overrides, save_config
 
 
 def test_overrides_are_coerced_to_field_types():
@@ -71,3 +79,15 @@ def test_default_dataclass_matches_total_steps():
     assert cfg.train.total_steps == cfg.train.epochs * cfg.train.steps_per_epoch
     cfg.train.steps = 7
     assert cfg.train.total_steps == 7
+
+
+def test_configs_are_found_by_name_by_old_checkout_path_and_as_files(tmp_path):
+    assert find_config("real") == PACKAGED_CONFIGS / "real.yaml"
+    assert find_config("umtl") == find_config("baselines/umtl") == find_config("configs/baselines/umtl.yaml")
+    own = tmp_path / "mine.yaml"
+    own.write_text("extends: real\ntrain:\n  steps: 5\n")  # a user's file layered on a packaged one
+    cfg = load_config(own)
+    assert cfg.train.steps == 5 and cfg.data.source == "real" and cfg.method.domain_weight == 1.0
+    assert {"multimix", "real", "paper", "finetune", "distill", "baselines/umtls_ssl"} <= set(packaged_config_names())
+    with pytest.raises(FileNotFoundError, match="packaged: .*baselines/enc"):
+        find_config("baselines/nope")

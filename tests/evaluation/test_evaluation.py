@@ -172,7 +172,7 @@ def test_a_checkpoint_without_its_split_file_gets_the_split_rebuilt(tmp_path, ru
     lone.parent.mkdir(parents=True)
     shutil.copy(runs["multimix"], lone)
     (result,) = evaluate_checkpoints([lone], FAST)
-    assert "rebuilding the split" in capsys.readouterr().out
+    assert "rebuilding the split" in capsys.readouterr().err
     assert result.domains["in-domain"].results.uids == evaluated[0].domains["in-domain"].results.uids
 
 

@@ -131,9 +131,9 @@ def test_pseudo_labels_come_from_the_attached_teacher():
 
 
 def test_the_trainer_hands_over_its_ema_and_checkpoints_the_statistics(tmp_path):
-    from test_trainer import make_trainer, params
-
     from multimix.utils.checkpoints import load_checkpoint
+
+    from helpers import make_trainer, params
 
     def semi_batches(start_step):
         for step in range(start_step, 1000):

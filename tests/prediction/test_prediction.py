@@ -167,6 +167,6 @@ def test_dicom_is_read_by_content_with_its_rescale_and_polarity(tmp_path, photom
 
 def test_the_web_app_without_its_extra_says_what_to_install():
     code = ("import sys, runpy; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None; "
-            "sys.argv = ['serve', '--checkpoint', 'missing.pt']; runpy.run_module('multimix.serve', run_name='__main__')")
+            "sys.argv = ['multimix', 'serve', '--checkpoint', 'missing.pt']; runpy.run_module('multimix', run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and 'pip install -e ".[serve]"' in proc.stderr

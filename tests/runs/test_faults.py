@@ -10,16 +10,15 @@ import importlib.util
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fake_trees import pixel_bomb
 from skimage import io as skio
 
 from multimix.data import io as data_io
@@ -156,15 +155,6 @@ def test_two_cache_builds_of_one_source_at_once_both_succeed(tmp_path):
 
 # --- 3. pixel bombs are refused from the header ----------------------------------------------------
 
-def pixel_bomb(path: Path, side: int = 12000) -> Path:
-    """A PNG whose header declares ``side x side`` 8-bit grey pixels (a few KB on disk)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = zlib.compress(b"\x00" * (side + 1) * 16)  # 16 rows: plenty for the header to be read
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
-    return path
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")

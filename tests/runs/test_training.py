@@ -6,7 +6,7 @@ from multimix.methods import build_method
 from multimix.models.factory import make_model
 from multimix.runs.common import make_split
 
-from helpers import REPO_ROOT, tiny_config
+from helpers import tiny_config
 
 
 def test_balanced_class_weights_come_from_the_labeled_set():
@@ -72,15 +72,10 @@ def test_unlabeled_sources_join_both_unlabeled_streams_without_labels(tmp_path):
 
 
 def test_real_data_defaults_to_the_real_recipe(tmp_path):
-    import importlib.util
-
     from multimix.config import load_config
     from multimix.runs.cli import REAL_DATA_CONFIG, resolve_config
+    from multimix.runs.commands.train import parse_args
 
-    spec = importlib.util.spec_from_file_location("train_script", REPO_ROOT / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    parse_args = script.parse_args
     cfg = resolve_config(parse_args(["--data-root", str(tmp_path)]), {})
     assert cfg.data.source == "real" and cfg.data.root == str(tmp_path)
     assert cfg.data.image_size == load_config(REAL_DATA_CONFIG).data.image_size

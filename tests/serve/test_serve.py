@@ -77,7 +77,7 @@ def test_a_non_image_is_refused_by_its_content_even_when_named_png(client):
 
 
 def test_a_pixel_bomb_upload_is_a_413_before_decoding(client, tmp_path):
-    from test_faults import pixel_bomb
+    from fake_trees import pixel_bomb
 
     bomb = pixel_bomb(tmp_path / "bomb.png").read_bytes()
     assert len(bomb) < 0.5 * 1024 * 1024  # small enough to pass the upload size cap
@@ -142,7 +142,7 @@ def _free_port() -> int:
 @pytest.fixture
 def server(trained_checkpoint):
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "multimix.serve", "--checkpoint", str(trained_checkpoint), "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "multimix", "serve", "--checkpoint", str(trained_checkpoint), "--port", str(port),
                                 "--device", "cpu", "--reference", "20"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"

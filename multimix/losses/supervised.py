@@ -7,8 +7,7 @@ from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceLoss
-from torch import Tensor
+from torch import Tensor, nn
 
 #: Additive smoothing of the Dice numerator and denominator. 1.0 rather than MONAI's 1e-5: it is
 #: negligible against a lung mask of thousands of pixels, but keeps the loss meaningful for an empty
@@ -18,7 +17,11 @@ DICE_SMOOTH = 1.0
 
 
 @lru_cache(maxsize=1)
-def _monai_dice() -> DiceLoss:
+def _monai_dice() -> nn.Module:
+    from monai.losses import (
+        DiceLoss,  # MONAI loads all of itself on first import (seconds): imported where used, so the command line starts fast
+    )
+
     # DiceLoss holds no parameters or state, so one shared instance serves every device and caller.
     # batch=False: Dice is computed per image and averaged over the batch, so a small lung weighs as
     # much as a large one (batch=True would pool all pixels of the batch into one Dice).

@@ -12,12 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.metrics import (
-    compute_average_surface_distance,
-    compute_dice,
-    compute_hausdorff_distance,
-    compute_iou,
-)
 from skimage.metrics import structural_similarity
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -96,6 +90,10 @@ def dice_per_image(pred: ArrayLike, ref: ArrayLike) -> np.ndarray:
     p, r = _paired_masks(pred, ref)
     if p.shape[0] == 0:
         return np.zeros(0)
+    from monai.metrics import (
+        compute_dice,  # MONAI loads all of itself on first import (seconds): imported where used, so the command line starts fast
+    )
+
     scores = compute_dice(p, r, include_background=True, ignore_empty=False)
     return scores[:, 0].double().numpy()
 
@@ -110,6 +108,8 @@ def jaccard_per_image(pred: ArrayLike, ref: ArrayLike) -> np.ndarray:
     p, r = _paired_masks(pred, ref)
     if p.shape[0] == 0:
         return np.zeros(0)
+    from monai.metrics import compute_iou
+
     scores = compute_iou(p, r, include_background=True, ignore_empty=False)
     return scores[:, 0].double().numpy()
 
@@ -285,6 +285,8 @@ def hausdorff_per_image(
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
 
     def pair_distance(p: torch.Tensor, r: torch.Tensor, s: list | None) -> np.ndarray:
+        from monai.metrics import compute_hausdorff_distance
+
         hd = compute_hausdorff_distance(
             p, r, include_background=True, percentile=percentile, spacing=s
         )
@@ -321,6 +323,8 @@ def average_hausdorff_per_image(
     """
 
     def pair_distance(p: torch.Tensor, r: torch.Tensor, s: list | None) -> np.ndarray:
+        from monai.metrics import compute_average_surface_distance
+
         kwargs: dict[str, Any] = {"include_background": True, "symmetric": False, "spacing": s}
         forward = compute_average_surface_distance(p, r, **kwargs)
         backward = compute_average_surface_distance(r, p, **kwargs)

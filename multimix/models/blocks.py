@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.blocks import Convolution
 from torch import nn
 
 
 def conv_norm_act(in_channels: int, out_channels: int, *, norm: str, negative_slope: float) -> nn.Module:
     """3x3 convolution, normalisation, LeakyReLU (MONAI's ``Convolution`` block)."""
+    from monai.networks.blocks import (
+        Convolution,  # MONAI loads all of itself on first import (seconds): imported where used
+    )
+
     norm_arg = (norm, {"affine": True}) if norm in ("instance", "batch") else norm
     return Convolution(
         spatial_dims=2,

@@ -137,7 +137,7 @@ class TrainConfig:
 
 @dataclass
 class SSLConfig:
-    """Self-supervised pretraining (``scripts/pretrain.py``): stage 1 of the SimCLRv2 route."""
+    """Self-supervised pretraining (``multimix pretrain``): stage 1 of the SimCLRv2 route."""
 
     method: str = "simclr"  # simclr | barlow
     backbone: str = "unet"  # unet (the MultiMix encoder, widths from model.widths) | resnet18 | resnet50
@@ -148,7 +148,7 @@ class SSLConfig:
     barlow_lambda: float = 5e-3
     barlow_dims: list[int] = field(default_factory=lambda: [512])  # one 512-unit layer: the chest X-ray choice
     crop_scale_min: float = 0.5  # smallest crop area of a view
-    # stage 2 (scripts/finetune.py)
+    # stage 2 (multimix finetune)
     pretrained: str | None = None  # a stage-1 checkpoint; None fine-tunes ssl.backbone from random weights
     from_proj_layer: int = 1  # projection-head layers kept under the linear classifier (SimCLRv2: 1)
     optimizer: str = "adam"  # of pretraining and fine-tuning: adam | adamw | sgd
@@ -156,7 +156,7 @@ class SSLConfig:
 
 @dataclass
 class DistillConfig:
-    """Stage 3 of the SimCLRv2 route (``scripts/distill.py``): a smaller student learns the
+    """Stage 3 of the SimCLRv2 route (``multimix distill``): a smaller student learns the
     teacher's soft predictions on unlabeled images."""
 
     teacher: str | None = None  # a trained checkpoint with a class head (fine-tuned, or any MultiMix run)

@@ -1,7 +1,7 @@
 """Multi-process training under ``torchrun``: process group set-up, rank roles, small collectives.
 
 ``torchrun`` sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; without them (a plain
-``python scripts/train.py``) everything here is a no-op for a single process, so the training
+``multimix train``) everything here is a no-op for a single process, so the training
 code has one path. The backend is NCCL when every rank has a GPU, else gloo.
 """
 

@@ -60,8 +60,8 @@ CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClass
 
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TrainedModel, Config]:
     """Rebuild the network of a run checkpoint (``best.pt`` or ``last.pt``) with its weights, in
-    eval mode: a MultiMix-family model from ``scripts/train.py``, or the classifier of a
-    fine-tuning or distillation run (``scripts/finetune.py``, ``scripts/distill.py``).
+    eval mode: a MultiMix-family model from ``multimix train``, or the classifier of a
+    fine-tuning or distillation run (``multimix finetune``, ``multimix distill``).
 
     Raises:
         ValueError: for a checkpoint without a run config, or a stage-1 pretraining checkpoint.
@@ -77,7 +77,7 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
     stage = run.get("stage", "train")
     if stage == "pretrain":
         raise ValueError(f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
-                         "scripts/finetune.py --pretrained, or start MultiMix from it with --init-encoder")
+                         "multimix finetune --pretrained, or start MultiMix from it with --init-encoder")
     cfg = Config.from_dict(run["config"], origin=origin)
     model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
     model.load_state_dict(state["model"])
@@ -89,7 +89,7 @@ PRETRAINED_ENCODER_PREFIX = "ssl.backbone.encoder."  # a U-Net backbone's encode
 
 def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
     """Start ``model``'s encoder from the U-Net encoder of a pretraining checkpoint
-    (``scripts/pretrain.py``); every tensor except the class head must match in name and shape."""
+    (``multimix pretrain``); every tensor except the class head must match in name and shape."""
     weights = load_checkpoint(path)["model"]
     encoder = {k[len(PRETRAINED_ENCODER_PREFIX):]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)}
     if not encoder:

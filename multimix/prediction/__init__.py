@@ -1,6 +1,6 @@
 """Running a trained checkpoint on image files or uploaded bytes: read, predict, draw overlays.
 
-Used by ``scripts/predict.py`` and the web app (:mod:`multimix.serve`).
+Used by ``multimix predict`` and the web app (:mod:`multimix.serve`).
 """
 
 from multimix.prediction.overlays import (

@@ -141,7 +141,7 @@ def run_ablation(
     seeds = sorted({c.seed for c in cells})
     intro = (f"{len(cells)} training runs in `runs/`, seeds {seeds}; table cells are the mean ± std over seeds of "
              f"each run's point estimate (one value when there is one seed). `table.csv` holds the same numbers. "
-             f"Each run's own metrics with CIs: `scripts/evaluate.py --checkpoint runs/<run>/checkpoints/best.pt`.")
+             f"Each run's own metrics with CIs: `multimix evaluate --checkpoint runs/<run>/checkpoints/best.pt`.")
     report = report_markdown([], rows, figs, out, settings, title="Ablation: the paper's grid", intro=intro)
     atomic_write_text(out / "report.md", report)
     return out / "report.md"

@@ -1,6 +1,6 @@
 """Stage 3 of the SimCLRv2 route end to end: distil a trained classifier into a smaller student.
 
-``scripts/distill.py`` is a thin command line over :func:`run_distillation`. The student
+``multimix distill`` is a thin command line over :func:`run_distillation`. The student
 (``distill.backbone``: a U-Net encoder of ``distill.widths``, by default half of ``model.widths``, or
 a ResNet) with a linear classifier learns ``softmax(teacher / T)`` on every training image of
 the data, labels unused; ``distill.labeled_weight > 0`` adds the cross-entropy on the teacher

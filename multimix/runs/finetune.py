@@ -1,13 +1,13 @@
 """Stage 2 of the SimCLRv2 route end to end: a pretrained network fine-tuned on a label budget.
 
-``scripts/finetune.py`` is a thin command line over :func:`run_finetuning`. The classifier keeps
+``multimix finetune`` is a thin command line over :func:`run_finetuning`. The classifier keeps
 the backbone and the first ``ssl.from_proj_layer`` layers of the stage-1 projection head
 (SimCLRv2's choice is 1), puts a fresh linear classifier on top and trains every layer with the
 cross-entropy on the split's labeled classification images (``data.cls_labels`` or ``--split``).
 Without ``ssl.pretrained`` the same network starts from random weights: the supervised control.
 The run folder is a training run's, and ``best.pt`` loads with
-:func:`multimix.models.load_trained_model`, so ``scripts/evaluate.py`` and
-``scripts/select_labels.py`` accept it.
+:func:`multimix.models.load_trained_model`, so ``multimix evaluate`` and
+``multimix select-labels`` accept it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Stage 1 of the SimCLRv2 route end to end: pools, model, contrastive streams, trainer, probes.
 
-``scripts/pretrain.py`` is a thin command line over :func:`run_pretraining`. The run folder has
+``multimix pretrain`` is a thin command line over :func:`run_pretraining`. The run folder has
 the same shape as a training run's (``config.yaml``, ``environment.json``, ``checkpoints/``,
 ``tb/``, ``metrics.jsonl``, ``summary.json``); ``best.pt`` is chosen by the online probe's
 validation accuracy.
@@ -63,7 +63,7 @@ def make_pretrain_model(cfg: Config) -> PretrainNet:
 
 
 def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
-    """Backbone + projection head of a stage-1 checkpoint (``scripts/pretrain.py``), with weights.
+    """Backbone + projection head of a stage-1 checkpoint (``multimix pretrain``), with weights.
 
     Raises:
         ValueError: if ``path`` is not a pretraining checkpoint.
@@ -71,7 +71,7 @@ def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
     state = load_checkpoint(path)
     run = state.get("run", {})
     if run.get("stage") != "pretrain" or "config" not in run:
-        raise ValueError(f"{path}: not a pretraining checkpoint (scripts/pretrain.py writes those)")
+        raise ValueError(f"{path}: not a pretraining checkpoint (multimix pretrain writes those)")
     architecture = run.get("architecture") or pretrain_architecture(Config.from_dict(run["config"], origin=str(path)))
     model = build_ssl_model(architecture)
     weights = {k[len(SSL_PREFIX):]: v for k, v in state["model"].items() if k.startswith(SSL_PREFIX)}

@@ -9,7 +9,7 @@ Given a classifier and a pool of unlabeled records, rank the pool by
 
 then take the top ``k``, optionally class-balanced (an equal share per *predicted* class, since
 the true labels are what we are about to pay for). The result extends a split's labeled set and
-is saved as a split file that ``scripts/train.py --split`` and fine-tuning accept.
+is saved as a split file that ``multimix train --split`` and fine-tuning accept.
 """
 
 from __future__ import annotations

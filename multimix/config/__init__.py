@@ -20,7 +20,9 @@ from multimix.config.schema import (
     InferenceConfig,
     MethodConfig,
     ModelConfig,
+    RealDataConfig,
     SSLConfig,
+    SyntheticConfig,
     TrainConfig,
     apply_mapping,
     set_value,
@@ -28,6 +30,6 @@ from multimix.config.schema import (
 
 __all__ = [
     "PACKAGED_CONFIGS", "RANGES", "Config", "DataConfig", "DistillConfig", "InferenceConfig", "MethodConfig",
-    "ModelConfig", "SSLConfig", "TrainConfig", "apply_mapping", "config_yaml", "find_config", "load_config",
+    "ModelConfig", "RealDataConfig", "SSLConfig", "SyntheticConfig", "TrainConfig", "apply_mapping", "config_yaml", "find_config", "load_config",
     "packaged_config_names", "parse_overrides", "save_config", "set_value", "validate_ranges",
 ]

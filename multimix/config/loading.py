@@ -85,7 +85,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "train.log_every": (1, None),
     "train.warmup_steps": (0, None),
     "train.lr": (1e-12, None),
-    "data.max_megapixels": (1e-3, None),
+    "real.max_megapixels": (1e-3, None),
     "train.grad_clip": (0, None),
     "method.threshold": (0, 1),
     "inference.seg_threshold": (0, 1),

@@ -33,20 +33,33 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where images come from, how many are labeled, and how they are augmented.
+    """What every data source shares: which source, the image size, how many images are labeled,
+    the batches and their augmentation. The source's own settings are in :class:`SyntheticConfig`
+    (``source: synthetic``) and :class:`RealDataConfig` (``source: real``)."""
 
-    With ``source: synthetic`` the built-in generator makes ``*_pool`` training images per
-    training site and ``val_per_site`` / ``test_per_site`` held-out images; segmentation
-    streams draw from ``seg_sites``, classification streams from ``cls_sites``, and
-    ``cross_sites`` are never trained on (cross-domain evaluation).
-    """
-
-    source: str = "synthetic"
-    root: str | None = None
+    source: str = "synthetic"  # synthetic (the built-in generator) | real (the datasets under real.root)
     image_size: int = 64
     seg_labels: str = "10"
     cls_labels: str = "100"
     exclude_labeled_from_unlabeled: bool = True
+    batch_size: int = 4
+    strong_ops: int = 2
+    hflip: bool = True
+    intensity: str = "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
+    augment: str = "standard"  # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
+    num_workers: int = 0
+    split_file: str | None = None
+    # images of these sources join both unlabeled streams, without their labels (synthetic sites or real sources)
+    unlabeled_sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SyntheticConfig:
+    """The built-in generator (``data.source: synthetic``): ``*_pool`` training images per
+    training site and ``val_per_site`` / ``test_per_site`` held-out images; segmentation streams
+    draw from ``seg_sites``, classification streams from ``cls_sites``, and ``cross_sites`` are
+    never trained on (cross-domain evaluation)."""
+
     seg_sites: list[str] = field(default_factory=lambda: ["jsrt"])
     cls_sites: list[str] = field(default_factory=lambda: ["chex"])
     cross_sites: list[str] = field(default_factory=lambda: ["nih"])
@@ -55,25 +68,29 @@ class DataConfig:
     val_per_site: int = 50
     test_per_site: int = 100
     pneumonia_fraction: float = 0.5
-    batch_size: int = 4
-    strong_ops: int = 2
-    hflip: bool = True
-    intensity: str = "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
-    augment: str = "standard"  # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
-    num_workers: int = 0
-    split_file: str | None = None
-    # real datasets (source: real): names under `root` or folder:PATH, see multimix.data.sources
+
+
+@dataclass
+class RealDataConfig:
+    """Real datasets in their published layouts (``data.source: real``): names under ``root`` or
+    ``folder:PATH`` (see :mod:`multimix.data.sources`), their held-out parts, and their cache."""
+
+    root: str | None = None
     seg_sources: list[str] = field(default_factory=lambda: ["jsrt"])
     cls_sources: list[str] = field(default_factory=lambda: ["chex"])
     cross_seg_sources: list[str] = field(default_factory=lambda: ["montgomery"])
     cross_cls_sources: list[str] = field(default_factory=lambda: ["nih"])
-    # images of these sources join both unlabeled streams, without their labels (synthetic sites or real sources)
-    unlabeled_sources: list[str] = field(default_factory=list)
     val_fraction: float = 0.053  # JSRT: the paper's 111/13/123 train/val/test
     test_fraction: float = 0.5
     cache_dir: str | None = None
     on_error: str = "skip"
     max_megapixels: float = 100.0  # larger images are skipped from their header, before decoding (pixel bombs)
+
+
+SYNTHETIC_KEYS = tuple(f.name for f in dataclasses.fields(SyntheticConfig))
+REAL_DATA_KEYS = tuple(f.name for f in dataclasses.fields(RealDataConfig))
+# configs written before the data section was split (run folders, checkpoints, YAML files) keep loading
+MOVED_KEYS = {**{f"data.{k}": f"synthetic.{k}" for k in SYNTHETIC_KEYS}, **{f"data.{k}": f"real.{k}" for k in REAL_DATA_KEYS}}
 
 
 @dataclass
@@ -172,6 +189,8 @@ class DistillConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    real: RealDataConfig = field(default_factory=RealDataConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -247,6 +266,7 @@ def apply_mapping(config: Config, data: dict[str, Any], *, origin: str) -> None:
 
 def set_value(config: Config, dotted_key: str, value: Any, *, origin: str = "override") -> None:
     """Set ``section.key`` to ``value`` (coerced to the field's type)."""
+    dotted_key = MOVED_KEYS.get(dotted_key, dotted_key)
     section_name, _, key = dotted_key.partition(".")
     if section_name not in _section_types() or not key:
         raise ValueError(f"{origin}: {dotted_key!r} is not of the form section.key with section in {sorted(_section_types())}")

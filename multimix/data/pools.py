@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from multimix.config import DataConfig
+from multimix.config import Config, RealDataConfig
 from multimix.data.io import set_max_megapixels
 from multimix.data.records import Record
 from multimix.data.sources.synthetic import SITES, generate_records
@@ -40,37 +40,37 @@ def _derived_seed(seed: int, site: str, role: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(f"{site}/{role}".encode())) % (2**31)
 
 
-def _synthetic(cfg: DataConfig, site: str, role: str, n: int, seed: int) -> list[Record]:
+def _synthetic(cfg: Config, site: str, role: str, n: int, seed: int) -> list[Record]:
     return generate_records(
         n,
         site=site,
-        image_size=cfg.image_size,
+        image_size=cfg.data.image_size,
         seed=_derived_seed(seed, site, role),
-        pneumonia_fraction=cfg.pneumonia_fraction,
+        pneumonia_fraction=cfg.synthetic.pneumonia_fraction,
         uid_prefix=f"{site}-{role}",
     )
 
 
-def _check_sites(cfg: DataConfig) -> None:
-    training = set(cfg.seg_sites) | set(cfg.cls_sites)
-    for site in training | set(cfg.cross_sites) | set(cfg.unlabeled_sources):
+def _check_sites(cfg: Config) -> None:
+    training = set(cfg.synthetic.seg_sites) | set(cfg.synthetic.cls_sites)
+    for site in training | set(cfg.synthetic.cross_sites) | set(cfg.data.unlabeled_sources):
         if site not in SITES:
             raise ValueError(f"unknown synthetic site {site!r}; available: {sorted(SITES)}")
-    overlap = training & set(cfg.cross_sites)
+    overlap = training & set(cfg.synthetic.cross_sites)
     if overlap:
         raise ValueError(f"cross-domain sites must not be trained on, but {sorted(overlap)} are also training sites")
 
 
-def synthetic_site_records(cfg: DataConfig, site: str, seed: int) -> list[Record]:
+def synthetic_site_records(cfg: Config, site: str, seed: int) -> list[Record]:
     """The held-out images of one synthetic site: its in-domain test set for a training site,
     else the cross-domain set it would have as a cross site (same images as in the pools)."""
-    training = {*cfg.seg_sites, *cfg.cls_sites}
-    _check_sites(replace(cfg, cross_sites=[] if site in training else [site]))
+    training = {*cfg.synthetic.seg_sites, *cfg.synthetic.cls_sites}
+    _check_sites(replace(cfg, synthetic=replace(cfg.synthetic, cross_sites=[] if site in training else [site])))
     role = "test" if site in training else "cross"
-    return _synthetic(cfg, site, role, cfg.test_per_site, seed)
+    return _synthetic(cfg, site, role, cfg.synthetic.test_per_site, seed)
 
 
-def build_synthetic_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True) -> DataPools:
+def build_synthetic_pools(cfg: Config, seed: int, *, training_pools: bool = True) -> DataPools:
     """Generate every pool from the synthetic sites named in ``cfg``.
 
     Segmentation training images come from ``seg_sites``, classification ones from
@@ -79,33 +79,33 @@ def build_synthetic_pools(cfg: DataConfig, seed: int, *, training_pools: bool = 
     ``training_pools=False`` leaves the training pools empty (evaluation needs only the rest).
     """
     _check_sites(cfg)
-    training_sites = list(dict.fromkeys([*cfg.seg_sites, *cfg.cls_sites]))
+    training_sites = list(dict.fromkeys([*cfg.synthetic.seg_sites, *cfg.synthetic.cls_sites]))
     seg_pool, cls_pool = [], []
     if training_pools:
-        seg_pool = [r for s in cfg.seg_sites for r in _synthetic(cfg, s, "seg", cfg.seg_pool // len(cfg.seg_sites), seed)]
-        cls_pool = [r for s in cfg.cls_sites for r in _synthetic(cfg, s, "cls", cfg.cls_pool // len(cfg.cls_sites), seed)]
-    val = [r for s in training_sites for r in _synthetic(cfg, s, "val", cfg.val_per_site, seed)]
-    test = [r for s in training_sites for r in _synthetic(cfg, s, "test", cfg.test_per_site, seed)]
-    cross = [r for s in cfg.cross_sites for r in _synthetic(cfg, s, "cross", cfg.test_per_site, seed)]
+        seg_pool = [r for s in cfg.synthetic.seg_sites for r in _synthetic(cfg, s, "seg", cfg.synthetic.seg_pool // len(cfg.synthetic.seg_sites), seed)]
+        cls_pool = [r for s in cfg.synthetic.cls_sites for r in _synthetic(cfg, s, "cls", cfg.synthetic.cls_pool // len(cfg.synthetic.cls_sites), seed)]
+    val = [r for s in training_sites for r in _synthetic(cfg, s, "val", cfg.synthetic.val_per_site, seed)]
+    test = [r for s in training_sites for r in _synthetic(cfg, s, "test", cfg.synthetic.test_per_site, seed)]
+    cross = [r for s in cfg.synthetic.cross_sites for r in _synthetic(cfg, s, "cross", cfg.synthetic.test_per_site, seed)]
     pools = DataPools(seg_pool, cls_pool, val, test, cross)
     if training_pools:
         pools.extra_unlabeled = _synthetic_unlabeled(cfg, pools, seed)
     return pools
 
 
-def _synthetic_unlabeled(cfg: DataConfig, pools: DataPools, seed: int) -> list[Record]:
+def _synthetic_unlabeled(cfg: Config, pools: DataPools, seed: int) -> list[Record]:
     """A training site's own pool images, a cross site's test images, or new images of another site."""
     extra: list[Record] = []
-    for site in cfg.unlabeled_sources:
+    for site in cfg.data.unlabeled_sources:
         source = f"synthetic-{site}"
         seen = [r for r in (*pools.seg_pool, *pools.cls_pool, *pools.cross) if r.source == source]
-        extra += seen or _synthetic(cfg, site, "unlabeled", cfg.cls_pool, seed)
+        extra += seen or _synthetic(cfg, site, "unlabeled", cfg.synthetic.cls_pool, seed)
     return list({r.uid: r for r in extra}.values())
 
 
-def assign_splits(records: list[Record], cfg: DataConfig, seed: int) -> tuple[list[Record], list[Record], list[Record]]:
+def assign_splits(records: list[Record], cfg: RealDataConfig, seed: int) -> tuple[list[Record], list[Record], list[Record]]:
     """Train/val/test of one source: the publisher's split where it exists, else a seeded,
-    stratified, patient-grouped split with ``cfg.val_fraction`` / ``cfg.test_fraction``.
+    stratified, patient-grouped split with ``cfg.real.val_fraction`` / ``cfg.real.test_fraction``.
 
     Where the official split falls short, the train part lends (patient-grouped, stratified):
     ``test_fraction`` of it when there is no test part at all (a copy of the training release
@@ -129,14 +129,14 @@ def _unsplit(records: list[Record]) -> list[Record]:
     return [replace(r, split=None) for r in records]
 
 
-def cached_source_records(spec: str, cfg: DataConfig, *, progress: bool = True,
+def cached_source_records(spec: str, cfg: Config, *, progress: bool = True,
                           skipped: list[dict[str, str]] | None = None) -> list[Record]:
-    """Every usable record of real source ``spec`` under ``cfg.root``, cached at ``cfg.image_size``;
+    """Every usable record of real source ``spec`` under ``cfg.real.root``, cached at ``cfg.data.image_size``;
     the files left out are printed (the first few per reason) and appended to ``skipped``."""
     from multimix.data.prepare import default_cache_dir, note_lines, prepare_source, skip_lines
 
-    prepared = prepare_source(spec, cfg.root, cfg.image_size, cfg.cache_dir or default_cache_dir(),
-                              on_error=cfg.on_error, progress=progress)
+    prepared = prepare_source(spec, cfg.real.root, cfg.data.image_size, cfg.real.cache_dir or default_cache_dir(),
+                              on_error=cfg.real.on_error, progress=progress)
     summary = prepared.summary
     logger.info(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}")
     for line in [*skip_lines(summary), *note_lines(summary)]:
@@ -146,8 +146,8 @@ def cached_source_records(spec: str, cfg: DataConfig, *, progress: bool = True,
     return prepared.cached.records
 
 
-def build_real_pools(cfg: DataConfig, seed: int, *, progress: bool = True) -> DataPools:
-    """Pools from the real datasets under ``cfg.root`` (cached at ``cfg.image_size``).
+def build_real_pools(cfg: Config, seed: int, *, progress: bool = True) -> DataPools:
+    """Pools from the real datasets under ``cfg.real.root`` (cached at ``cfg.data.image_size``).
 
     Training sources (``seg_sources``, ``cls_sources``) are split into train/val/test
     (:func:`assign_splits`); the train parts are the pools the label budgets draw from.
@@ -161,42 +161,42 @@ def build_real_pools(cfg: DataConfig, seed: int, *, progress: bool = True) -> Da
 
     usable: dict[str, list[Record]] = {}  # per source, the images that may serve as unlabeled ones
     # a source serving both tasks is scanned and split once, so its held-out parts never repeat
-    for spec in dict.fromkeys([*cfg.seg_sources, *cfg.cls_sources]):
-        train, val, test = assign_splits(records_of(spec), cfg, seed)
+    for spec in dict.fromkeys([*cfg.real.seg_sources, *cfg.real.cls_sources]):
+        train, val, test = assign_splits(records_of(spec), cfg.real, seed)
         usable[spec] = train
-        if spec in cfg.seg_sources:
+        if spec in cfg.real.seg_sources:
             pools.seg_pool.extend(train)
-        if spec in cfg.cls_sources:
+        if spec in cfg.real.cls_sources:
             pools.cls_pool.extend(train)
         pools.val.extend(val)
         pools.test.extend(test)
-    training = set(cfg.seg_sources) | set(cfg.cls_sources)
-    for spec, wanted in [(s, "mask") for s in cfg.cross_seg_sources] + [(s, "label") for s in cfg.cross_cls_sources]:
+    training = set(cfg.real.seg_sources) | set(cfg.real.cls_sources)
+    for spec, wanted in [(s, "mask") for s in cfg.real.cross_seg_sources] + [(s, "label") for s in cfg.real.cross_cls_sources]:
         if spec in training:
             raise ValueError(f"cross-domain source {spec!r} is also a training source")
-        if not spec.startswith("folder:") and not (Path(cfg.root or ".") / spec).is_dir():
-            logger.info(f"{spec}: not under {cfg.root}; no cross-domain test on it")
+        if not spec.startswith("folder:") and not (Path(cfg.real.root or ".") / spec).is_dir():
+            logger.info(f"{spec}: not under {cfg.real.root}; no cross-domain test on it")
             continue
         records = usable[spec] = records_of(spec)
         pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))
     pools.cross = list({r.uid: r for r in pools.cross}.values())
-    for spec in cfg.unlabeled_sources:
+    for spec in cfg.data.unlabeled_sources:
         pools.extra_unlabeled.extend(usable[spec] if spec in usable else records_of(spec))
     pools.extra_unlabeled = list({r.uid: r for r in pools.extra_unlabeled}.values())
     return pools
 
 
-def build_pools(cfg: DataConfig, seed: int, *, training_pools: bool = True, progress: bool = True) -> DataPools:
-    """The pools for ``cfg.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.root``).
+def build_pools(cfg: Config, seed: int, *, training_pools: bool = True, progress: bool = True) -> DataPools:
+    """The pools for ``cfg.data.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.real.root``).
 
     ``training_pools=False`` may skip building the training pools (synthetic data); real
     sources are scanned whole either way, since their held-out parts come from the same split.
     """
-    if cfg.source == "synthetic":
+    if cfg.data.source == "synthetic":
         return build_synthetic_pools(cfg, seed, training_pools=training_pools)
-    if cfg.source == "real":
-        if not cfg.root:
-            raise ValueError("data.source 'real' needs data.root (--data-root DIR)")
-        set_max_megapixels(cfg.max_megapixels)
+    if cfg.data.source == "real":
+        if not cfg.real.root:
+            raise ValueError("data.source 'real' needs real.root (--data-root DIR)")
+        set_max_megapixels(cfg.real.max_megapixels)
         return build_real_pools(cfg, seed, progress=progress)
-    raise ValueError(f"unknown data source {cfg.source!r}; available: ['synthetic', 'real']")
+    raise ValueError(f"unknown data source {cfg.data.source!r}; available: ['synthetic', 'real']")

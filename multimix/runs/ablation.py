@@ -39,9 +39,9 @@ QUICK_OVERRIDES: dict[str, Any] = {
     "train.steps_per_epoch": 100,
     "train.warmup_steps": 20,
     "method.ssl_rampup_steps": 60,
-    "data.val_per_site": 30,
-    "data.test_per_site": 60,
-    "data.cls_pool": 2000,  # so that 1000 labels are not already all of them
+    "synthetic.val_per_site": 30,
+    "synthetic.test_per_site": 60,
+    "synthetic.cls_pool": 2000,  # so that 1000 labels are not already all of them
 }
 
 NO_SEG = {"enc", "enc_ssl"}  # presets without a segmentation decoder

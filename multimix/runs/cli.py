@@ -86,9 +86,9 @@ RUN_FLAG_KEYS = {
     "precision": "train.precision",
     "seed": "train.seed",
     "num_workers": "data.num_workers",
-    "data_root": "data.root",
-    "seg_sources": "data.seg_sources",
-    "cls_sources": "data.cls_sources",
+    "data_root": "real.root",
+    "seg_sources": "real.seg_sources",
+    "cls_sources": "real.cls_sources",
     "out": "train.out",
 }
 DEFAULT_CONFIG = "multimix"  # packaged configs, by name (multimix/config/yaml/)
@@ -146,7 +146,7 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_
     if args.data_root:
         overrides["data.source"] = "real"
         # absolute, so the run's config.yaml still finds the data from another working folder
-        overrides["data.root"] = str(Path(args.data_root).expanduser().resolve())
+        overrides["real.root"] = str(Path(args.data_root).expanduser().resolve())
     overrides.update(parse_overrides(args.set))
     return load_config(config_path, overrides)
 

@@ -95,7 +95,7 @@ def check_split(split: Split, pools: DataPools, origin: str | Path) -> Split:
     missing = [uid for uid in split.all_uids() if uid not in known]
     if missing:
         raise ValueError(f"{origin} names {len(missing)} images these data sources do not have (e.g. {', '.join(missing[:3])}); "
-                         "was it written for other data (data.root, sources, pool sizes, image set)?")
+                         "was it written for other data (real.root, sources, pool sizes, image set)?")
     return split
 
 
@@ -168,7 +168,7 @@ def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[
 # changes the data, the model or the method its checkpoint was trained with
 RESUMABLE_CHANGES = frozenset({
     "train.steps", "train.epochs", "train.device", "train.out", "train.name", "train.log_every",
-    "train.eval_batch_size", "data.num_workers", "data.root", "data.cache_dir",
+    "train.eval_batch_size", "data.num_workers", "real.root", "real.cache_dir",
 })
 
 
@@ -226,7 +226,7 @@ def build_pools_once(cfg: Config, context: DistributedContext, *, progress: bool
     """Rank 0 builds (and caches) the pools first, so ranks never race to write one cache."""
     if not context.is_main:
         barrier(context)
-    pools = build_pools(cfg.data, cfg.train.seed, progress=progress and context.is_main)
+    pools = build_pools(cfg, cfg.train.seed, progress=progress and context.is_main)
     if context.is_main:
         barrier(context)
     return pools

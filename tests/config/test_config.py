@@ -16,9 +16,9 @@ from multimix.config import PACKAGED_CONFIGS as CONFIGS
 
 def test_overrides_are_coerced_to_field_types():
     cfg = load_config(None, {"train.lr": "1e-3", "train.steps": "5", "train.channels_last": "true",
-                             "model.widths": "[8, 16]", "data.cls_sites": "chex,jsrt", "train.out": "none"})
+                             "model.widths": "[8, 16]", "synthetic.cls_sites": "chex,jsrt", "train.out": "none"})
     assert cfg.train.lr == 0.001 and cfg.train.steps == 5 and cfg.train.channels_last is True
-    assert cfg.model.widths == [8, 16] and cfg.data.cls_sites == ["chex", "jsrt"] and cfg.train.out is None
+    assert cfg.model.widths == [8, 16] and cfg.synthetic.cls_sites == ["chex", "jsrt"] and cfg.train.out is None
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -91,3 +91,12 @@ def test_configs_are_found_by_name_by_old_checkout_path_and_as_files(tmp_path):
     assert {"multimix", "real", "paper", "finetune", "distill", "baselines/umtls_ssl"} <= set(packaged_config_names())
     with pytest.raises(FileNotFoundError, match="packaged: .*baselines/enc"):
         find_config("baselines/nope")
+
+
+def test_configs_written_before_the_data_split_still_load(tmp_path):
+    # a run folder's config.yaml (and a checkpoint's run config) from before synthetic/real had sections
+    old = {"data": {"source": "real", "root": "/data/cxr", "seg_pool": 12, "cache_dir": "/cache", "image_size": 96}}
+    cfg = Config.from_dict(old)
+    assert (cfg.real.root, cfg.synthetic.seg_pool, cfg.real.cache_dir, cfg.data.image_size) == ("/data/cxr", 12, "/cache", 96)
+    assert load_config(None, {"data.seg_sources": "jsrt,shenzhen"}).real.seg_sources == ["jsrt", "shenzhen"]
+    assert "root" not in Config().to_dict()["data"] and Config().to_dict()["real"]["root"] is None

@@ -51,7 +51,7 @@ def test_train_on_the_shared_real_samples(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "scripts/train.py", "--data-root", str(SHARED), "--seg-labels", "2", "--cls-labels", "4",
-         "--steps", "2", "--image-size", "32", "--out", str(out), "--no-progress", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+         "--steps", "2", "--image-size", "32", "--out", str(out), "--no-progress", "--set", f"real.cache_dir={tmp_path / 'cache'}",
          "--set", "model.widths=[4,8,16]"],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )

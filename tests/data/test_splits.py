@@ -320,10 +320,10 @@ def _official(records: list[Record], parts: dict[str, int]) -> list[Record]:
 
 
 def _parts(records: list[Record], **data) -> tuple[list[Record], list[Record], list[Record]]:
-    from multimix.config import DataConfig
+    from multimix.config import RealDataConfig
     from multimix.data.pools import assign_splits
 
-    return assign_splits(records, DataConfig(**data), seed=0)
+    return assign_splits(records, RealDataConfig(**data), seed=0)
 
 
 def _patient_ids(part: list[Record]) -> set[str]:

@@ -75,7 +75,7 @@ def copy_run(run: Path, to: Path) -> Path:
 
 # --- 1. a refused --resume leaves the run as it was ---------------------------------------------
 
-@pytest.mark.parametrize("override", ["data.cls_pool=40", "model.widths=[8,16,32]"])
+@pytest.mark.parametrize("override", ["synthetic.cls_pool=40", "model.widths=[8,16,32]"])
 def test_refused_resume_names_the_setting_and_writes_nothing(finished_run, tmp_path, capsys, override):
     run = copy_run(finished_run, tmp_path / "run")
     def files():  # the lock file holds the pid of whoever holds it last: not run content
@@ -309,7 +309,7 @@ def test_nan_loss_message_does_not_point_at_a_missing_checkpoint(tmp_path, capsy
 def test_no_progress_silences_the_cache_bars(tmp_path, capsys):
     code = script("train")(["--data-root", str(SAMPLES), "--seg-labels", "2", "--cls-labels", "4", "--steps", "1",
                             "--image-size", "32", "--out", str(tmp_path / "run"), "--no-progress",
-                            "--set", "model.widths=[4,8,16]", "--set", f"data.cache_dir={tmp_path / 'cache'}"])
+                            "--set", "model.widths=[4,8,16]", "--set", f"real.cache_dir={tmp_path / 'cache'}"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "cache chex" not in captured.err and "img/s" not in captured.err

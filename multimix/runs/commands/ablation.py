@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, base: Path | str, seeds: int) -> int:
     overrides = dict(QUICK_OVERRIDES) if args.quick else {}
     if args.data_root:
-        overrides.update({"data.source": "real", "data.root": args.data_root})
+        overrides.update({"data.source": "real", "real.root": args.data_root})
     overrides.update(parse_overrides(args.set))
     cells = grid(_list(args.models), _list(args.seg_labels), _list(args.cls_labels), range(seeds))
     print(f"{len(cells)} runs in {args.out}/runs")

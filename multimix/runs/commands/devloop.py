@@ -23,8 +23,8 @@ FLAG_KEYS = {
     **RUN_FLAG_KEYS,
     "seg_labels": "data.seg_labels",
     "cls_labels": "data.cls_labels",
-    "cross_seg_sources": "data.cross_seg_sources",
-    "cross_cls_sources": "data.cross_cls_sources",
+    "cross_seg_sources": "real.cross_seg_sources",
+    "cross_cls_sources": "real.cross_cls_sources",
     "unlabeled_sources": "data.unlabeled_sources",
 }
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
     overrides.pop("train.out", None)
     overrides["data.source"] = "real"
-    overrides["data.root"] = str(Path(args.data_root).expanduser().resolve())
+    overrides["real.root"] = str(Path(args.data_root).expanduser().resolve())
     return run_main(lambda: _run(args, overrides), debug=args.debug)
 
 

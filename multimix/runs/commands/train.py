@@ -19,8 +19,8 @@ FLAG_KEYS = {
     "cls_labels": "data.cls_labels",
     "model": "model.name",
     "split": "data.split_file",
-    "cross_seg_sources": "data.cross_seg_sources",
-    "cross_cls_sources": "data.cross_cls_sources",
+    "cross_seg_sources": "real.cross_seg_sources",
+    "cross_cls_sources": "real.cross_cls_sources",
     "unlabeled_sources": "data.unlabeled_sources",
     "init_encoder": "model.init_encoder",
 }

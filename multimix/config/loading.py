@@ -50,13 +50,18 @@ def find_config(spec: str | os.PathLike) -> Path:
     path = Path(spec)
     if path.is_file():
         return path
-    name = path.as_posix().removesuffix(".yaml").removeprefix("./").removeprefix("configs/")
-    candidates = [PACKAGED_CONFIGS / f"{name}.yaml", *sorted(PACKAGED_CONFIGS.glob(f"*/{name}.yaml"))]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+    if (packaged := packaged_config(spec)) is not None:
+        return packaged
     raise FileNotFoundError(f"config file not found: {spec} (and no packaged config of that name; "
                             f"packaged: {', '.join(packaged_config_names())})")
+
+
+def packaged_config(spec: str | os.PathLike) -> Path | None:
+    """The packaged config ``spec`` names (``real``, ``umtl``, ``baselines/umtl``,
+    ``configs/baselines/umtl.yaml``), or ``None``."""
+    name = Path(spec).as_posix().removesuffix(".yaml").removeprefix("./").removeprefix("configs/")
+    candidates = [PACKAGED_CONFIGS / f"{name}.yaml", *sorted(PACKAGED_CONFIGS.glob(f"*/{name}.yaml"))]
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -117,8 +122,12 @@ def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, di
         raise ValueError(f"{path}: expected a mapping of sections")
     parent = data.pop("extends", None)
     if parent:
+        # beside the file, else packaged; never the working folder, which says nothing of this file
         beside = path.parent / parent
-        layers = _yaml_layers(beside if beside.is_file() else find_config(parent), (*seen, path.resolve()))
+        target = beside if beside.is_file() else packaged_config(parent)
+        if target is None:
+            raise FileNotFoundError(f"{path}: extends {parent!r}, which is neither beside it nor a packaged config")
+        layers = _yaml_layers(target, (*seen, path.resolve()))
     else:
         layers = []
     return [*layers, (path, data)]

@@ -61,13 +61,13 @@ def _check_sites(cfg: Config) -> None:
         raise ValueError(f"cross-domain sites must not be trained on, but {sorted(overlap)} are also training sites")
 
 
-def synthetic_site_records(cfg: Config, site: str, seed: int) -> list[Record]:
+def synthetic_site_records(cfg: Config, site: str) -> list[Record]:
     """The held-out images of one synthetic site: its in-domain test set for a training site,
     else the cross-domain set it would have as a cross site (same images as in the pools)."""
     training = {*cfg.synthetic.seg_sites, *cfg.synthetic.cls_sites}
     _check_sites(replace(cfg, synthetic=replace(cfg.synthetic, cross_sites=[] if site in training else [site])))
     role = "test" if site in training else "cross"
-    return _synthetic(cfg, site, role, cfg.synthetic.test_per_site, seed)
+    return _synthetic(cfg, site, role, cfg.synthetic.test_per_site, cfg.train.seed)
 
 
 def build_synthetic_pools(cfg: Config, seed: int, *, training_pools: bool = True) -> DataPools:
@@ -186,17 +186,17 @@ def build_real_pools(cfg: Config, seed: int, *, progress: bool = True) -> DataPo
     return pools
 
 
-def build_pools(cfg: Config, seed: int, *, training_pools: bool = True, progress: bool = True) -> DataPools:
+def build_pools(cfg: Config, *, training_pools: bool = True, progress: bool = True) -> DataPools:
     """The pools for ``cfg.data.source``: ``synthetic`` (built-in sites) or ``real`` (datasets under ``cfg.real.root``).
 
     ``training_pools=False`` may skip building the training pools (synthetic data); real
     sources are scanned whole either way, since their held-out parts come from the same split.
     """
     if cfg.data.source == "synthetic":
-        return build_synthetic_pools(cfg, seed, training_pools=training_pools)
+        return build_synthetic_pools(cfg, cfg.train.seed, training_pools=training_pools)
     if cfg.data.source == "real":
         if not cfg.real.root:
             raise ValueError("data.source 'real' needs real.root (--data-root DIR)")
         set_max_megapixels(cfg.real.max_megapixels)
-        return build_real_pools(cfg, seed, progress=progress)
+        return build_real_pools(cfg, cfg.train.seed, progress=progress)
     raise ValueError(f"unknown data source {cfg.data.source!r}; available: ['synthetic', 'real']")

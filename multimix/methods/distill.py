@@ -53,6 +53,7 @@ class DistillationMethod(Method):
         if self.temperature <= 0:
             raise ValueError(f"distillation temperature must be > 0, got {self.temperature}")
         self.teacher.eval().requires_grad_(False)
+        self._teacher = as_task_model(self.teacher)  # checked once, not every step
 
     def streams(self, model: nn.Module) -> list[str]:
         return [CLS_U, CLS_X] if self.labeled_weight > 0 else [CLS_U]
@@ -60,7 +61,7 @@ class DistillationMethod(Method):
     def train_step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         unlabeled = batch[CLS_W]
         with torch.no_grad():
-            teacher_logits = as_task_model(self.teacher).classify(unlabeled).required("cls_logits")
+            teacher_logits = self._teacher.classify(unlabeled).required("cls_logits")
         labeled = batch.get(CLS_X) if self.labeled_weight > 0 else None
         images = unlabeled if labeled is None else torch.cat([unlabeled, labeled])
         logits = as_task_model(model).classify(images).required("cls_logits").float()

@@ -214,5 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"multimix.runs.commands.{COMMANDS[name][0]}")
-    sys.argv[0] = f"multimix {name}"  # argparse names the command in usage lines and errors
-    return int(module.main(rest))
+    program, sys.argv[0] = sys.argv[0], f"multimix {name}"  # argparse names the command in usage lines and errors
+    try:
+        return int(module.main(rest))
+    finally:
+        sys.argv[0] = program

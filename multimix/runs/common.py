@@ -226,7 +226,7 @@ def build_pools_once(cfg: Config, context: DistributedContext, *, progress: bool
     """Rank 0 builds (and caches) the pools first, so ranks never race to write one cache."""
     if not context.is_main:
         barrier(context)
-    pools = build_pools(cfg, cfg.train.seed, progress=progress and context.is_main)
+    pools = build_pools(cfg, progress=progress and context.is_main)
     if context.is_main:
         barrier(context)
     return pools

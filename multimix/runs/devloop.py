@@ -156,7 +156,7 @@ def score_checkpoint(checkpoint: str | Path, *, device: str = "auto", batch_size
     model, cfg = load_trained_model(checkpoint, map_location=dev)
     model.to(dev)
     split = load_split(checkpoint, cfg)
-    records = build_pools(cfg, cfg.train.seed, training_pools=False).by_uid()
+    records = build_pools(cfg, training_pools=False).by_uid()
     test = [records[u] for u in split.test]
     cross = [records[u] for u in split.cross]
     kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=batch_size, device=dev)

@@ -56,7 +56,7 @@ def load_split(checkpoint: str | Path, cfg: Config) -> Split:
     if path.exists():
         return Split.load(path)
     logger.warning(f"warning: {path} not found; rebuilding the split from the checkpoint's config and seed")
-    return make_split(cfg, build_pools(cfg, cfg.train.seed), path, resume=False)
+    return make_split(cfg, build_pools(cfg), path, resume=False)
 
 
 def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoint: str | Path) -> list[Record]:
@@ -75,7 +75,7 @@ def source_records(cfg: Config, split: Split, sources: Sequence[str], *, progres
     records: list[Record] = []
     for source in sources:
         if cfg.data.source == "synthetic":
-            found = synthetic_site_records(cfg, source, cfg.train.seed)
+            found = synthetic_site_records(cfg, source)
         else:
             found = cached_source_records(source, cfg, progress=progress)
         records.extend(r for r in found if r.uid not in seen)
@@ -91,7 +91,7 @@ def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSet
     split = load_split(checkpoint, cfg)
     if settings.sources:
         return {"sources": source_records(cfg, split, settings.sources, progress=settings.progress)}
-    records = build_pools(cfg, cfg.train.seed, training_pools=False, progress=settings.progress).by_uid()
+    records = build_pools(cfg, training_pools=False, progress=settings.progress).by_uid()
     wanted = ("in", "cross") if settings.domain == "all" else (settings.domain,)
     uid_lists = {"in": split.test, "cross": split.cross}
     return {DOMAIN_NAMES[d]: _lookup(records, uid_lists[d], DOMAIN_NAMES[d], checkpoint) for d in wanted}

@@ -100,3 +100,15 @@ def test_configs_written_before_the_data_split_still_load(tmp_path):
     assert (cfg.real.root, cfg.synthetic.seg_pool, cfg.real.cache_dir, cfg.data.image_size) == ("/data/cxr", 12, "/cache", 96)
     assert load_config(None, {"data.seg_sources": "jsrt,shenzhen"}).real.seg_sources == ["jsrt", "shenzhen"]
     assert "root" not in Config().to_dict()["data"] and Config().to_dict()["real"]["root"] is None
+
+
+def test_extends_looks_beside_the_file_then_in_the_package_never_in_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "decoy.yaml").write_text("train:\n  steps: 999\n")  # a file of that name in the working folder
+    sub = tmp_path / "mine"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("extends: decoy.yaml\n")
+    with pytest.raises(FileNotFoundError, match="extends 'decoy.yaml', which is neither beside it nor a packaged config"):
+        load_config(sub / "a.yaml")
+    (sub / "b.yaml").write_text("extends: paper\n")
+    assert load_config(sub / "b.yaml").data.image_size == 256

@@ -20,23 +20,23 @@ def test_balanced_class_weights_come_from_the_labeled_set():
 
 def test_pools_and_split_follow_the_config(tmp_path):
     cfg = tiny_config()
-    pools = build_pools(cfg, seed=0)
+    pools = build_pools(cfg)
     assert len(pools.seg_pool) == 12 and len(pools.cls_pool) == 24
     assert {r.source for r in pools.cross} == {"synthetic-nih"}
     assert {r.source for r in pools.test} == {"synthetic-jsrt", "synthetic-chex"}
     split = make_split(cfg, pools, tmp_path / "split.json", resume=False)
     assert len(split.seg.labeled) == 4 and len(split.cls.labeled) == 8
     assert len(split.cls.unlabeled) == 16 and split.meta["exclude_labeled_from_unlabeled"] is True
-    again = make_split(cfg, build_pools(cfg, seed=0), tmp_path / "split.json", resume=False)
+    again = make_split(cfg, build_pools(cfg), tmp_path / "split.json", resume=False)
     assert again.to_dict() == split.to_dict()
 
 
 def test_cross_sites_must_not_be_training_sites():
     cfg = tiny_config(synthetic__cross_sites="chex")
     with pytest.raises(ValueError, match="must not be trained on"):
-        build_pools(cfg, seed=0)
+        build_pools(cfg)
     with pytest.raises(ValueError, match="unknown synthetic site"):
-        build_pools(tiny_config(synthetic__cross_sites="mars"), seed=0)
+        build_pools(tiny_config(synthetic__cross_sites="mars"))
 
 
 def test_model_follows_the_config():
@@ -56,7 +56,7 @@ def test_budget_all_keeps_the_unsupervised_terms_by_reusing_the_labeled_images(t
 
 def test_unlabeled_sources_join_both_unlabeled_streams_without_labels(tmp_path):
     cfg = tiny_config(data__unlabeled_sources="nih,jsrt")
-    pools = build_pools(cfg, seed=0)
+    pools = build_pools(cfg)
     split = make_split(cfg, pools, tmp_path / "split.json", resume=False)
     cross = [r.uid for r in pools.cross]  # the target site's images: semi-supervised domain adaptation
     seg_pool = [r.uid for r in pools.seg_pool]
@@ -65,10 +65,10 @@ def test_unlabeled_sources_join_both_unlabeled_streams_without_labels(tmp_path):
     assert not set(cross) & {*split.cls.labeled, *split.seg.labeled}
     assert split.meta["extra_unlabeled"] == len(pools.extra_unlabeled) == len(cross) + len(seg_pool)
     assert len(split.cls.unlabeled) == len(set(split.cls.unlabeled))
-    plain = make_split(tiny_config(), build_pools(tiny_config(), seed=0), tmp_path / "s.json", resume=False)
+    plain = make_split(tiny_config(), build_pools(tiny_config()), tmp_path / "s.json", resume=False)
     assert plain.cls.labeled == split.cls.labeled and "extra_unlabeled" not in plain.meta
     with pytest.raises(ValueError, match="unknown synthetic site"):
-        build_pools(tiny_config(data__unlabeled_sources="mars"), seed=0)
+        build_pools(tiny_config(data__unlabeled_sources="mars"))
 
 
 def test_real_data_defaults_to_the_real_recipe(tmp_path):

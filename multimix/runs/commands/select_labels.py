@@ -49,7 +49,7 @@ def _select(args: argparse.Namespace) -> int:
     if args.data_root:
         cfg.data.source, cfg.real.root = "real", args.data_root
     split = load_split(args.checkpoint, cfg)
-    records = build_pools(cfg, cfg.train.seed).by_uid()
+    records = build_pools(cfg).by_uid()
     pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]
     picks = select_for_labeling(lambda x: model.to(device).classify(x).required("cls_logits"), pool, args.k, strategy=args.strategy,
                                 image_size=cfg.data.image_size, intensity=cfg.data.intensity, views=args.views, class_balanced=args.class_balanced,

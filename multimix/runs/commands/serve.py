@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reference > 0:
         try:
             cfg = predictor.config  # synthetic data is regenerated; real data must be where the run's config says
-            reference = reference_from_records(predictor, build_pools(cfg, cfg.train.seed).cls_pool, args.reference)
+            reference = reference_from_records(predictor, build_pools(cfg).cls_pool, args.reference)
             print(f"reference map: {len(reference.points)} training images")
         except (ValueError, FileNotFoundError, OSError) as err:
             print(f"warning: no reference map ({err}); predictions still work", file=sys.stderr)

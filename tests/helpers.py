@@ -28,6 +28,7 @@ TINY = {
     "train.warmup_steps": 0,
     "train.log_every": 1,
     "train.device": "cpu",
+    "train.precision": "fp32",  # `auto` measures the CPU; a busy machine may choose otherwise between two runs
 }
 
 

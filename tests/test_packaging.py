@@ -17,7 +17,7 @@ from multimix.runs.commands.train import FLAG_KEYS, parse_args
 from helpers import REPO_ROOT
 
 COMMAND = ["train", "--seg-labels", "10", "--cls-labels", "100"]
-SHORT = ["--steps", "4", "--steps-per-epoch", "2", "--device", "cpu", "--no-progress"]  # same length on both sides
+SHORT = ["--steps", "4", "--steps-per-epoch", "2", "--device", "cpu", "--precision", "fp32", "--no-progress"]  # same on both sides; fp32: `auto` measures the CPU, which a busy machine may measure otherwise
 TIMINGS = {"wall_seconds", "train_images_per_second"}
 
 

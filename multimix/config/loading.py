@@ -93,7 +93,15 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "real.max_megapixels": (1e-3, None),
     "train.grad_clip": (0, None),
     "method.threshold": (0, 1),
+    "method.supervised_warmup_steps": (0, None),
+    "method.ssl_rampup_steps": (0, None),
     "inference.seg_threshold": (0, 1),
+}
+
+
+# key -> allowed values, for settings read only deep inside a run (a typo fails before it starts)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "train.select_by": ("accuracy", "balanced_accuracy", "auroc"),
 }
 
 
@@ -107,6 +115,11 @@ def validate_ranges(config: Config) -> None:
             continue
         allowed = f"at least {low}" if high is None else f"between {low} and {high}"
         raise ValueError(f"{key} must be {'above 0' if key == 'train.lr' else allowed}, got {value}")
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:

@@ -46,6 +46,7 @@ class DataConfig:
     strong_ops: int = 2
     hflip: bool = True
     intensity: str = "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
+    balanced_labeled: bool = False  # every labeled classification batch holds each class in equal share
     augment: str = "standard"  # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
     num_workers: int = 0
     split_file: str | None = None
@@ -108,6 +109,7 @@ class MethodConfig:
     class_weights: str = "none"
     kl_reference: str = "paired"
     ssl_rampup_steps: int = 300  # unsupervised terms ramp in over these steps (0 = the paper: full weight at once)
+    supervised_warmup_steps: int = 0  # steps of labeled losses alone before FixMatch, KL and the domain head switch on
     threshold_mode: str = "fixed"  # fixed | freematch (self-adaptive global and class-wise thresholds)
     distribution_alignment: str = "none"  # none | labeled | uniform: target class distribution of the pseudo-labels
     teacher: str = "model"  # model | ema: which weights make the pseudo-labels (ema needs train.ema_decay > 0)
@@ -144,6 +146,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_batch_size: int = 32
+    select_by: str = "accuracy"  # best.pt: mean of this validation metric (accuracy|balanced_accuracy|auroc) and Dice
     out: str | None = None
     name: str | None = None
 

@@ -13,6 +13,11 @@ With ``domains`` (a map from a record's source to a domain index), every stream 
 ``<stream>_domain`` (``seg_x_domain``, ``seg_u_domain``, ``cls_x_domain``, ``cls_u_domain``): the
 domain of each image, for domain-adversarial training.
 
+With ``balanced`` streams (``data.balanced_labeled`` names ``cls_x``), every batch of such a
+stream holds each class in equal share: each class walks its own seeded permutations, so with 100
+labels of which 26 are normal a batch of 4 always has 2 normal images (drawn plainly, a batch of 4
+has none 30% of the time, and the class head learns to call everything the majority class).
+
 The labeled view is the weak view, or with ``acquisition=True`` the wide acquisition
 augmentation (:mod:`multimix.data.transforms`), which the strong view then carries too. The weak
 view of unlabeled images stays weak: it is where the pseudo-labels come from.
@@ -81,6 +86,9 @@ class StepBatches(Dataset):
         intensity: per-image intensity standardisation of every view (``data.intensity``).
         acquisition: wide acquisition augmentation on the labeled and strong views.
         domains: source name -> domain index; adds the ``<stream>_domain`` tensors.
+        balanced: streams whose batches hold every class of their pool in equal share (records
+            must have labels); the remainder of ``batch_size / classes`` goes to the classes in
+            turn, step by step.
         rank, world_size: this process's shard under distributed training.
     """
 
@@ -99,6 +107,7 @@ class StepBatches(Dataset):
         intensity: str = "none",
         acquisition: bool = False,
         domains: Mapping[str, int] | None = None,
+        balanced: Sequence[str] = (),
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -117,23 +126,41 @@ class StepBatches(Dataset):
         self.labeled = weak_transform(image_size, hflip=hflip, intensity=intensity, acquisition=True) if acquisition else self.weak
         self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip, intensity=intensity, acquisition=acquisition)
         self._permutations: dict[tuple[str, int], np.ndarray] = {}
+        self._class_members = {name: _class_members(name, self.streams[name]) for name in balanced if name in self.streams}
 
     def __len__(self) -> int:
         return max(0, self.total_steps - self.start_step)
 
     def indices(self, name: str, step: int) -> list[int]:
         """Pool indices stream ``name`` uses at ``step`` on this rank."""
+        if name in self._class_members:
+            return self._balanced_indices(name, step)
         pool_size = len(self.streams[name])
         first = (step * self.world_size + self.rank) * self.batch_size
         return [self._permutation(name, pos // pool_size)[pos % pool_size] for pos in range(first, first + self.batch_size)]
 
-    def _permutation(self, name: str, epoch: int) -> np.ndarray:
+    def _balanced_indices(self, name: str, step: int) -> list[int]:
+        members = self._class_members[name]
+        classes = len(members)
+        slots = -(-self.batch_size // classes)  # every step reserves the most a class can take
+        first = (step * self.world_size + self.rank) * slots
+        indices = []
+        for c, pool in enumerate(members):
+            share = self.batch_size // classes + (1 if (c - step) % classes < self.batch_size % classes else 0)
+            walk = f"{name}/{c}"
+            indices += [int(pool[self._permutation(walk, pos // len(pool), len(pool))[pos % len(pool)]])
+                        for pos in range(first, first + share)]
+        return indices
+
+    def _permutation(self, name: str, epoch: int, size: int | None = None) -> np.ndarray:
         key = (name, epoch)
         if key not in self._permutations:
             if len(self._permutations) > 16:  # only the current and next pass are ever needed
                 self._permutations.clear()
-            rng = np.random.default_rng(_stream_seed(self.seed, name, epoch))
-            self._permutations[key] = rng.permutation(len(self.streams[name]))
+            stream, _, part = name.partition("/")
+            extra = (epoch, int(part)) if part else (epoch,)
+            rng = np.random.default_rng(_stream_seed(self.seed, stream, *extra))
+            self._permutations[key] = rng.permutation(len(self.streams[name]) if size is None else size)
         return self._permutations[key]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
@@ -167,6 +194,12 @@ class StepBatches(Dataset):
         if self.strong_views:
             views[CLS_S] = torch.stack([self.strong(im)[0] for im in images])
         return views
+
+
+def _class_members(name: str, pool: Sequence[Record]) -> list[np.ndarray]:
+    """Pool positions of each class present in a balanced stream's pool."""
+    labels = np.array([_require_label(r) for r in pool])
+    return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 
 
 def _require_mask(record: Record) -> np.ndarray:

@@ -161,6 +161,8 @@ class Trainer:
         self.autocast_dtype = self._autocast_dtype()
         if self.context.is_main and (slow := precision_warning(config.precision, self.device)):
             logger.warning(f"warning: {slow}")
+        if self.context.is_main:
+            logger.info(f"precision: {self.precision_name} (train.precision {config.precision})")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.ema: AveragedModel | None = None
         if config.ema_decay > 0:
@@ -172,6 +174,11 @@ class Trainer:
 
     def _autocast_dtype(self) -> torch.dtype | None:
         return resolve_precision(self.config.precision, self.device)
+
+    @property
+    def precision_name(self) -> str:
+        """The arithmetic this run trains in: ``fp32``, ``bf16`` or ``fp16`` (autocast)."""
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -197,6 +204,7 @@ class Trainer:
             "rng": capture_rng_state(),
             "method": self.method.state_dict(),
             "run": self.run_info,
+            "precision": self.precision_name,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -208,6 +216,12 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_score, self.best_step = state.get("best_score"), state.get("best_step")
+        if self.config.precision == "auto" and state.get("precision") in ("fp32", "bf16", "fp16"):
+            # `auto` measures the CPU, and a busy machine may measure otherwise: a resumed run
+            # keeps the arithmetic it started with
+            self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[state["precision"]]
+            self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+            self.scaler.load_state_dict(state["scaler"])
         if state.get("method"):
             self.method.load_state_dict(state["method"])
         restore_rng_state(state["rng"])
@@ -229,6 +243,7 @@ class Trainer:
             "step": self.step,
             "metrics": metrics,
             "run": self.run_info,
+            "precision": self.precision_name,
         }
         save_checkpoint(state, self.checkpoint_dir / "best.pt")
 

@@ -20,6 +20,9 @@ def summarise(results: ImageResults) -> dict[str, float]:
     if results.prob_pneumonia is not None and labeled.any():
         cls = classification_metrics(results.prob_pneumonia[labeled], results.labels[labeled])
         metrics.update({k: float(cls[k]) for k in ("accuracy", "f1_normal", "f1_pneumonia")})
+        metrics["balanced_accuracy"] = (float(cls["sensitivity"]) + float(cls["specificity"])) / 2
+        if cls["auroc"] is not None:
+            metrics["auroc"] = float(cls["auroc"])
     if "dice" in results.seg and results.has_mask.any():
         metrics["dice"] = float(np.mean(results.seg["dice"][results.has_mask]))
     return metrics
@@ -30,7 +33,18 @@ def evaluate_records(model: nn.Module, records: Sequence[Record], **kwargs) -> d
     return summarise(infer(as_trained_model(model), records, full_metrics=False, **kwargs))
 
 
-def selection_score(metrics: dict[str, float]) -> float:
-    """One number to pick the best checkpoint: the mean of accuracy and Dice (whichever exist)."""
-    parts = [metrics[k] for k in ("accuracy", "dice") if k in metrics]
+SELECTION_METRICS = ("accuracy", "balanced_accuracy", "auroc")
+
+
+def selection_score(metrics: dict[str, float], by: str = "accuracy") -> float:
+    """One number to pick the best checkpoint: the mean of the classification metric ``by``
+    (``train.select_by``: accuracy, balanced_accuracy or auroc; accuracy where ``by`` is not
+    defined) and Dice, whichever exist.
+
+    Balanced accuracy and AUROC do not reward a checkpoint for calling the validation set's
+    majority class, so a hospital with another class mix gets the same choice."""
+    if by not in SELECTION_METRICS:
+        raise ValueError(f"train.select_by must be one of {SELECTION_METRICS}, got {by!r}")
+    classification = by if by in metrics else "accuracy"
+    parts = [metrics[k] for k in (classification, "dice") if k in metrics]
     return float(np.mean(parts)) if parts else float("nan")

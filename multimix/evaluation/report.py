@@ -197,7 +197,7 @@ def metrics_json(results: Sequence[ModelResult], settings: EvaluationSettings) -
         "rules": {"empty_mask": EMPTY_MASK_RULE, "hd": HD_DEFINITION},
         "models": [
             {"label": r.label, "model": r.model_name, "checkpoint": r.checkpoint, "seg_labels": r.seg_labels,
-             "cls_labels": r.cls_labels, "image_size": r.config.data.image_size,
+             "cls_labels": r.cls_labels, "operating_point": r.operating_point, "image_size": r.config.data.image_size,
              "domains": {name: d.summary for name, d in r.domains.items()}}
             for r in results
         ],
@@ -299,13 +299,21 @@ def write_report(results: Sequence[ModelResult], out: str | Path, settings: Eval
     return out / "report.md"
 
 
+def _thresholds(results: Sequence[ModelResult]) -> str:
+    """The operating point(s) the class decisions used, for the report's first line."""
+    points = list(dict.fromkeys(r.operating_point for r in results))
+    if len(points) == 1:
+        return points[0]
+    return "; ".join(f"{r.label}: {r.operating_point}" for r in results)
+
+
 def report_markdown(results: Sequence[ModelResult], rows: Sequence[TableRow], figs: dict[str, Path], out: Path,
                     settings: EvaluationSettings, *, title: str = "Evaluation report", intro: str = "") -> str:
     """The markdown report: headline table, per-domain detail tables, rules, figures."""
     domains = [d for d in DOMAIN_ORDER if any(d in r.domains for r in results)]
     lines = [
         f"# {title}", "",
-        f"multimix {__version__}, {time.strftime('%Y-%m-%d %H:%M')}. Classification threshold {settings.threshold}; "
+        f"multimix {__version__}, {time.strftime('%Y-%m-%d %H:%M')}. Classification {_thresholds(results)}; "
         f"confidence intervals: {settings.boot.confidence:.0%} percentile bootstrap over images "
         f"({settings.boot.n_resamples} resamples, seed {settings.boot.seed}).", "",
     ]

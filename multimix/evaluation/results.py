@@ -50,6 +50,7 @@ class ModelResult:
     checkpoint: str
     config: Config
     domains: dict[str, DomainResult] = field(default_factory=dict)
+    operating_point: str = "threshold 0.500 (default)"  # how the class decisions were made, for people
 
     @property
     def seg_labels(self) -> str:
@@ -70,7 +71,7 @@ class EvaluationSettings:
     image_size: int | None = None
     batch_size: int = 32
     device: str = "auto"
-    threshold: float = 0.5
+    threshold: float | None = None  # None: each checkpoint's operating point (0.5 when it has none)
     boot: BootstrapSettings = BootstrapSettings()
     num_samples: int = 4  # images per domain in the boundary and saliency figures
     clean_masks: bool | None = None  # None: the run's inference.clean_masks

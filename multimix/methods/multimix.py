@@ -64,6 +64,11 @@ class MultiMixMethod(Method):
     prediction, ramped in with the other unsupervised terms. On images of a new hospital
     (children, with ``data.unlabeled_sources: [chex]``) this teaches whole lungs where the
     network would otherwise draw fragments.
+
+    ``supervised_warmup_steps`` trains on the labeled losses alone (CE, Dice, lung map) for that
+    many steps: FixMatch, the KL term, mask self-training and the domain head wait until the class
+    head gives pseudo-labels better than chance (the unlabeled views are not even computed). The
+    unsupervised ramp and the DANN schedule then start from the end of the warm-up.
     """
 
     cls_ssl: bool = True
@@ -76,6 +81,7 @@ class MultiMixMethod(Method):
     kl_reference: str = "paired"
     class_weights: torch.Tensor | None = None
     ssl_rampup_steps: int = 0
+    supervised_warmup_steps: int = 0
     threshold_mode: str = "fixed"
     distribution_alignment: str = "none"
     teacher: str = "model"
@@ -125,22 +131,43 @@ class MultiMixMethod(Method):
         self.step, self.total_steps = step, total_steps
 
     @property
+    def warming_up(self) -> bool:
+        """True during the supervised warm-up (labeled losses only)."""
+        return self.step < self.supervised_warmup_steps
+
+    @property
     def reversal(self) -> float:
-        """DANN's schedule of the reversed gradient's scale: 0 at the start, towards 1 at the end."""
-        progress = self.step / self.total_steps if self.total_steps else 1.0
-        return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
+        """DANN's schedule of the reversed gradient's scale: 0 at the end of the warm-up, towards 1
+        at the end of training."""
+        span = self.total_steps - self.supervised_warmup_steps
+        progress = (self.step - self.supervised_warmup_steps) / span if span > 0 else 1.0
+        return 2.0 / (1.0 + math.exp(-10.0 * max(0.0, progress))) - 1.0
 
     @property
     def ssl_ramp(self) -> float:
-        """Factor on the unsupervised terms: a sigmoid-shaped ramp from 0 to 1 over ``ssl_rampup_steps``.
+        """Factor on the unsupervised terms: 0 during the warm-up, then a sigmoid-shaped ramp from 0
+        to 1 over ``ssl_rampup_steps``.
 
         Early pseudo-labels come from a classifier at chance level; trusting them at full
         weight lets FixMatch confirm a collapsed (one-class) classifier.
         """
-        if self.ssl_rampup_steps <= 0 or self.step >= self.ssl_rampup_steps:
+        if self.warming_up:
+            return 0.0
+        since = self.step - self.supervised_warmup_steps
+        if self.ssl_rampup_steps <= 0 or since >= self.ssl_rampup_steps:
             return 1.0
-        phase = 1.0 - self.step / self.ssl_rampup_steps
+        phase = 1.0 - since / self.ssl_rampup_steps
         return math.exp(-5.0 * phase * phase)
+
+    @property
+    def cls_ssl_now(self) -> bool:
+        """FixMatch is part of this step (on, and past the warm-up)."""
+        return self.cls_ssl and not self.warming_up
+
+    @property
+    def seg_ssl_now(self) -> bool:
+        """The unlabeled segmentation images are part of this step (on, and past the warm-up)."""
+        return self.seg_ssl and not self.warming_up
 
     def streams(self, model: nn.Module) -> list[str]:
         """The data streams this method needs for ``model`` (see :mod:`multimix.data.streams`)."""
@@ -161,22 +188,22 @@ class MultiMixMethod(Method):
         if not isinstance(model, MultiMixNet):
             raise TypeError(f"the MultiMix method trains a MultiMixNet, got {type(model).__name__}")
         cls_logits = seg_logits = lung_logits = None
-        adversarial = self.domain_weight > 0 and getattr(model, "domain_head", None) is not None
+        adversarial = self.domain_weight > 0 and getattr(model, "domain_head", None) is not None and not self.warming_up
         embeddings: list[torch.Tensor] = []
         domains: list[torch.Tensor] = []
         if CLS_X in batch and model.has_cls_head:
             cls_logits, embedding = self._classification_logits(model, batch)
             embeddings.append(embedding)
             if adversarial:
-                domains += [batch[domain_key(CLS_X)], batch[domain_key(CLS_U)]] if self.cls_ssl else [batch[domain_key(CLS_X)]]
+                domains += [batch[domain_key(CLS_X)], batch[domain_key(CLS_U)]] if self.cls_ssl_now else [batch[domain_key(CLS_X)]]
         if SEG_X in batch and model.has_seg_head:
             out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
             seg_logits, lung_logits = out.seg_logits, out.lung_logits
             if adversarial:
                 embeddings.append(out.required("embedding"))
-                domains += [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]] if self.seg_ssl else [batch[domain_key(SEG_X)]]
+                domains += [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]] if self.seg_ssl_now else [batch[domain_key(SEG_X)]]
         loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
-        if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl:
+        if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl_now:
             term = self._mask_pseudo_term(model, batch[SEG_U], seg_logits[batch[SEG_X].shape[0]:])
             if term is not None:
                 loss = loss + self.mask_pseudo_weight * self.ssl_ramp * term
@@ -186,13 +213,17 @@ class MultiMixMethod(Method):
             term = domain_adversarial_loss(logits, torch.cat(domains))
             loss = loss + self.domain_weight * term
             logs["domain"] = float(term.detach())
+        elif self.warming_up and model.domain_head is not None and embeddings:
+            # the head waits for the warm-up to end; a zero-weighted pass keeps every parameter in
+            # the graph, as DistributedDataParallel requires
+            loss = loss + 0.0 * model.domain_head(embeddings[0].float(), 0.0).sum()
         return loss, logs
 
     def _classification_logits(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of :meth:`classification_views`, and the pooled features of the graded images
         (labeled, then strong). The weak view only yields pseudo-labels (FixMatch detaches them),
         so it runs without a graph: same loss and gradients, a third less backward."""
-        if not self.cls_ssl:
+        if not self.cls_ssl_now:
             out = model.classify(batch[CLS_X], return_embedding=True)
             return out.required("cls_logits"), out.required("embedding")
         with torch.no_grad():
@@ -226,11 +257,11 @@ class MultiMixMethod(Method):
 
     def classification_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images the class head sees, in order: labeled, then weak and strong unlabeled views."""
-        return [batch[CLS_X], batch[CLS_W], batch[CLS_S]] if self.cls_ssl else [batch[CLS_X]]
+        return [batch[CLS_X], batch[CLS_W], batch[CLS_S]] if self.cls_ssl_now else [batch[CLS_X]]
 
     def segmentation_views(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Images the decoder sees, in order: labeled, then unlabeled."""
-        return [batch[SEG_X], batch[SEG_U]] if self.seg_ssl else [batch[SEG_X]]
+        return [batch[SEG_X], batch[SEG_U]] if self.seg_ssl_now else [batch[SEG_X]]
 
     def loss_from_logits(
         self, batch: dict[str, torch.Tensor], cls_logits: torch.Tensor | None, seg_logits: torch.Tensor | None,
@@ -263,7 +294,7 @@ class MultiMixMethod(Method):
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         terms["ce"] = cross_entropy(logits[:n], batch[CLS_Y], weight)
         logs["images"] += n
-        if self.cls_ssl:
+        if self.cls_ssl_now:
             weak, strong = logits[n:].chunk(2)
             probs, threshold = self.pseudo_labeler(weak)
             terms["fixmatch"], pass_rate = fixmatch_loss(weak, strong, threshold=threshold, weak_probs=probs)
@@ -275,6 +306,6 @@ class MultiMixMethod(Method):
         n = batch[SEG_X].shape[0]
         terms["dice"] = dice_loss(seg_logits[:n], batch[SEG_Y])
         logs["images"] += seg_logits.shape[0]
-        if self.seg_ssl:
+        if self.seg_ssl_now:
             terms["kl"] = unlabeled_segmentation_kl(seg_logits[:n], seg_logits[n:], reference=self.kl_reference)
 

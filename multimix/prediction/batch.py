@@ -19,7 +19,7 @@ from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
 from multimix.prediction.reader import IMAGE_SUFFIXES, read_input_image
 
 CSV_COLUMNS = ("file", "status", "error", "predicted_class", *(f"p_{name}" for name in CLASS_NAMES),
-               "lung_fraction", "width", "height", "mask_png", "saliency_png", "boundary_png")
+               "class_threshold", "lung_fraction", "width", "height", "mask_png", "saliency_png", "boundary_png")
 
 
 def expand_inputs(inputs: Iterable[str], *, exclude: str | Path | None = None) -> list[Path]:
@@ -64,16 +64,20 @@ class PredictionReport:
 
 def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | Path, *, batch_size: int = 16,
                   device: str = "auto", seg_threshold: float = 0.5, clean_masks: bool | None = None,
-                  progress: bool = True) -> PredictionReport:
+                  class_threshold: float | None = None, progress: bool = True) -> PredictionReport:
     """Predict every file, writing ``NAME_{mask,saliency,boundary}.png`` and ``predictions.csv``
     (one row per file, flushed after every batch) into ``out_dir``. Unreadable files get an
     ``error`` row and a message on stderr; they never stop the run. Arguments and the
-    checkpoint are checked before anything in ``out_dir`` is touched."""
+    checkpoint are checked before anything in ``out_dir`` is touched. The class decision uses the
+    checkpoint's operating point unless ``class_threshold`` is given."""
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if not 0 < seg_threshold < 1:
         raise ValueError(f"the mask threshold must be between 0 and 1, got {seg_threshold}")
-    predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold, clean_masks=clean_masks)
+    if class_threshold is not None and not 0 < class_threshold < 1:
+        raise ValueError(f"the class threshold must be between 0 and 1, got {class_threshold}")
+    predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold, clean_masks=clean_masks,
+                          class_threshold=class_threshold)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = PredictionReport(out / "predictions.csv")
@@ -114,6 +118,7 @@ def _write_outputs(path: Path, name: str, image: np.ndarray, prediction: Predict
     row = {"file": str(path), "status": "ok", "error": "", "width": image.shape[1], "height": image.shape[0]}
     if prediction.probabilities is not None:
         row["predicted_class"] = prediction.class_name
+        row["class_threshold"] = f"{prediction.threshold:.6f}"
         row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(CLASS_NAMES, prediction.probabilities, strict=False)})
     if prediction.lung_fraction is not None:
         row["lung_fraction"] = f"{prediction.lung_fraction:.6f}"

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from multimix.data.transforms import eval_transform
+from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.models.postprocess import clean_lung_mask
 from multimix.utils.checkpoints import load_checkpoint
@@ -30,16 +31,23 @@ class Prediction:
         lung_mask: boolean ``(H, W)`` lung mask at the input's resolution.
         saliency: ``(H, W)`` saliency of the predicted class in ``[0, 1]``, input resolution.
         embedding: the pooled encoder feature (for the reference map).
+        threshold: the decision threshold on p(pneumonia) of a two-class model (the checkpoint's
+            operating point); other models take the most probable class.
     """
 
     probabilities: np.ndarray | None = None
     lung_mask: np.ndarray | None = None
     saliency: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    threshold: float = 0.5
 
     @property
     def predicted_class(self) -> int | None:
-        return None if self.probabilities is None else int(np.argmax(self.probabilities))
+        if self.probabilities is None:
+            return None
+        if len(self.probabilities) == 2:
+            return int(self.probabilities[1] >= self.threshold)
+        return int(np.argmax(self.probabilities))
 
     @property
     def class_name(self) -> str | None:
@@ -68,10 +76,12 @@ class Predictor:
         clean_masks: keep the two largest lung regions and fill their holes
             (:func:`~multimix.models.postprocess.clean_lung_mask`); ``None`` follows the
             checkpoint's ``inference.clean_masks``.
+        class_threshold: decision threshold on p(pneumonia); ``None`` takes the checkpoint's
+            operating point (``multimix adapt`` / ``multimix calibrate``; 0.5 when it has none).
     """
 
     def __init__(self, checkpoint: str | Path, *, device: str = "auto", seg_threshold: float = 0.5,
-                 clean_masks: bool | None = None) -> None:
+                 clean_masks: bool | None = None, class_threshold: float | None = None) -> None:
         self.checkpoint = Path(checkpoint)
         self.device = resolve_device(device)
         state = load_checkpoint(self.checkpoint, map_location=self.device)
@@ -82,6 +92,8 @@ class Predictor:
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold
         self.clean_masks = self.config.inference.clean_masks if clean_masks is None else clean_masks
+        self.operating_point = (OperatingPoint.from_checkpoint(state) if class_threshold is None
+                                else OperatingPoint(class_threshold, "manual", "the command line"))
         self._transform = eval_transform(self.image_size, intensity=self.config.data.intensity)
         self._lock = threading.Lock()
 
@@ -97,6 +109,7 @@ class Predictor:
             "step": self.step,
             "image_size": self.image_size,
             "classes": list(CLASS_NAMES),
+            "operating_point": self.operating_point.to_dict(),
             "outputs": {"class": self.model.has_cls_head, "lung_mask": self.model.has_seg_head},
             "validation_metrics": self.metrics,
             "config": self.config.to_dict(),
@@ -130,6 +143,7 @@ class Predictor:
                 lung_mask=None if lung is None else self._mask(lung[i], shape),
                 saliency=None if saliency is None else np.clip(_resize(saliency[i].float(), shape), 0.0, 1.0),
                 embedding=None if out.embedding is None else out.embedding[i].float().cpu().numpy(),
+                threshold=self.operating_point.threshold,
             )
             for i, shape in enumerate(shapes)
         ]

@@ -181,6 +181,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "evaluate checkpoints in- and cross-domain: tables with intervals, figures"),
     "predict": ("predict", "class, lung mask and saliency for image files or folders"),
     "serve": ("serve", "the web app around a checkpoint (needs the serve extra)"),
+    "adapt": ("adapt", "label-free operating point for a new hospital from its unlabeled images"),
+    "calibrate": ("calibrate", "operating point chosen on a few labeled images of a new hospital"),
     "prepare-data": ("prepare_data", "check and cache the real datasets under a data root"),
     "pretrain": ("pretrain", "SimCLRv2 stage 1: contrastive (SimCLR, Barlow Twins) pretraining"),
     "finetune": ("finetune", "SimCLRv2 stage 2: fine-tune a pretrained encoder on the labeled images"),

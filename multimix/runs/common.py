@@ -108,6 +108,16 @@ def labeled_classes(run: RunStart) -> list[int]:
 
 
 
+def class_prior(cfg: Config, labels: list[int]) -> list[float]:
+    """The class prior the trained classifier's posteriors assume: uniform when the labeled
+    batches are class-balanced or the loss class-weighted, else the labeled images' class shares.
+    Stored in every checkpoint (``class_prior``) for label-free prior adaptation."""
+    classes = cfg.model.num_classes
+    if cfg.data.balanced_labeled or cfg.method.class_weights == "balanced" or not labels:
+        return [1.0 / classes] * classes
+    return [labels.count(c) / len(labels) for c in range(classes)]
+
+
 def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dict[str, list]:
     uids = {SEG_X: split.seg.labeled, SEG_U: split.seg.unlabeled, CLS_X: split.cls.labeled, CLS_U: split.cls.unlabeled}
     missing = [uid for name in names for uid in uids[name] if uid not in records]
@@ -262,6 +272,7 @@ def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedCon
         intensity=cfg.data.intensity,
         acquisition=cfg.data.augment == "acquisition",
         domains=training_domains(streams) if cfg.method.domain_weight > 0 else None,
+        balanced=(CLS_X,) if cfg.data.balanced_labeled else (),
         rank=context.rank,
         world_size=context.world_size,
     )
@@ -330,7 +341,7 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
 
     def evaluate(eval_model):
         metrics = evaluate_records(eval_model, val_records, **eval_kw)
-        metrics["score"] = selection_score(metrics)
+        metrics["score"] = selection_score(metrics, cfg.train.select_by)
         return metrics
 
     info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
@@ -351,6 +362,7 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
         "steps": result.steps,
         "wall_seconds": round(time.perf_counter() - run.started, 2),
         "train_images_per_second": round(result.images_per_second, 2),
+        "precision": trainer.precision_name,
     }
     if replicas is not None:
         summary["distributed"] = replicas

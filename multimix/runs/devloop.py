@@ -13,7 +13,11 @@ interrupted one resumes), so an ablation can be stopped and restarted at will. T
   solid regions (more or fewer components, or holes). CheX has no masks, so this is the only
   pediatric segmentation signal the development data gives;
 * **cross-domain**: every labeled cross-domain image (NIH adults), accuracy, F1-normal, AUROC;
-  and Dice on cross-domain masks where a source has them;
+  and Dice on cross-domain masks where a source has them; and accuracy / F1-normal at an operating
+  point chosen for that hospital (:mod:`multimix.metrics.operating_point`), each on disjoint,
+  patient-grouped halves: the threshold is chosen on one half and scores the other, both ways
+  round ("adapted": label-free prior EM; "mixture": label-free score mixture; "calibrated":
+  Youden's J on the half's labels);
 * the run's wall time.
 
 Beside the table, ``<out>/child_masks.png`` shows the raw lung outlines every variant draws on the
@@ -22,6 +26,15 @@ same held-out CheX (and NIH) images: a broken mask is easier to judge by eye tha
 Variants are config overrides (``section.key: value``) listed in a YAML file (see
 ``configs/dev/ablation.yaml``); each is trained with the same flags (``--steps``,
 ``--image-size``, ...), which a variant may override in its turn.
+
+**Seeds.** With 100 labels the label draw alone moves accuracy by several points, so every
+variant runs once per seed (``train.seed``: label draw, initialisation, augmentation and the
+held-out draws), the same seeds for every variant, in ``<out>/<variant>/seed<k>/``; seeds are the
+outer loop, so a grid stopped half-way already holds paired comparisons. The table gives the mean
+± standard deviation over seeds of every column, the lowest validation F1-normal after the
+supervised warm-up over every validation of every seed (a collapsed classifier shows as 0), and,
+against a ``baseline`` variant, the paired difference per seed (mean ± sd): a difference smaller
+than its spread is noise.
 """
 
 from __future__ import annotations
@@ -43,10 +56,13 @@ from multimix.data.records import Record
 from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
+from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
 from multimix.models.factory import load_trained_model
 from multimix.runs.evaluate import load_split
+from multimix.runs.operating_point import source_prior
 from multimix.runs.train import run_training
 from multimix.utils.atomic import atomic_write_text
+from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 
 # column key -> (header, format); the order of the printed table
@@ -63,9 +79,18 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "cross_acc": ("NIH acc", "{:.3f}"),
     "cross_f1_normal": ("NIH F1-N", "{:.3f}"),
     "cross_auroc": ("NIH AUROC", "{:.3f}"),
+    "cross_acc_prior_em": ("NIH acc adapted", "{:.3f}"),
+    "cross_f1_normal_prior_em": ("NIH F1-N adapted", "{:.3f}"),
+    "cross_acc_score_mixture": ("NIH acc mixture", "{:.3f}"),
+    "cross_f1_normal_score_mixture": ("NIH F1-N mixture", "{:.3f}"),
+    "cross_acc_youden": ("NIH acc calibrated", "{:.3f}"),
+    "cross_f1_normal_youden": ("NIH F1-N calibrated", "{:.3f}"),
     "cross_dice": ("cross Dice", "{:.3f}"),
+    "val_f1_normal_min": ("val F1-N min", "{:.3f}"),
     "train_minutes": ("train min", "{:.1f}"),
 }
+# columns where lower is better (the paired-difference table flips their sign for "gain")
+LOWER_IS_BETTER = ("jsrt_hd95", "child_masks_broken", "train_minutes")
 
 
 @dataclass(frozen=True)
@@ -94,10 +119,14 @@ def load_variants(path: str | Path, names: Sequence[str] | None = None) -> list[
     return [Variant(name, dict(table[name] or {})) for name in chosen]
 
 
-def train_variant(variant: Variant, out: Path, *, base_config: str | Path | None, overrides: dict[str, Any],
+def seed_folder(out: Path, variant: str, seed: int) -> Path:
+    """The run folder of one variant and seed."""
+    return out / variant / f"seed{seed}"
+
+
+def train_variant(variant: Variant, run_dir: Path, *, base_config: str | Path | None, overrides: dict[str, Any],
                   progress: bool) -> Path:
-    """Train one variant unless it is finished (``summary.json``); returns its run folder."""
-    run_dir = out / variant.name
+    """Train one variant into ``run_dir`` unless it is finished (``summary.json``); returns ``run_dir``."""
     if (run_dir / "summary.json").exists():
         return run_dir
     resume = (run_dir / "checkpoints" / "last.pt").exists()
@@ -165,7 +194,7 @@ def score_checkpoint(checkpoint: str | Path, *, device: str = "auto", batch_size
     return {
         **_in_domain(model, [r for r in test if r.has_label], kw),
         **_adults(model, [r for r in test if r.has_mask], kw),
-        **_cross_domain(model, cross, kw),
+        **_cross_domain(model, cross, kw, source_prior(load_checkpoint(checkpoint, map_location="cpu"))),
     }
 
 
@@ -184,10 +213,10 @@ def _present(mask: np.ndarray | None) -> np.ndarray:
     return mask
 
 
-def child_mask_figure(rows: Sequence[dict[str, Any]], out: Path) -> Path | None:
-    """``<out>/child_masks.png``: columns = variants, rows = the same held-out images."""
-    found = [(row["variant"], np.load(out / row["variant"] / "dev_samples.npz")) for row in rows
-             if (out / row["variant"] / "dev_samples.npz").exists()]
+def child_mask_figure(rows: Sequence[dict[str, Any]], out: Path, *, seed: int = 0) -> Path | None:
+    """``<out>/child_masks.png``: columns = variants (one seed), rows = the same held-out images."""
+    samples = [(row["variant"], seed_folder(out, row["variant"], seed) / "dev_samples.npz") for row in rows]
+    found = [(name, np.load(path)) for name, path in samples if path.exists()]
     if not found:
         return None
     first = found[0][1]
@@ -223,41 +252,87 @@ def _adults(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float
     return {k: v for k, v in scores.items() if v is not None}
 
 
-def _cross_domain(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:
+def _cross_domain(model, records: list[Record], kw: dict[str, Any], prior: Sequence[float]) -> dict[str, float]:
     if not records:
         return {}
     results = infer(model, records, full_metrics=False, **kw)
     scores = _classification(results, "cross")
+    labeled = results.labels >= 0
+    if results.prob_pneumonia is not None and len(np.unique(results.labels[labeled])) == 2:
+        kept = [r for r, keep in zip(records, labeled, strict=True) if keep]
+        scores.update(held_out_operating_points(results.prob_pneumonia[labeled], results.labels[labeled].astype(int),
+                                                patient_halves(kept), prior))
     dice = _masked_mean(results, "dice") if model.has_seg_head else None
     if dice is not None:
         scores["cross_dice"] = dice
     return scores
 
 
+OPERATING_POINTS = ("prior_em", "score_mixture", "youden")
+
+
+def patient_halves(records: Sequence[Record]) -> np.ndarray:
+    """0/1 per record: two halves with no patient in both (a stable hash of the patient id)."""
+    return np.array([zlib.crc32((r.patient_id or r.uid).encode()) % 2 for r in records])
+
+
+def held_out_operating_points(probs: np.ndarray, labels: np.ndarray, halves: np.ndarray,
+                              source_prior: Sequence[float]) -> dict[str, float]:
+    """Accuracy and F1-normal of every image at the threshold each method chose on the *other*
+    half (label-free methods see only the other half's scores; Youden also its labels)."""
+    scores: dict[str, float] = {}
+    for name in OPERATING_POINTS:
+        called = np.zeros(len(probs), dtype=bool)
+        try:
+            for half in (0, 1):
+                fit, use = halves != half, halves == half
+                if name == "youden":
+                    point = calibrate_threshold(probs[fit], labels[fit], "youden")
+                else:
+                    point = adapt_threshold(probs[fit], name.replace("_", "-"), source_prior=source_prior)
+                called[use] = probs[use] >= point.threshold
+        except ValueError:  # a half with one class, or scores with no mixture to fit: no number
+            continue
+        found = classification_metrics(called.astype(float), labels)
+        scores[f"cross_acc_{name}"], scores[f"cross_f1_normal_{name}"] = found["accuracy"], found["f1_normal"]
+    return scores
+
+
 def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: str | Path | None,
-                overrides: dict[str, Any], device: str = "auto", progress: bool = True) -> list[dict[str, Any]]:
-    """Train and score every variant; writes ``<out>/<variant>/dev_scores.json`` and
-    ``<out>/table.md``, and returns one row per variant."""
+                overrides: dict[str, Any], seeds: Sequence[int] = (0,), baseline: str | None = None,
+                device: str = "auto", progress: bool = True) -> list[dict[str, Any]]:
+    """Train and score every variant with every seed (seeds outer, variants inner); writes
+    ``<out>/<variant>/seed<k>/dev_scores.json``, ``<out>/scores.json`` (every run's row) and
+    ``<out>/table.md`` (mean ± sd per variant, paired differences to ``baseline``) after every run,
+    and returns the per-run rows."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for variant in variants:
-        run_dir = train_variant(variant, out, base_config=base_config, overrides=overrides, progress=progress)
-        rows.append(variant_row(variant, run_dir, device=device))
-        atomic_write_text(out / "table.md", format_table(rows) + "\n")
-    child_mask_figure(rows, out)
+    if baseline is not None and baseline not in [v.name for v in variants]:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants run: {', '.join(v.name for v in variants)}")
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        for variant in variants:
+            run_dir = train_variant(variant, seed_folder(out, variant.name, seed), base_config=base_config,
+                                    overrides={**overrides, "train.seed": seed}, progress=progress)
+            rows.append(variant_row(variant, run_dir, seed=seed, device=device))
+            atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
+            atomic_write_text(out / "table.md", format_report(rows, baseline) + "\n")
+    child_mask_figure([r for r in rows if r["seed"] == seeds[0]], out, seed=seeds[0])
     return rows
 
 
-def variant_row(variant: Variant, run_dir: Path, *, device: str = "auto") -> dict[str, Any]:
-    """Scores of a finished variant (computed once, then read from ``dev_scores.json``)."""
+def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str = "auto") -> dict[str, Any]:
+    """Scores of a finished run (computed once, then read from ``dev_scores.json``)."""
     cached = run_dir / "dev_scores.json"
     if cached.exists():
         return json.loads(cached.read_text())
     started = time.perf_counter()
     summary = json.loads((run_dir / "summary.json").read_text())
-    row: dict[str, Any] = {"variant": variant.name, "overrides": variant.overrides}
+    row: dict[str, Any] = {"variant": variant.name, "seed": seed, "overrides": variant.overrides}
     row.update(score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=run_dir / "dev_samples.npz"))
+    lowest = lowest_validation(run_dir, "f1_normal")
+    if lowest is not None:
+        row["val_f1_normal_min"] = lowest
     row["train_minutes"] = summary["wall_seconds"] / 60
     row["best_step"] = summary.get("best_step")
     row["score_seconds"] = round(time.perf_counter() - started, 1)
@@ -265,14 +340,111 @@ def variant_row(variant: Variant, run_dir: Path, *, device: str = "auto") -> dic
     return row
 
 
+def lowest_validation(run_dir: Path, metric: str) -> float | None:
+    """The lowest validation ``metric`` of a run after its supervised warm-up
+    (``method.supervised_warmup_steps``; every validation when there is none), from ``metrics.jsonl``."""
+    cfg = load_config(run_dir / "config.yaml")
+    warmup = cfg.method.supervised_warmup_steps
+    values = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("phase") == "val" and metric in entry and entry["step"] > warmup:
+            values.append(float(entry[metric]))
+    return min(values) if values else None
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table: one row per variant, the columns of :data:`COLUMNS` that any row has."""
+    """A Markdown table: one row per run, the columns of :data:`COLUMNS` that any row has."""
     keys = [k for k in COLUMNS if any(k in row for row in rows)]
     lines = ["| variant | " + " | ".join(COLUMNS[k][0] for k in keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for row in rows:
         cells = [COLUMNS[k][1].format(row[k]) if row.get(k) is not None else "-" for k in keys]
-        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+        name = row["variant"] + (f" (seed {row['seed']})" if "seed" in row else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _by_variant(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    grouped: dict[str, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["variant"], {})[int(row.get("seed", 0))] = row
+    return grouped
+
+
+def _mean_sd(values: Sequence[float], fmt: str) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(float(np.mean(values)))} ± {fmt.format(float(np.std(values, ddof=1)))}"
+
+
+def summary_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Mean ± sd over seeds per variant (``val F1-N min``: the lowest over every seed)."""
+    grouped = _by_variant(rows)
+    keys = [k for k in COLUMNS if any(k in row for row in rows)]
+    lines = ["| variant | seeds | " + " | ".join(COLUMNS[k][0] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for name, runs in grouped.items():
+        cells = []
+        for key in keys:
+            values = [float(r[key]) for r in runs.values() if r.get(key) is not None]
+            if key == "val_f1_normal_min":
+                cells.append(COLUMNS[key][1].format(min(values)) if values else "-")
+            else:
+                cells.append(_mean_sd(values, COLUMNS[key][1]))
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_differences(rows: Sequence[dict[str, Any]], baseline: str) -> dict[str, dict[str, list[float]]]:
+    """Per variant and column, the differences to ``baseline`` on the seeds both have."""
+    grouped = _by_variant(rows)
+    base = grouped.get(baseline, {})
+    found: dict[str, dict[str, list[float]]] = {}
+    for name, runs in grouped.items():
+        if name == baseline:
+            continue
+        shared = sorted(set(runs) & set(base))
+        found[name] = {key: [float(runs[s][key]) - float(base[s][key]) for s in shared
+                             if runs[s].get(key) is not None and base[s].get(key) is not None] for key in COLUMNS}
+    return found
+
+
+def paired_table(rows: Sequence[dict[str, Any]], baseline: str) -> str:
+    """Paired difference to ``baseline`` per column (mean ± sd over the shared seeds); a cell is
+    **bold** where the mean difference is larger than its spread (sd) in the better direction,
+    *italic* where it is larger in the worse direction; the rest is noise."""
+    diffs = paired_differences(rows, baseline)
+    keys = [k for k in COLUMNS if k != "val_f1_normal_min" and any(d.get(k) for d in diffs.values())]
+    lines = [f"| vs {baseline} | seeds | " + " | ".join(COLUMNS[k][0] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for name, columns in diffs.items():
+        seeds = max((len(v) for v in columns.values()), default=0)
+        cells = []
+        for key in keys:
+            values = columns.get(key, [])
+            if not values:
+                cells.append("-")
+                continue
+            mean = float(np.mean(values))
+            spread = float(np.std(values, ddof=1)) if len(values) > 1 else float("inf")
+            text = ("+" if mean >= 0 else "") + _mean_sd(values, COLUMNS[key][1])
+            better = -mean if key in LOWER_IS_BETTER else mean
+            if abs(mean) > spread:
+                text = f"**{text}**" if better > 0 else f"*{text}*"
+            cells.append(text)
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_report(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> str:
+    """``table.md``: mean ± sd per variant, paired differences to ``baseline``, then every run."""
+    parts = ["Mean ± sd over seeds (val F1-N min: lowest over every validation after the warm-up, every seed)",
+             "", summary_table(rows)]
+    if baseline is not None and len(_by_variant(rows)) > 1:
+        parts += ["", f"Paired difference to {baseline} (bold: gain larger than its spread; italic: loss larger than its spread)",
+                  "", paired_table(rows, baseline)]
+    parts += ["", "Every run", "", format_table(rows)]
+    return "\n".join(parts)
 
 
 def variant_config(variant: Variant, base_config: str | Path | None, overrides: dict[str, Any]) -> Config:

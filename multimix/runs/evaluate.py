@@ -28,8 +28,10 @@ from multimix.evaluation.results import (
     saliency_examples,
 )
 from multimix.evaluation.summary import summarise_results
+from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import load_trained_model, trained_model_name
 from multimix.runs.common import make_split
+from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -111,7 +113,8 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     cfg = _evaluation_config(trained_cfg, settings)
     size = cfg.data.image_size
     name = trained_model_name(model, cfg)
-    result = ModelResult(label=name, model_name=name, checkpoint=str(checkpoint), config=cfg)
+    point = checkpoint_operating_point(checkpoint, settings.threshold)
+    result = ModelResult(label=name, model_name=name, checkpoint=str(checkpoint), config=cfg, operating_point=point.describe())
     samples = {} if samples is None else samples
     for name, records in evaluation_sets(checkpoint, cfg, settings).items():
         if not records:
@@ -123,12 +126,19 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
         results = infer(model, records, image_size=size, intensity=cfg.data.intensity, postprocess=clean,
                         seg_threshold=cfg.inference.seg_threshold, batch_size=settings.batch_size, device=device,
                         keep=keep, progress=settings.progress)
-        summary = summarise_results(results, threshold=settings.threshold, boot=settings.boot)
+        summary = summarise_results(results, threshold=point.threshold, boot=settings.boot)
         examples = saliency_examples(model, records, results, settings.num_samples, image_size=size,
                                      intensity=cfg.data.intensity, device=device,
-                                     threshold=settings.threshold)
+                                     threshold=point.threshold)
         result.domains[name] = DomainResult(name, records, results, summary, examples)
     return result
+
+
+def checkpoint_operating_point(checkpoint: str | Path, threshold: float | None = None) -> OperatingPoint:
+    """``threshold`` when given (``--threshold``), else the checkpoint's own operating point."""
+    if threshold is not None:
+        return OperatingPoint(threshold, "manual", "the command line")
+    return OperatingPoint.from_checkpoint(load_checkpoint(checkpoint, map_location="cpu"))
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str | Path], settings: EvaluationSettings, *, progress: bool = False) -> list[ModelResult]:

@@ -139,7 +139,8 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
     pools = build_pools_once(cfg, context, progress=progress)
-    images = list({r.uid: r for r in [*pools.seg_pool, *pools.cls_pool]}.values())
+    # every training source's images, and those of data.unlabeled_sources (e.g. a target hospital's pixels, never its labels)
+    images = list({r.uid: r for r in [*pools.seg_pool, *pools.cls_pool, *pools.extra_unlabeled]}.values())
     probe_val = [r for r in pools.val if r.has_label]
     model = make_pretrain_model(cfg)
     method = make_pretrain_method(cfg)
@@ -169,7 +170,7 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     if not context.is_main:
         return None
     summary = _probe_summary(cfg, as_pretrain_net(trainer.eval_model), pools, probe_val, device)
-    summary.update({"steps": result.steps, "best_step": result.best_step, "wall_seconds": round(time.perf_counter() - started, 2),
+    summary.update({"pretraining_images": len(images), "steps": result.steps, "best_step": result.best_step, "wall_seconds": round(time.perf_counter() - started, 2),
                     "train_images_per_second": round(result.images_per_second, 2)})
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     logger.info(json.dumps({k: summary[k] for k in ("online_probe_val_accuracy", "linear_probe") if k in summary}, indent=2))

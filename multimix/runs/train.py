@@ -13,6 +13,7 @@ from multimix.engine.distributed import DistributedContext, with_process_group
 from multimix.methods import build_method
 from multimix.models.factory import load_pretrained_encoder, make_model
 from multimix.runs.common import (
+    class_prior,
     fit_and_evaluate,
     holding_run_folder,
     labeled_classes,
@@ -43,9 +44,11 @@ def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: boo
         load_pretrained_encoder(model, cfg.model.init_encoder)
         if context.is_main:
             logger.info(f"encoder initialised from {cfg.model.init_encoder}")
-    method = build_method(cfg.method.name, cfg, labeled_class_labels=labeled_classes(run))
+    labels = labeled_classes(run)
+    method = build_method(cfg.method.name, cfg, labeled_class_labels=labels)
     streams = stream_pools(run.split, run.records, method.streams(model))
-    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress)
+    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress,
+                               run_info={"class_prior": class_prior(cfg, labels)})
     if summary is not None:
         write_summary(run.out_dir, summary)
     return summary

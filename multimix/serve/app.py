@@ -143,6 +143,7 @@ def _predict_bytes(predictor: Predictor, reference: ReferenceMap | None, data: b
         result["probabilities"] = {c: float(p) for c, p in zip(CLASS_NAMES, prediction.probabilities, strict=False)}
         result["predicted_class"] = prediction.class_name
         result["probability"] = float(prediction.probabilities.max())
+        result["class_threshold"] = prediction.threshold
     if reference is not None and prediction.embedding is not None:
         result["map_position"] = reference.project(prediction.embedding)
     return result

@@ -82,3 +82,44 @@ def test_eval_dataset_marks_missing_masks_and_labels():
     item = EvalDataset([Record(uid="a", source="x", image=image)], image_size=32)[0]
     assert item["image"].shape == (1, 32, 32) and item["mask"].shape == (1, 32, 32)
     assert not item["has_mask"] and item["label"] == -1
+
+
+def _labeled_pool(normals: int, pneumonias: int) -> list[Record]:
+    images = generate_records(normals + pneumonias, site="chex", image_size=32, seed=5)
+    return [Record(uid=f"r{i}", source="chex", image=r.image, label=0 if i < normals else 1) for i, r in enumerate(images)]
+
+
+def test_balanced_labeled_batches_hold_both_classes_every_step():
+    # 3 normal + 12 pneumonia: a plain batch of 4 misses the normals most steps
+    pool = {"cls_x": _labeled_pool(3, 12)}
+    plain = StepBatches(pool, image_size=32, batch_size=4, seed=0, total_steps=40)
+    assert any(0 not in [pool["cls_x"][i].label for i in plain.indices("cls_x", s)] for s in range(40))
+    data = StepBatches(pool, image_size=32, batch_size=4, seed=0, total_steps=40, balanced=("cls_x",))
+    for step in range(40):
+        labels = [pool["cls_x"][i].label for i in data.indices("cls_x", step)]
+        assert sorted(labels) == [0, 0, 1, 1], step
+    # each class walks its own permutations: every pneumonia image within 6 steps, normals cycling
+    seen = {i for step in range(6) for i in data.indices("cls_x", step)}
+    assert set(range(3, 15)) <= seen
+    assert torch.equal(data[5]["cls_y"].sort().values, torch.tensor([0, 0, 1, 1]))
+
+
+def test_balanced_odd_batches_give_the_remainder_to_the_classes_in_turn():
+    pool = {"cls_x": _labeled_pool(4, 8)}
+    data = StepBatches(pool, image_size=32, batch_size=3, seed=0, total_steps=4, balanced=("cls_x",))
+    counts = [sum(pool["cls_x"][i].label == 0 for i in data.indices("cls_x", s)) for s in range(4)]
+    assert counts == [2, 1, 2, 1]
+
+
+def test_balanced_ranks_draw_disjoint_images():
+    pool = {"cls_x": _labeled_pool(8, 8)}
+    ranks = [StepBatches(pool, image_size=32, batch_size=2, seed=0, total_steps=2, balanced=("cls_x",), rank=r, world_size=2)
+             for r in (0, 1)]
+    assert not set(ranks[0].indices("cls_x", 0)) & set(ranks[1].indices("cls_x", 0))
+
+
+def test_a_balanced_stream_needs_labels():
+    pool = {"cls_x": generate_records(4, site="chex", image_size=32, seed=5)}
+    unlabeled = {"cls_x": [Record(uid=r.uid, source=r.source, image=r.image) for r in pool["cls_x"]]}
+    with pytest.raises(ValueError, match="has no label"):
+        StepBatches(unlabeled, image_size=32, batch_size=2, seed=0, total_steps=2, balanced=("cls_x",))

@@ -118,9 +118,15 @@ def test_channels_last_computes_the_same_step(tmp_path):
     assert fast.train_step(move_to(batch, fast.device, channels_last=True))["loss"] == pytest.approx(plain, rel=1e-5)
 
 
-def test_precision_settings_are_checked():
+def test_precision_settings_are_checked(monkeypatch):
+    import multimix.utils.precision as precision
+
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    # auto on a CPU follows the measurement, whatever CPU runs the test
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: False)
     assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cuda) is None
+    monkeypatch.setattr(precision, "bf16_is_fast", lambda device: True)
+    assert resolve_precision("auto", cpu) == torch.bfloat16
     assert resolve_precision("bf16", cpu) == torch.bfloat16
     with pytest.raises(ValueError, match="needs a CUDA device"):
         resolve_precision("fp16", cpu)
@@ -137,3 +143,17 @@ def test_the_method_chooses_the_optimiser_the_trainer_steps(tmp_path):
     assert not torch.equal(before, params(trainer.model))
     with pytest.raises(ValueError, match="optimizer must be one of"):
         MultiMixMethod(optimizer="lbfgs").configure_optimizer(trainer.model, TrainConfig())
+
+
+def test_checkpoints_record_the_precision_and_an_auto_resume_keeps_it(tmp_path, monkeypatch):
+    import multimix.engine.trainer as trainer_module
+
+    trainer = make_trainer(tmp_path, steps=4, precision="fp32")
+    trainer.fit(progress=False)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["precision"] == "fp32" and load_checkpoint(tmp_path / "checkpoints" / "best.pt")["precision"] == "fp32"
+    # a busy CPU may measure bf16 as faster now: the resumed run still trains in what it started with
+    monkeypatch.setattr(trainer_module, "resolve_precision", lambda precision, device: torch.bfloat16)
+    resumed = make_trainer(tmp_path, steps=6, precision="auto")
+    assert resumed.precision_name == "bf16"
+    assert resumed.resume() and resumed.precision_name == "fp32"

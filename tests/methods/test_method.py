@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -135,3 +137,32 @@ def test_mask_self_training_targets_the_teachers_cleaned_masks():
     model.train()  # train_step gives the model back in the mode it found it
     method.train_step(model, data)
     assert model.training
+
+
+def test_supervised_warmup_trains_labeled_losses_alone_then_ramps_from_its_end():
+    torch.manual_seed(0)
+    model = build_model("multimix", widths=W, domain_head=True)
+    method = MultiMixMethod(supervised_warmup_steps=100, ssl_rampup_steps=50, domain_weight=1.0)
+    seen = []
+    model.decoder.register_forward_hook(lambda m, inp, out: seen.append(inp[0][-1].shape[0]))
+    data = batch(b=2)
+    method.set_progress(99, 1000)
+    loss, logs = method.train_step(model, data)
+    assert set(logs) & {"fixmatch", "kl", "domain", "pass_rate"} == set()
+    assert seen == [2]  # the unlabeled segmentation images are not even computed
+    assert loss.item() == pytest.approx(5.0 * logs["dice"] + logs["ce"], rel=1e-5)
+    loss.backward()  # every parameter is in the graph (DistributedDataParallel needs it), the head's gradient is 0
+    assert all(p.grad is not None and not p.grad.any() for p in model.domain_head.parameters())
+    ramps = []
+    for step in (99, 100, 125, 150):
+        method.set_progress(step, 1000)
+        ramps.append((method.ssl_ramp, method.reversal))
+    assert ramps[0] == (0.0, 0.0) and ramps[1][1] == 0.0
+    assert ramps[1][0] == pytest.approx(0.006738, rel=1e-3)  # exp(-5): the ramp starts at the warm-up's end
+    assert ramps[3][0] == 1.0
+    # DANN: 2 / (1 + exp(-10 p)) - 1 with p counted from the warm-up's end
+    assert ramps[3][1] == pytest.approx(2 / (1 + math.exp(-10 * 50 / 900)) - 1)
+    method.set_progress(100, 1000)
+    _, logs = method.train_step(model, {**data, **{k: torch.zeros(2, dtype=torch.long) for k in
+                                                  ("cls_x_domain", "cls_u_domain", "seg_x_domain", "seg_u_domain")}})
+    assert {"fixmatch", "kl", "domain", "pass_rate"} <= set(logs)

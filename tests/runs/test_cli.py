@@ -31,7 +31,7 @@ def test_two_step_smoke_run_writes_the_whole_run_folder(tmp_path):
     assert list((out / "tb").iterdir())
     summary = json.loads((out / "summary.json").read_text())
     for domain in ("in_domain", "cross_domain"):
-        assert set(summary[domain]) == {"accuracy", "f1_normal", "f1_pneumonia", "dice"}
+        assert set(summary[domain]) == {"accuracy", "f1_normal", "f1_pneumonia", "balanced_accuracy", "auroc", "dice"}
     assert summary["wall_seconds"] > 0 and summary["train_images_per_second"] > 0
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["data"]["seg_labels"] == "4" and config["train"]["steps"] == 2 and config["model"]["widths"] == [4, 8, 16]

@@ -9,7 +9,7 @@ def test_help_lists_every_subcommand_the_issue_promises(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     for name in ("train", "evaluate", "predict", "serve", "prepare-data", "pretrain", "finetune", "distill",
-                 "select-labels", "ablation", "benchmark", "devloop"):
+                 "select-labels", "ablation", "benchmark", "devloop", "adapt", "calibrate"):
         assert f"  {name} " in out
     assert cli.main([]) == 2  # no command: usage, and a failing status for scripts
 

@@ -9,9 +9,12 @@ from multimix.evaluation.inference import ImageResults
 from multimix.runs.devloop import (
     Variant,
     broken_mask_share,
+    format_report,
     format_table,
     load_variants,
+    paired_differences,
     run_devloop,
+    summary_table,
 )
 
 from helpers import TINY
@@ -42,18 +45,77 @@ def test_table_lists_the_columns_any_row_has():
     assert lines[2] == "| a | 0.910 | 0.500 |" and lines[3] == "| b | - | 0.750 |"
 
 
-def test_devloop_trains_scores_and_skips_finished_variants(tmp_path):
+def test_devloop_trains_every_seed_scores_and_skips_finished_runs(tmp_path):
     overrides = {**TINY, "data.seg_labels": "4", "data.cls_labels": "8", "train.steps": 2}
     variants = [Variant("plain", {}), Variant("clahe-lung", {"data.intensity": "clahe", "model.cls_pooling": "lung"})]
-    rows = run_devloop(variants, tmp_path, base_config=None, overrides=overrides, device="cpu", progress=False)
-    assert [r["variant"] for r in rows] == ["plain", "clahe-lung"]
+    rows = run_devloop(variants, tmp_path, base_config=None, overrides=overrides, seeds=[0, 1], baseline="plain",
+                       device="cpu", progress=False)
+    # seeds outer, variants inner: a grid stopped half-way already holds paired runs
+    assert [(r["variant"], r["seed"]) for r in rows] == [("plain", 0), ("clahe-lung", 0), ("plain", 1), ("clahe-lung", 1)]
     for row in rows:
         assert 0 <= row["in_acc"] <= 1 and 0 <= row["cross_auroc"] <= 1 and 0 <= row["jsrt_dice"] <= 1
         assert 0 <= row["adults_normal"] <= 1 and 0 <= row["child_masks_broken"] <= 1
+        assert 0 <= row["val_f1_normal_min"] <= 1
         assert row["jsrt_dice_clean"] is not None and row["train_minutes"] > 0
-    saved = json.loads((tmp_path / "clahe-lung" / "dev_scores.json").read_text())
-    assert saved["overrides"] == {"data.intensity": "clahe", "model.cls_pooling": "lung"}
-    assert "clahe-lung" in (tmp_path / "table.md").read_text() and (tmp_path / "child_masks.png").stat().st_size > 0
-    stamp = (tmp_path / "plain" / "summary.json").stat().st_mtime_ns
-    again = run_devloop(variants[:1], tmp_path, base_config=None, overrides=overrides, device="cpu", progress=False)
-    assert again[0] == rows[0] and (tmp_path / "plain" / "summary.json").stat().st_mtime_ns == stamp
+    saved = json.loads((tmp_path / "clahe-lung" / "seed1" / "dev_scores.json").read_text())
+    assert saved["overrides"] == {"data.intensity": "clahe", "model.cls_pooling": "lung"} and saved["seed"] == 1
+    # the seed reaches the run: its label draw differs
+    draws = [json.loads((tmp_path / "plain" / f"seed{s}" / "split.json").read_text())["cls"]["labeled"] for s in (0, 1)]
+    assert draws[0] != draws[1]
+    table = (tmp_path / "table.md").read_text()
+    assert "clahe-lung" in table and "vs plain" in table and (tmp_path / "child_masks.png").stat().st_size > 0
+    stamp = (tmp_path / "plain" / "seed0" / "summary.json").stat().st_mtime_ns
+    again = run_devloop(variants[:1], tmp_path, base_config=None, overrides=overrides, seeds=[0], device="cpu", progress=False)
+    assert again[0] == rows[0] and (tmp_path / "plain" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_devloop_refuses_a_baseline_it_does_not_run(tmp_path):
+    with pytest.raises(ValueError, match="baseline 'other'"):
+        run_devloop([Variant("a", {})], tmp_path, base_config=None, overrides={}, baseline="other")
+
+
+ROWS = [
+    {"variant": "base", "seed": 0, "cross_auroc": 0.60, "val_f1_normal_min": 0.5},
+    {"variant": "base", "seed": 1, "cross_auroc": 0.70, "val_f1_normal_min": 0.4},
+    {"variant": "base", "seed": 2, "cross_auroc": 0.65, "val_f1_normal_min": 0.6},
+    {"variant": "new", "seed": 0, "cross_auroc": 0.70, "val_f1_normal_min": 0.0},
+    {"variant": "new", "seed": 1, "cross_auroc": 0.75, "val_f1_normal_min": 0.7},
+    {"variant": "new", "seed": 2, "cross_auroc": 0.75, "val_f1_normal_min": 0.7},
+]
+
+
+def test_summary_gives_mean_and_sd_over_seeds_and_the_lowest_validation_f1():
+    lines = summary_table(ROWS).splitlines()
+    assert lines[0] == "| variant | seeds | NIH AUROC | val F1-N min |"
+    # base: mean 0.65, sd 0.05 (ddof 1); the lowest F1-normal over seeds, not its mean
+    assert lines[2] == "| base | 3 | 0.650 ± 0.050 | 0.400 |"
+    assert lines[3] == "| new | 3 | 0.733 ± 0.029 | 0.000 |"
+
+
+def test_paired_differences_are_taken_seed_by_seed():
+    diffs = paired_differences(ROWS, "base")
+    assert diffs["new"]["cross_auroc"] == pytest.approx([0.10, 0.05, 0.10])
+    report = format_report(ROWS, "base")
+    # mean 0.083, sd 0.029: a gain larger than its spread is bold
+    assert "| new | 3 | **+0.083 ± 0.029** |" in report
+    noisy = [dict(r) for r in ROWS]
+    noisy[4]["cross_auroc"] = 0.60  # differences 0.10, -0.10, 0.10: mean 0.033, sd 0.115
+    assert "| new | 3 | +0.033 ± 0.115 |" in format_report(noisy, "base")
+
+
+def test_operating_points_are_chosen_on_one_half_and_scored_on_the_other():
+    from multimix.data.records import Record
+    from multimix.runs.devloop import held_out_operating_points, patient_halves
+
+    records = [Record(uid=f"u{i}", source="nih", patient_id=f"p{i // 2}") for i in range(400)]
+    halves = patient_halves(records)
+    assert set(halves) == {0, 1} and all(halves[i] == halves[i + 1] for i in range(0, 400, 2))  # a patient stays in one half
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 200)
+    # a hospital every image of which the model finds pneumonia-like: p near 0.9, pneumonia a little higher
+    probs = 1 / (1 + np.exp(-(2.5 + 1.5 * labels + rng.normal(0, 0.5, 400))))
+    scores = held_out_operating_points(probs, labels, halves, (0.5, 0.5))
+    assert scores["cross_acc_youden"] > 0.85 and scores["cross_f1_normal_youden"] > 0.85
+    assert scores["cross_acc_score_mixture"] > 0.8
+    # prior-shift EM believes the class mix changed and calls (nearly) everything pneumonia
+    assert scores["cross_f1_normal_prior_em"] < 0.2

@@ -3,13 +3,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from multimix.data.sources.synthetic import generate_records
-from multimix.data.streams import ContrastiveBatches
-from multimix.methods.simclr import probe_terms
-from multimix.models.factory import PRETRAINED_ENCODER_PREFIX, load_pretrained_encoder, make_model
-from multimix.runs.pretrain import make_pretrain_model, run_pretraining
+from multimix.runs.pretrain import run_pretraining
 from multimix.utils.checkpoints import load_checkpoint
 
 from helpers import REPO_ROOT, tiny_cli_args, tiny_config
@@ -46,50 +41,8 @@ def test_barlow_pretraining_runs(tmp_path):
     assert state["ssl.head.layers.0.weight"].shape[0] == 32  # the one-layer Barlow projector
 
 
-def test_init_encoder_copies_the_pretrained_encoder_into_multimix(simclr_run):
-    checkpoint = simclr_run / "checkpoints" / "last.pt"
-    pretrained = load_checkpoint(checkpoint)["model"]
-    model = make_model(tiny_config())
-    load_pretrained_encoder(model, checkpoint)
-    for key, value in model.encoder.state_dict().items():
-        if not key.startswith("head."):
-            assert torch.equal(value, pretrained[PRETRAINED_ENCODER_PREFIX + key]), key
-    with pytest.raises(ValueError, match="does not fit model.widths"):
-        load_pretrained_encoder(make_model(tiny_config(model__widths="[8, 16, 32]")), checkpoint)
-
-
-def test_train_cli_starts_from_a_pretrained_encoder(tmp_path, simclr_run):
-    out = tmp_path / "init"
-    proc = subprocess.run([sys.executable, "scripts/train.py", "--init-encoder", str(simclr_run / "checkpoints" / "last.pt"),
-                           "--seg-labels", "4", "--cls-labels", "8", "--steps", "2", "--out", str(out), "--no-progress",
-                           *tiny_cli_args()], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "encoder initialised from" in proc.stdout and (out / "summary.json").exists()
-
-
-def test_a_resnet_checkpoint_cannot_initialise_multimix(tmp_path):
-    cfg = tiny_config(ssl__backbone="resnet18", ssl__width_multiplier=0.125, train__steps=1,
-                      train__out=str(tmp_path / "r"), data__batch_size=4)
-    run_pretraining(cfg, progress=False)
-    with pytest.raises(ValueError, match="no U-Net encoder"):
-        load_pretrained_encoder(make_model(tiny_config()), tmp_path / "r" / "checkpoints" / "last.pt")
-
-
-def test_contrastive_batches_give_two_different_views_and_labels():
-    records = generate_records(6, site="chex", image_size=32, seed=0)
-    records[0].label = None
-    batches = ContrastiveBatches(records, image_size=32, batch_size=3, seed=0, total_steps=4)
-    first = batches[0]
-    assert first["view1"].shape == first["view2"].shape == (3, 1, 32, 32)
-    assert not torch.equal(first["view1"], first["view2"])
-    assert torch.equal(batches[0]["view1"], first["view1"])  # a step is a pure function of (seed, step)
-    every_label = torch.cat([batches[i]["label"] for i in range(2)])
-    assert (every_label == -1).sum() == 1  # the one unlabeled record, drawn once per pass
-
-
-def test_probe_term_without_labels_is_zero_but_touches_the_probe():
-    model = make_pretrain_model(tiny_config())
-    features = torch.randn(3, model.backbone.out_dim, requires_grad=True)
-    loss, logs = probe_terms(model, features, torch.tensor([-1, -1, -1]))
-    loss.backward()
-    assert loss.item() == 0 and logs == {} and model.probe[1].weight.grad is not None and features.grad is None
+def test_pretraining_also_takes_the_pixels_of_unlabeled_sources(tmp_path):
+    base = dict(ssl__method="barlow", ssl__barlow_dims="[32]", train__steps=1, data__batch_size=4)
+    plain = run_pretraining(tiny_config(**base, train__out=str(tmp_path / "a")), progress=False)
+    more = run_pretraining(tiny_config(**base, train__out=str(tmp_path / "b"), data__unlabeled_sources="[nih]"), progress=False)
+    assert more["pretraining_images"] > plain["pretraining_images"]

@@ -1,11 +1,13 @@
 """Train config variants on real data under one fixed budget and print the development table.
 
     multimix devloop --data-root DEV --variants-file configs/dev/recipe.yaml --variants recipe --out runs/recipe
-    multimix devloop --data-root DEV --config multimix --image-size 128 --steps 1000 \
-        --steps-per-epoch 250 --out runs/ablation     # configs/dev/ablation.yaml; run again: finished variants are skipped
+    multimix devloop --data-root DEV --variants-file configs/dev/stability.yaml --seeds 0,1,2 \
+        --baseline recipe --out runs/stability     # run again: finished runs are skipped
 
-DEV holds chex/ (classification), jsrt/ (lung masks) and nih/ (cross-domain labels, never trained
-on). Each variant is a normal training run in <out>/<variant>/; the table goes to <out>/table.md.
+DEV holds chex/ (classification; its official test/ folder is the in-domain test), jsrt/ (lung
+masks) and nih/ (cross-domain labels, never trained on). Each variant runs once per seed, a normal
+training run in <out>/<variant>/seed<k>/; the table (mean ± sd over seeds, paired differences to
+the baseline variant, every run) goes to <out>/table.md.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from multimix.config import parse_overrides
 from multimix.runs.cli import REAL_DATA_CONFIG, RUN_FLAG_KEYS, add_run_flags, run_main
-from multimix.runs.devloop import format_table, load_variants, run_devloop, variant_config
+from multimix.runs.devloop import format_report, load_variants, run_devloop, variant_config
 
 FLAG_KEYS = {
     **RUN_FLAG_KEYS,
@@ -39,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cross-seg-sources", default="", help="cross-domain mask sources (default none)")
     parser.add_argument("--cross-cls-sources", default="nih", help="cross-domain label sources (default nih)")
     parser.add_argument("--unlabeled-sources", help="extra unlabeled sources for every variant")
+    parser.add_argument("--seeds", default="0,1,2",
+                        help="comma-separated seeds, the same for every variant (label draw, initialisation; default 0,1,2)")
+    parser.add_argument("--baseline", help="variant the paired differences are taken against (default: the first)")
     add_run_flags(parser, batch_help="images per stream per step")
     args = parser.parse_args(argv)
     if args.config is None:
@@ -66,8 +71,21 @@ def _run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     variants = load_variants(args.variants_file, names)
     for variant in variants:  # a typo in the file fails now, not after hours of training
         variant_config(variant, args.config, overrides)
-    rows = run_devloop(variants, Path(args.out), base_config=args.config, overrides=overrides,
-                       device=args.device or "auto", progress=not args.no_progress)
-    print(format_table(rows))
+    seeds = parse_seeds(args.seeds)
+    rows = run_devloop(variants, Path(args.out), base_config=args.config, overrides=overrides, seeds=seeds,
+                       baseline=args.baseline or variants[0].name, device=args.device or "auto",
+                       progress=not args.no_progress)
+    print(format_report(rows, args.baseline or variants[0].name))
     return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a clear error for anything else."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected comma-separated whole numbers like 0,1,2, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: expected distinct seeds like 0,1,2, got {text!r}")
+    return seeds
 

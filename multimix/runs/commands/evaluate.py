@@ -30,7 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, help="evaluation size (default: the run's training size)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold on p(pneumonia)")
+    parser.add_argument("--threshold", type=float,
+                        help="decision threshold on p(pneumonia) (default: each checkpoint's operating point, set by "
+                             "multimix adapt / calibrate; 0.5 when it has none)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the confidence intervals")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--samples", type=int, default=4, help="images per domain in the boundary and saliency figures")
@@ -44,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not 0 < args.threshold < 1:
+    if args.threshold is not None and not 0 < args.threshold < 1:
         print("error: --threshold must be in (0, 1)", file=sys.stderr)
         return 2
     settings = EvaluationSettings(

@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threshold", type=float, default=0.5, help="lung probability threshold of the mask")
+    parser.add_argument("--class-threshold", type=float,
+                        help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point, "
+                             "set by multimix adapt / calibrate; 0.5 when it has none)")
     parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
                         help="keep the two largest lung regions and fill holes (default: as the checkpoint's config says)")
     parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
@@ -44,6 +47,8 @@ def usage_error(args: argparse.Namespace) -> str | None:
         return f"--batch-size must be at least 1, got {args.batch_size}"
     if not 0 < args.threshold < 1:
         return f"--threshold must be between 0 and 1, got {args.threshold}"
+    if args.class_threshold is not None and not 0 < args.class_threshold < 1:
+        return f"--class-threshold must be between 0 and 1, got {args.class_threshold}"
     if args.max_megapixels <= 0:
         return f"--max-megapixels must be above 0, got {args.max_megapixels}"
     return None
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         try:
             report = predict_files(files, args.checkpoint, args.out, batch_size=args.batch_size, device=args.device,
-                                   seg_threshold=args.threshold, clean_masks=args.clean_masks, progress=not args.no_progress)
+                                   seg_threshold=args.threshold, clean_masks=args.clean_masks,
+                                   class_threshold=args.class_threshold, progress=not args.no_progress)
         except KeyboardInterrupt:
             print(f"\ninterrupted; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
             return 130

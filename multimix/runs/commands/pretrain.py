@@ -24,6 +24,7 @@ FLAG_KEYS = {
     "backbone": "ssl.backbone",
     "width_multiplier": "ssl.width_multiplier",
     "temperature": "ssl.temperature",
+    "unlabeled_sources": "data.unlabeled_sources",
 }
 
 
@@ -33,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backbone", choices=["unet", "resnet18", "resnet50"], help="unet = the MultiMix encoder (default)")
     parser.add_argument("--width-multiplier", type=float, help="ResNet width multiplier")
     parser.add_argument("--temperature", type=float, help="NT-Xent temperature (default 0.1)")
+    parser.add_argument("--unlabeled-sources",
+                        help="more sources whose pixels join pretraining (labels never read), e.g. nih: a target hospital")
     add_run_flags(parser, batch_help="images per step (two views each) per process")
     return parser.parse_args(argv)
 

@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference", type=int, default=300,
                         help="training images on the reference map (0: no map; needs the run's data)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--class-threshold", type=float,
+                        help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point)")
     parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
                         help=f"refuse (413) images declaring more pixels, before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
     return parser.parse_args(argv)
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_console_logging()
     if args.max_megapixels <= 0:
         print("error: --max-megapixels must be above 0", file=sys.stderr)
+        return 2
+    if args.class_threshold is not None and not 0 < args.class_threshold < 1:
+        print("error: --class-threshold must be between 0 and 1", file=sys.stderr)
         return 2
     set_max_megapixels(args.max_megapixels)
     try:
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from multimix.utils.checkpoints import CheckpointError
 
     try:
-        predictor = Predictor(args.checkpoint, device=args.device)
+        predictor = Predictor(args.checkpoint, device=args.device, class_threshold=args.class_threshold)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -52,7 +52,9 @@ function show(result) {
     text.className = "";
   }
   const lung = result.lung_fraction === null ? "no lung mask" : `lungs cover ${(100 * result.lung_fraction).toFixed(1)}% of the image`;
-  const probs = result.probabilities ? `P(pneumonia) = ${result.probabilities.pneumonia.toFixed(3)}; ` : "";
+  const probs = result.probabilities
+    ? `P(pneumonia) = ${result.probabilities.pneumonia.toFixed(3)}, called pneumonia from ${result.class_threshold.toFixed(3)}; `
+    : "";
   $("details").textContent = probs + lung;
   $("boundary-image").src = result.images.boundary || result.images.input;
   $("saliency-image").src = result.images.saliency || result.images.input;

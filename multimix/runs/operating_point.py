@@ -1,0 +1,146 @@
+"""Choose a trained model's operating point for a new hospital and store it in a new checkpoint.
+
+* :func:`adapt_checkpoint`: label-free, from the hospital's unlabeled images
+  (``multimix adapt``);
+* :func:`calibrate_checkpoint`: from labeled images of one or more sources
+  (``multimix calibrate``).
+
+Both write a copy of the checkpoint with an ``operating_point`` entry
+(:class:`~multimix.metrics.operating_point.OperatingPoint`); the input checkpoint is never
+changed. ``evaluate``, ``predict`` and ``serve`` decide with that threshold unless told another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from multimix.config import Config
+from multimix.data.io import ImageReadError
+from multimix.evaluation.inference import infer
+from multimix.metrics.operating_point import (
+    CHECKPOINT_KEY,
+    OperatingPoint,
+    adapt_threshold,
+    calibrate_threshold,
+)
+from multimix.models.factory import load_trained_model
+from multimix.prediction import Predictor
+from multimix.prediction.batch import expand_inputs
+from multimix.prediction.reader import read_input_image
+from multimix.runs.evaluate import load_split, source_records
+from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
+from multimix.utils.device import resolve_device
+
+logger = logging.getLogger(__name__)
+
+UNIFORM_PRIOR = (0.5, 0.5)
+
+
+def _check_output(checkpoint: str | Path, out: str | Path) -> Path:
+    source, target = Path(checkpoint), Path(out)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such checkpoint")
+    if target.exists() and target.resolve() == source.resolve():
+        raise ValueError(f"{target} is the input checkpoint; write the adapted model to a new file (--out)")
+    if target.suffix != ".pt":
+        raise ValueError(f"{target}: a checkpoint file name ends in .pt")
+    return target
+
+
+def write_with_operating_point(checkpoint: str | Path, point: OperatingPoint, out: str | Path) -> Path:
+    """A copy of ``checkpoint`` carrying ``point`` (written atomically)."""
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    state[CHECKPOINT_KEY] = point.to_dict()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(state, out)
+
+
+def source_prior(state: dict[str, Any]) -> tuple[float, float]:
+    """The class prior a checkpoint's posteriors assume: stored at training (``run.class_prior``);
+    uniform for older checkpoints."""
+    stored = (state.get("run") or {}).get("class_prior")
+    if stored is None or len(stored) != 2:
+        logger.info("note: the checkpoint records no training class prior; assuming the classes were balanced")
+        return UNIFORM_PRIOR
+    return float(stored[0]), float(stored[1])
+
+
+def pneumonia_probabilities(predictor: Predictor, files: Sequence[Path], *, batch_size: int = 16,
+                            progress: bool = True) -> tuple[np.ndarray, list[Path]]:
+    """p(pneumonia) of every readable file (unreadable ones are named on stderr and left out)."""
+    probs: list[float] = []
+    used: list[Path] = []
+    bar = tqdm(total=len(files), desc="score images", unit="image", disable=not progress)
+    for start in range(0, len(files), batch_size):
+        images, readable = [], []
+        for path in files[start:start + batch_size]:
+            try:
+                images.append(read_input_image(path))
+                readable.append(path)
+            except ImageReadError as err:
+                tqdm.write(f"skipped: {err}", file=sys.stderr)
+        for path, prediction in zip(readable, predictor.predict(images), strict=True):
+            if prediction.probabilities is None:
+                raise ValueError(f"{predictor.checkpoint}: this model has no classifier, so it has no operating point")
+            probs.append(float(prediction.probabilities[1]))
+            used.append(path)
+        bar.update(len(files[start:start + batch_size]))
+    bar.close()
+    return np.asarray(probs), used
+
+
+def adapt_checkpoint(checkpoint: str | Path, images: Sequence[str], out: str | Path, *, method: str = "prior-em",
+                     device: str = "auto", batch_size: int = 16, progress: bool = True) -> OperatingPoint:
+    """Label-free operating point from a new hospital's images (files, folders, globs); writes
+    ``out`` and returns the point."""
+    target = _check_output(checkpoint, out)
+    files = expand_inputs(images)
+    if not files:
+        raise ValueError(f"no image files found in {' '.join(images)}")
+    predictor = Predictor(checkpoint, device=device, class_threshold=0.5)
+    probs, used = pneumonia_probabilities(predictor, files, batch_size=batch_size, progress=progress)
+    if len(used) == 0:
+        raise ValueError(f"none of the {len(files)} files in {' '.join(images)} could be read as an image")
+    prior = source_prior(load_checkpoint(checkpoint, map_location="cpu"))
+    point = adapt_threshold(probs, method, source_prior=prior, fitted_on=", ".join(images))
+    write_with_operating_point(checkpoint, point, target)
+    return point
+
+
+def calibration_config(cfg: Config, data_root: str | None) -> Config:
+    """The run's config, reading real data under ``data_root`` when given."""
+    if not data_root:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source="real"),
+                               real=dataclasses.replace(cfg.real, root=str(Path(data_root).expanduser().resolve())))
+
+
+def calibrate_checkpoint(checkpoint: str | Path, sources: Sequence[str], out: str | Path, *, data_root: str | None = None,
+                         method: str = "youden", sensitivity: float = 0.9, device: str = "auto",
+                         batch_size: int = 32, progress: bool = True) -> OperatingPoint:
+    """Operating point from the labeled images of ``sources`` (minus the run's own training and
+    validation images); writes ``out`` and returns the point."""
+    target = _check_output(checkpoint, out)
+    dev = resolve_device(device)
+    model, trained = load_trained_model(checkpoint, map_location=dev)
+    model.to(dev)
+    cfg = calibration_config(trained, data_root)
+    records = [r for r in source_records(cfg, load_split(checkpoint, cfg), sources, progress=progress) if r.has_label]
+    if not records:
+        raise ValueError(f"no labeled images in {', '.join(sources)}" + (f" under {data_root}" if data_root else ""))
+    results = infer(model, records, image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=batch_size,
+                    device=dev, full_metrics=False, progress=progress)
+    if results.prob_pneumonia is None:
+        raise ValueError(f"{checkpoint}: this model has no classifier, so it has no operating point")
+    point = calibrate_threshold(results.prob_pneumonia, results.labels, method, sensitivity=sensitivity,
+                                fitted_on=", ".join(sources))
+    write_with_operating_point(checkpoint, point, target)
+    return point

@@ -50,7 +50,7 @@ from multimix.data.sources.synthetic import generate_arrays
 from multimix.engine.trainer import move_to
 from multimix.methods import MultiMixMethod
 from multimix.models import MultiMixNet, build_model, normalise_per_image
-from multimix.utils.precision import bf16_is_fast
+from multimix.utils.precision import bf16_is_fast, cpu_matmul_speed
 
 STREAM_COUNT = 5  # seg_x, seg_u, cls_x, cls_w, cls_s
 
@@ -205,6 +205,46 @@ class Timing:
     images_per_second: float
     peak_rss_mib: float
     cuda_peak_mib: float | None = None
+    gflop_per_call: float | None = None  # counted floating-point work of one call (convolutions, matmuls)
+
+    def share_of_peak(self, peak_gflops: float) -> float | None:
+        """Achieved GFLOP/s over ``peak_gflops`` (the machine's matmul peak): how well the arithmetic
+        units are used, comparable across image sizes where img/s is not."""
+        if self.gflop_per_call is None or peak_gflops <= 0:
+            return None
+        return self.gflop_per_call / (self.ms_per_call / 1000) / peak_gflops
+
+
+def counted_gflop(call: Callable[[], None]) -> float:
+    """The floating-point work of one ``call`` (forward and backward convolutions and matrix
+    products, by torch's FLOP formulas), in GFLOP.
+
+    torch's ``FlopCounterMode`` tracks modules with backward hooks, which ``autograd.grad`` (the
+    saliency bridge) does not support, so the operators are counted here without module tracking.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Counter() as counter:
+        call()
+    return counter.total / 1e9
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """float32 GFLOP/s of a large square matrix product on the CPU: the reference for
+    :meth:`Timing.share_of_peak`."""
+    return cpu_matmul_speed(size, repeats).fp32_gflops
 
 
 def _sync(device: torch.device) -> None:
@@ -321,6 +361,7 @@ def run_training_benchmark(size: int, settings: BenchmarkSettings) -> dict[str, 
     for name, (kind, options) in variants.items():
         step = train_step_call(kind, benchmark_model(settings.seed), MultiMixMethod(), batch, device, options)
         timings[name] = measure(step, images, device, warmup=settings.warmup, repeats=settings.repeats)
+        timings[name].gflop_per_call = counted_gflop(step)
     return timings
 
 

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from multimix.bench.training_step import (
@@ -72,3 +73,18 @@ def test_benchmark_script_prints_ratios_and_writes_json(tmp_path):
     assert set(data["train"]["32"]) >= {"naive", "default", "fast"}
     assert set(data["inference"]["32"]) >= {"naive_ms", "ours_ms", "ours_batch16_img_s"}
     assert data["loader"]["images_per_second"] > 0 and data["machine"]["cpu_count"] >= 1
+    # the naive step does more arithmetic than ours (a second encoder pass, decoder on every image)
+    work = data["train"]["32"]["gflop_per_step"]
+    assert work["naive"] > work["default"] > 0 and 0 < data["train"]["32"]["share_of_fp32_peak"]["default"]
+
+
+def test_counted_work_and_share_of_peak_by_hand():
+    from multimix.bench.training_step import Timing, counted_gflop
+
+    conv = torch.nn.Conv2d(1, 4, 3, padding=1, bias=False)
+    x = torch.randn(1, 1, 8, 8)
+    # 2 FLOPs (multiply, add) x 4 outputs channels x 9 taps x 64 pixels
+    assert counted_gflop(lambda: conv(x)) * 1e9 == pytest.approx(2 * 4 * 9 * 64)
+    timing = Timing(ms_per_call=100.0, images_per_second=10.0, peak_rss_mib=1.0, gflop_per_call=5.0)
+    assert timing.share_of_peak(100.0) == pytest.approx(0.5)  # 50 GFLOP/s of 100
+    assert Timing(1.0, 1.0, 1.0).share_of_peak(100.0) is None

@@ -19,6 +19,7 @@ from multimix.bench.training_step import (
     BenchmarkSettings,
     check_agreement,
     machine_info,
+    matmul_peak_gflops,
     run_inference_benchmark,
     run_loader_benchmark,
     run_memory_check,
@@ -59,18 +60,24 @@ def main(argv: list[str] | None = None) -> int:
                     "agreement": {"loss_naive": agreement.loss_naive, "loss_ours": agreement.loss_ours,
                                   "max_seg_logit_difference": agreement.max_seg_logit_difference,
                                   "max_gradient_difference": agreement.max_gradient_difference}}
-    print(f"\ntraining step, {5 * args.batch_size} images (5 streams x {args.batch_size})")
-    print(f"{'size':>6} {'variant':>8} {'img/s':>9} {'ms/step':>9} {'peak RSS MiB':>13} {'x naive':>8}")
+    peak = matmul_peak_gflops() if device.type == "cpu" else 0.0
+    report["machine"]["fp32_matmul_peak_gflops"] = round(peak, 1)
+    print(f"\ntraining step, {5 * args.batch_size} images (5 streams x {args.batch_size}); "
+          f"share = counted GFLOP/s over the fp32 matmul peak ({peak:.0f} GFLOP/s, 1024x1024)")
+    print(f"{'size':>6} {'variant':>8} {'img/s':>9} {'ms/step':>9} {'GFLOP':>7} {'share':>6} {'peak RSS MiB':>13} {'x naive':>8}")
     for size in settings.sizes:
         timings = run_training_benchmark(size, settings)
         base = timings["naive"].images_per_second
         for name, t in timings.items():
             cuda = f" cuda {t.cuda_peak_mib:.0f} MiB" if t.cuda_peak_mib is not None else ""
-            print(f"{size:>6} {name:>8} {t.images_per_second:>9.1f} {t.ms_per_call:>9.1f} {t.peak_rss_mib:>13.0f} "
-                  f"{t.images_per_second / base:>8.2f}{cuda}")
+            share = t.share_of_peak(peak)
+            print(f"{size:>6} {name:>8} {t.images_per_second:>9.1f} {t.ms_per_call:>9.1f} {t.gflop_per_call or 0:>7.1f} "
+                  f"{'-' if share is None else f'{share:.0%}':>6} {t.peak_rss_mib:>13.0f} {t.images_per_second / base:>8.2f}{cuda}")
         report["train"][str(size)] = {name: round(t.images_per_second, 2) for name, t in timings.items()}
         report["train"][str(size)]["ms_per_step"] = {name: round(t.ms_per_call, 2) for name, t in timings.items()}
         report["train"][str(size)]["peak_rss_mib"] = {name: round(t.peak_rss_mib) for name, t in timings.items()}
+        report["train"][str(size)]["gflop_per_step"] = {name: round(t.gflop_per_call or 0, 2) for name, t in timings.items()}
+        report["train"][str(size)]["share_of_fp32_peak"] = {name: t.share_of_peak(peak) for name, t in timings.items()}
     print("\ninference with saliency")
     print(f"{'size':>6} {'naive ms':>9} {'ours ms':>9} {'fast ms':>9} {'x naive':>8} {'fast b16 img/s':>15}")
     for size in settings.sizes:

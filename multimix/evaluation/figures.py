@@ -323,6 +323,14 @@ def _check_overlays(
     return images, references, preds
 
 
+def _wrapped(title: str, width: int = 22) -> str:
+    """A column title broken into lines of at most ``width`` characters (at ``+`` where it can),
+    so long variant names do not run into the next column."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title.replace("+", "+ "), width)).replace("+ ", "+")
+
+
 def boundary_overlays(
     images: np.ndarray,
     references: np.ndarray,
@@ -355,7 +363,7 @@ def boundary_overlays(
     fig = _new_figure(2.1 * m + 0.5, 2.1 * k + 0.6)
     axes = fig.subplots(k, m, squeeze=False)
     for j, (model, pred) in enumerate(preds.items()):
-        axes[0, j].set_title(model)
+        axes[0, j].set_title(_wrapped(model), fontsize="medium")
         for i in range(k):
             _boundary_cell(axes[i, j], images[i], references[i], pred[i])
     for i in range(k):

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from multimix.config.schema import Config, apply_mapping, set_value
+from multimix.config.schema import SELECT_BY, Config, apply_mapping, set_value
 from multimix.utils.atomic import atomic_write_text
 
 
@@ -101,7 +101,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
 
 # key -> allowed values, for settings read only deep inside a run (a typo fails before it starts)
 CHOICES: dict[str, tuple[str, ...]] = {
-    "train.select_by": ("accuracy", "balanced_accuracy", "auroc"),
+    "train.select_by": SELECT_BY,
 }
 
 

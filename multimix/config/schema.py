@@ -127,6 +127,9 @@ class InferenceConfig:
     clean_masks: bool = False  # keep the two largest lung regions and fill their holes
 
 
+SELECT_BY = ("accuracy", "balanced_accuracy", "auroc")  # train.select_by: validation metric averaged with Dice
+
+
 @dataclass
 class TrainConfig:
     """The generic loop: length, optimiser, schedule, precision, checkpoints."""

@@ -125,8 +125,8 @@ class StepBatches(Dataset):
         self.weak = weak_transform(image_size, hflip=hflip, intensity=intensity)
         self.labeled = weak_transform(image_size, hflip=hflip, intensity=intensity, acquisition=True) if acquisition else self.weak
         self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip, intensity=intensity, acquisition=acquisition)
-        self._permutations: dict[tuple[str, int], np.ndarray] = {}
-        self._class_members = {name: _class_members(name, self.streams[name]) for name in balanced if name in self.streams}
+        self._permutations: dict[tuple[str, int, int], np.ndarray] = {}
+        self._class_members = {name: _class_members(self.streams[name]) for name in balanced if name in self.streams}
 
     def __len__(self) -> int:
         return max(0, self.total_steps - self.start_step)
@@ -147,20 +147,20 @@ class StepBatches(Dataset):
         indices = []
         for c, pool in enumerate(members):
             share = self.batch_size // classes + (1 if (c - step) % classes < self.batch_size % classes else 0)
-            walk = f"{name}/{c}"
-            indices += [int(pool[self._permutation(walk, pos // len(pool), len(pool))[pos % len(pool)]])
+            indices += [int(pool[self._permutation(name, pos // len(pool), c)[pos % len(pool)]])
                         for pos in range(first, first + share)]
         return indices
 
-    def _permutation(self, name: str, epoch: int, size: int | None = None) -> np.ndarray:
-        key = (name, epoch)
+    def _permutation(self, name: str, epoch: int, part: int = -1) -> np.ndarray:
+        """The ``epoch``-th seeded permutation of stream ``name``'s pool, or with ``part >= 0`` of
+        the members of class ``part`` of a balanced stream."""
+        key = (name, epoch, part)
         if key not in self._permutations:
             if len(self._permutations) > 16:  # only the current and next pass are ever needed
                 self._permutations.clear()
-            stream, _, part = name.partition("/")
-            extra = (epoch, int(part)) if part else (epoch,)
-            rng = np.random.default_rng(_stream_seed(self.seed, stream, *extra))
-            self._permutations[key] = rng.permutation(len(self.streams[name]) if size is None else size)
+            extra = (epoch,) if part < 0 else (epoch, part)
+            size = len(self.streams[name]) if part < 0 else len(self._class_members[name][part])
+            self._permutations[key] = np.random.default_rng(_stream_seed(self.seed, name, *extra)).permutation(size)
         return self._permutations[key]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
@@ -196,7 +196,7 @@ class StepBatches(Dataset):
         return views
 
 
-def _class_members(name: str, pool: Sequence[Record]) -> list[np.ndarray]:
+def _class_members(pool: Sequence[Record]) -> list[np.ndarray]:
     """Pool positions of each class present in a balanced stream's pool."""
     labels = np.array([_require_label(r) for r in pool])
     return [np.flatnonzero(labels == c) for c in np.unique(labels)]

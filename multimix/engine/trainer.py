@@ -23,7 +23,7 @@ from multimix.engine.distributed import DistributedContext, any_rank, broadcast_
 from multimix.engine.logging import RunLogger
 from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
 from multimix.utils.device import resolve_device
-from multimix.utils.precision import precision_warning, resolve_precision
+from multimix.utils.precision import PRECISION_DTYPES, precision_warning, resolve_precision
 from multimix.utils.seeding import capture_rng_state, restore_rng_state
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class Trainer:
     @property
     def precision_name(self) -> str:
         """The arithmetic this run trains in: ``fp32``, ``bf16`` or ``fp16`` (autocast)."""
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+        return next(name for name, dtype in PRECISION_DTYPES.items() if dtype == self.autocast_dtype)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -213,15 +213,14 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.config.precision == "auto" and state.get("precision") in PRECISION_DTYPES:
+            # `auto` measures the CPU, and a busy machine may measure otherwise: a resumed run
+            # keeps the arithmetic it started with
+            self.autocast_dtype = PRECISION_DTYPES[state["precision"]]
+            self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_score, self.best_step = state.get("best_score"), state.get("best_step")
-        if self.config.precision == "auto" and state.get("precision") in ("fp32", "bf16", "fp16"):
-            # `auto` measures the CPU, and a busy machine may measure otherwise: a resumed run
-            # keeps the arithmetic it started with
-            self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[state["precision"]]
-            self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
-            self.scaler.load_state_dict(state["scaler"])
         if state.get("method"):
             self.method.load_state_dict(state["method"])
         restore_rng_state(state["rng"])

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
+from multimix.config.schema import SELECT_BY
 from multimix.data.records import Record
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
@@ -33,9 +34,6 @@ def evaluate_records(model: nn.Module, records: Sequence[Record], **kwargs) -> d
     return summarise(infer(as_trained_model(model), records, full_metrics=False, **kwargs))
 
 
-SELECTION_METRICS = ("accuracy", "balanced_accuracy", "auroc")
-
-
 def selection_score(metrics: dict[str, float], by: str = "accuracy") -> float:
     """One number to pick the best checkpoint: the mean of the classification metric ``by``
     (``train.select_by``: accuracy, balanced_accuracy or auroc; accuracy where ``by`` is not
@@ -43,8 +41,8 @@ def selection_score(metrics: dict[str, float], by: str = "accuracy") -> float:
 
     Balanced accuracy and AUROC do not reward a checkpoint for calling the validation set's
     majority class, so a hospital with another class mix gets the same choice."""
-    if by not in SELECTION_METRICS:
-        raise ValueError(f"train.select_by must be one of {SELECTION_METRICS}, got {by!r}")
+    if by not in SELECT_BY:
+        raise ValueError(f"train.select_by must be one of {SELECT_BY}, got {by!r}")
     classification = by if by in metrics else "accuracy"
     parts = [metrics[k] for k in (classification, "dice") if k in metrics]
     return float(np.mean(parts)) if parts else float("nan")

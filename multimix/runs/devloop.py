@@ -57,7 +57,7 @@ from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
 from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
-from multimix.models.factory import load_trained_model
+from multimix.models.factory import model_from_checkpoint
 from multimix.runs.evaluate import load_split
 from multimix.runs.operating_point import source_prior
 from multimix.runs.train import run_training
@@ -182,7 +182,8 @@ def score_checkpoint(checkpoint: str | Path, *, device: str = "auto", batch_size
     ``samples`` names an ``.npz`` file to write the images of :func:`figure_records` and the
     model's raw masks on them to (for ``child_masks.png``)."""
     dev = resolve_device(device)
-    model, cfg = load_trained_model(checkpoint, map_location=dev)
+    state = load_checkpoint(checkpoint, map_location=dev)
+    model, cfg = model_from_checkpoint(state, origin=str(checkpoint))
     model.to(dev)
     split = load_split(checkpoint, cfg)
     records = build_pools(cfg, training_pools=False).by_uid()
@@ -194,7 +195,7 @@ def score_checkpoint(checkpoint: str | Path, *, device: str = "auto", batch_size
     return {
         **_in_domain(model, [r for r in test if r.has_label], kw),
         **_adults(model, [r for r in test if r.has_mask], kw),
-        **_cross_domain(model, cross, kw, source_prior(load_checkpoint(checkpoint, map_location="cpu"))),
+        **_cross_domain(model, cross, kw, source_prior(state)),
     }
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -29,7 +30,7 @@ from multimix.evaluation.results import (
 )
 from multimix.evaluation.summary import summarise_results
 from multimix.metrics.operating_point import OperatingPoint
-from multimix.models.factory import load_trained_model, trained_model_name
+from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.runs.common import make_split
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
@@ -108,12 +109,13 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     if settings.domain not in ("in", "cross", "all"):
         raise ValueError(f"domain must be 'in', 'cross' or 'all', got {settings.domain!r}")
     device = resolve_device(settings.device)
-    model, trained_cfg = load_trained_model(checkpoint, map_location=device)
+    state = load_checkpoint(checkpoint, map_location=device)
+    model, trained_cfg = model_from_checkpoint(state, origin=str(checkpoint))
     model.to(device)
     cfg = _evaluation_config(trained_cfg, settings)
     size = cfg.data.image_size
     name = trained_model_name(model, cfg)
-    point = checkpoint_operating_point(checkpoint, settings.threshold)
+    point = checkpoint_operating_point(state, settings.threshold)
     result = ModelResult(label=name, model_name=name, checkpoint=str(checkpoint), config=cfg, operating_point=point.describe())
     samples = {} if samples is None else samples
     for name, records in evaluation_sets(checkpoint, cfg, settings).items():
@@ -134,11 +136,11 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     return result
 
 
-def checkpoint_operating_point(checkpoint: str | Path, threshold: float | None = None) -> OperatingPoint:
-    """``threshold`` when given (``--threshold``), else the checkpoint's own operating point."""
+def checkpoint_operating_point(state: dict[str, Any], threshold: float | None = None) -> OperatingPoint:
+    """``threshold`` when given (``--threshold``), else the loaded checkpoint's own operating point."""
     if threshold is not None:
         return OperatingPoint(threshold, "manual", "the command line")
-    return OperatingPoint.from_checkpoint(load_checkpoint(checkpoint, map_location="cpu"))
+    return OperatingPoint.from_checkpoint(state)
 
 
 def evaluate_checkpoints(checkpoints: Sequence[str | Path], settings: EvaluationSettings, *, progress: bool = False) -> list[ModelResult]:

@@ -31,7 +31,7 @@ from multimix.metrics.operating_point import (
     adapt_threshold,
     calibrate_threshold,
 )
-from multimix.models.factory import load_trained_model
+from multimix.models.factory import model_from_checkpoint
 from multimix.prediction import Predictor
 from multimix.prediction.batch import expand_inputs
 from multimix.prediction.reader import read_input_image
@@ -55,10 +55,9 @@ def _check_output(checkpoint: str | Path, out: str | Path) -> Path:
     return target
 
 
-def write_with_operating_point(checkpoint: str | Path, point: OperatingPoint, out: str | Path) -> Path:
-    """A copy of ``checkpoint`` carrying ``point`` (written atomically)."""
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    state[CHECKPOINT_KEY] = point.to_dict()
+def write_with_operating_point(state: dict[str, Any], point: OperatingPoint, out: str | Path) -> Path:
+    """A copy of the loaded checkpoint ``state`` carrying ``point`` (written atomically)."""
+    state = {**state, CHECKPOINT_KEY: point.to_dict()}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(state, out)
 
@@ -109,9 +108,9 @@ def adapt_checkpoint(checkpoint: str | Path, images: Sequence[str], out: str | P
     probs, used = pneumonia_probabilities(predictor, files, batch_size=batch_size, progress=progress)
     if len(used) == 0:
         raise ValueError(f"none of the {len(files)} files in {' '.join(images)} could be read as an image")
-    prior = source_prior(load_checkpoint(checkpoint, map_location="cpu"))
-    point = adapt_threshold(probs, method, source_prior=prior, fitted_on=", ".join(images))
-    write_with_operating_point(checkpoint, point, target)
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    point = adapt_threshold(probs, method, source_prior=source_prior(state), fitted_on=", ".join(images))
+    write_with_operating_point(state, point, target)
     return point
 
 
@@ -130,7 +129,8 @@ def calibrate_checkpoint(checkpoint: str | Path, sources: Sequence[str], out: st
     validation images); writes ``out`` and returns the point."""
     target = _check_output(checkpoint, out)
     dev = resolve_device(device)
-    model, trained = load_trained_model(checkpoint, map_location=dev)
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    model, trained = model_from_checkpoint(state, origin=str(checkpoint))
     model.to(dev)
     cfg = calibration_config(trained, data_root)
     records = [r for r in source_records(cfg, load_split(checkpoint, cfg), sources, progress=progress) if r.has_label]
@@ -142,5 +142,5 @@ def calibrate_checkpoint(checkpoint: str | Path, sources: Sequence[str], out: st
         raise ValueError(f"{checkpoint}: this model has no classifier, so it has no operating point")
     point = calibrate_threshold(results.prob_pneumonia, results.labels, method, sensitivity=sensitivity,
                                 fitted_on=", ".join(sources))
-    write_with_operating_point(checkpoint, point, target)
+    write_with_operating_point(state, point, target)
     return point

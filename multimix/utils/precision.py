@@ -84,6 +84,10 @@ def bf16_is_fast(device: torch.device) -> bool:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+# a run's arithmetic by name (as checkpoints and summaries record it) -> its autocast dtype
+PRECISION_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device`` (``None`` = plain float32).
 
@@ -100,7 +104,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device (it trains with a gradient scaler); use bf16 on CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return PRECISION_DTYPES[precision]
 
 
 def precision_warning(precision: str, device: torch.device) -> str | None:

@@ -11,8 +11,8 @@ import venv
 import pytest
 import yaml
 
-from multimix.runs.cli import resolve_config
 from multimix.runs.commands.train import FLAG_KEYS, parse_args
+from multimix.runs.flags import resolve_config
 
 from helpers import REPO_ROOT
 

@@ -287,7 +287,8 @@ def fast_options(device: torch.device, *, compile: bool = False) -> SpeedOptions
     return SpeedOptions(autocast=autocast, channels_last=device.type == "cuda", compile=compile)
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
@@ -312,7 +313,7 @@ def train_step_call(kind: str, model: MultiMixNet, method: MultiMixMethod, batch
     def step() -> None:
         if kind == "naive":
             gc.collect()  # the original loop collected garbage (and emptied the CUDA cache) every step
-        with _autocast(device, options.autocast):
+        with autocast_context(device, options.autocast):
             loss, _ = forward()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -328,7 +329,7 @@ def predict_call(kind: str, model: MultiMixNet, images: torch.Tensor, device: to
     x = move_to({"x": images}, device, channels_last=options.channels_last)["x"]
 
     def predict() -> None:
-        with _autocast(device, options.autocast):
+        with autocast_context(device, options.autocast):
             if kind == "naive":
                 naive_predict(model, x)
             else:

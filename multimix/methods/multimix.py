@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from multimix.config.schema import Config
 from multimix.data.keys import CLS_S, CLS_U, CLS_W, CLS_X, CLS_Y, SEG_U, SEG_X, SEG_Y, domain_key
@@ -28,6 +29,11 @@ from multimix.models.base import TaskModel, as_task_model
 from multimix.models.postprocess import clean_lung_masks
 
 TEACHERS = ("model", "ema")
+# profiler scopes of one step (multimix benchmark --profile reads them)
+SCOPE_CLASSIFICATION = "classification views"
+SCOPE_SEGMENTATION = "segmentation views"
+SCOPE_LOSSES = "losses"
+SCOPE_DOMAIN = "domain head"
 
 
 @register_method("multimix")
@@ -192,25 +198,29 @@ class MultiMixMethod(Method):
         embeddings: list[torch.Tensor] = []
         domains: list[torch.Tensor] = []
         if CLS_X in batch and model.has_cls_head:
-            cls_logits, embedding = self._classification_logits(model, batch)
+            with record_function(SCOPE_CLASSIFICATION):
+                cls_logits, embedding = self._classification_logits(model, batch)
             embeddings.append(embedding)
             if adversarial:
                 domains += [batch[domain_key(CLS_X)], batch[domain_key(CLS_U)]] if self.cls_ssl_now else [batch[domain_key(CLS_X)]]
         if SEG_X in batch and model.has_seg_head:
-            out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
+            with record_function(SCOPE_SEGMENTATION):
+                out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
             seg_logits, lung_logits = out.seg_logits, out.lung_logits
             if adversarial:
                 embeddings.append(out.required("embedding"))
                 domains += [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]] if self.seg_ssl_now else [batch[domain_key(SEG_X)]]
-        loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
+        with record_function(SCOPE_LOSSES):
+            loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
         if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl_now:
             term = self._mask_pseudo_term(model, batch[SEG_U], seg_logits[batch[SEG_X].shape[0]:])
             if term is not None:
                 loss = loss + self.mask_pseudo_weight * self.ssl_ramp * term
                 logs["mask_pseudo"] = float(term.detach())
         if adversarial and model.domain_head is not None:
-            logits = model.domain_head(torch.cat(embeddings).float(), self.reversal)
-            term = domain_adversarial_loss(logits, torch.cat(domains))
+            with record_function(SCOPE_DOMAIN):
+                logits = model.domain_head(torch.cat(embeddings).float(), self.reversal)
+                term = domain_adversarial_loss(logits, torch.cat(domains))
             loss = loss + self.domain_weight * term
             logs["domain"] = float(term.detach())
         elif self.warming_up and model.domain_head is not None and embeddings:

@@ -8,10 +8,15 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from multimix.models.domain import DomainHead
 from multimix.models.saliency import SaliencyBridge, class_saliency
 from multimix.models.unet import UNetDecoder, UNetEncoder
+
+# profiler scopes of a forward pass (multimix benchmark --profile reads them)
+SCOPE_SALIENCY = "saliency"
+SCOPE_DECODER = "bridge + decoder"
 
 
 @dataclass
@@ -128,10 +133,11 @@ class MultiMixNet(nn.Module):
         if self.has_cls_head:
             out.cls_logits = self.encoder.classify(features[-1])
         if self.decoder is not None:
-            extra = None
-            if self.bridge is not None:
-                extra = self.bridge(x, saliency, size=tuple(features[-1].shape[-2:]))
-            out.seg_logits = self.decoder(features, extra)
+            with record_function(SCOPE_DECODER):
+                extra = None
+                if self.bridge is not None:
+                    extra = self.bridge(x, saliency, size=tuple(features[-1].shape[-2:]))
+                out.seg_logits = self.decoder(features, extra)
         if return_features:
             out.features = features
             out.embedding = self.encoder.pool(features[-1]) if self.has_cls_head else features[-1].mean(dim=(2, 3))
@@ -143,7 +149,8 @@ class MultiMixNet(nn.Module):
             leaf = x.detach().requires_grad_(True)
             features = self.encoder(leaf)
             cls_logits = self.encoder.classify(features[-1])
-            saliency = class_saliency(leaf, cls_logits, retain_graph=training_graph)
+            with record_function(SCOPE_SALIENCY):  # the input-gradient pass (its forward is the encoder's)
+                saliency = class_saliency(leaf, cls_logits, retain_graph=training_graph)
         if not training_graph:
             # inference: drop the graph built for the saliency so the decoder runs graph-free
             features = [f.detach() for f in features]

@@ -15,7 +15,6 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from multimix.config import load_config
 from multimix.config.presets import PRESET_NAMES, preset_overrides
 from multimix.evaluation.report import (
     paper_table,
@@ -26,7 +25,8 @@ from multimix.evaluation.report import (
 )
 from multimix.evaluation.results import EvaluationSettings, ModelResult
 from multimix.runs.evaluate import evaluate_checkpoints
-from multimix.runs.train import run_training
+from multimix.runs.flags import DEFAULT_CONFIG
+from multimix.runs.grid import train_or_resume
 from multimix.utils.atomic import atomic_write_text
 
 DEFAULT_SEG_BUDGETS = ("10", "50", "all")
@@ -78,24 +78,16 @@ def grid(presets: Sequence[str], seg_budgets: Sequence[str], cls_budgets: Sequen
     return list(cells)
 
 
-def train_cell(cell: Cell, out: Path, *, base_config: str | Path | None, overrides: dict[str, Any], progress: bool) -> Path:
-    """Train one cell unless it is finished; returns the run folder."""
-    run_dir = out / "runs" / cell.name
-    if (run_dir / "summary.json").exists():
-        return run_dir
-    resume = (run_dir / "checkpoints" / "last.pt").exists()
+def train_cell(cell: Cell, out: Path, *, base_config: str | Path, overrides: dict[str, Any], progress: bool) -> Path:
+    """Train one cell unless it is finished (resume it if interrupted); returns the run folder."""
     values = {
         **overrides,
         **preset_overrides(cell.preset),
         "data.seg_labels": cell.seg_labels,
         "data.cls_labels": cell.cls_labels,
         "train.seed": cell.seed,
-        "train.out": str(run_dir),
     }
-    config_path = run_dir / "config.yaml" if resume and (run_dir / "config.yaml").exists() else base_config
-    cfg = load_config(config_path, values)
-    run_training(cfg, resume=resume, progress=progress)
-    return run_dir
+    return train_or_resume(out / "runs" / cell.name, base_config=base_config, values=values, progress=progress)
 
 
 def display_budgets(result: ModelResult) -> None:
@@ -111,7 +103,7 @@ def run_ablation(
     cells: Sequence[Cell],
     out: str | Path,
     *,
-    base_config: str | Path | None = None,
+    base_config: str | Path = DEFAULT_CONFIG,
     overrides: dict[str, Any] | None = None,
     settings: EvaluationSettings | None = None,
     progress: bool = True,

@@ -1,8 +1,6 @@
-"""The ``multimix`` command: its subcommands (:data:`COMMANDS`, in :mod:`multimix.runs.commands`),
-the flags the run-launching ones share (train, pretrain, finetune, distill) and config resolution.
-
-A flag overrides its config key only when the user gives it, so a YAML file stays the source
-of every value the command line leaves alone.
+"""The ``multimix`` command: its subcommands (:data:`COMMANDS`, in :mod:`multimix.runs.commands`)
+and the error policy every subcommand shares (:func:`run_main`). The flags they share and how
+flags resolve to a config are in :mod:`multimix.runs.flags`.
 """
 
 from __future__ import annotations
@@ -13,14 +11,14 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from multimix import __version__
-from multimix.config import Config, config_yaml, load_config, parse_overrides
+from multimix.config import Config, config_yaml
 from multimix.engine.trainer import NonFiniteLossError
+from multimix.runs.flags import DEFAULT_CONFIG, resolve_config, usage_error
 from multimix.utils.checkpoints import CheckpointError
 from multimix.utils.locks import LockedError
 from multimix.utils.logging import setup_console_logging
@@ -69,86 +67,6 @@ def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
         print("error: this is a bug in multimix, not in your input; please report it with the traceback above",
               file=sys.stderr)
         return 1
-
-
-def add_debug_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-
-# flag -> config key, for flags both scripts accept
-RUN_FLAG_KEYS = {
-    "epochs": "train.epochs",
-    "steps": "train.steps",
-    "steps_per_epoch": "train.steps_per_epoch",
-    "image_size": "data.image_size",
-    "batch_size": "data.batch_size",
-    "lr": "train.lr",
-    "device": "train.device",
-    "precision": "train.precision",
-    "seed": "train.seed",
-    "num_workers": "data.num_workers",
-    "data_root": "real.root",
-    "seg_sources": "real.seg_sources",
-    "cls_sources": "real.cls_sources",
-    "out": "train.out",
-}
-DEFAULT_CONFIG = "multimix"  # packaged configs, by name (multimix/config/yaml/)
-REAL_DATA_CONFIG = "real"  # the default whenever --data-root is given
-
-
-def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
-    """The flags of :data:`RUN_FLAG_KEYS` plus ``--config``, ``--resume``, ``--set``, ``--no-progress``."""
-    parser.add_argument("--config", help="a YAML file, or a packaged config by name: multimix (default), real (default "
-                        "with --data-root), paper, finetune, distill, baselines/unet ... baselines/umtls_ssl")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
-    parser.add_argument("--epochs", type=int, help="epochs of --steps-per-epoch steps (validation after each)")
-    parser.add_argument("--steps", type=int, help="total optimisation steps (overrides --epochs)")
-    parser.add_argument("--steps-per-epoch", type=int, help="steps between validations/checkpoints")
-    parser.add_argument("--image-size", type=int, help="square training/evaluation size in pixels")
-    parser.add_argument("--batch-size", type=int, help=batch_help)
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto (default): mixed precision on CUDA; on CPU bf16 where it is native and faster, else fp32; bf16 autocast on CPU or GPU (warns where the CPU emulates it); fp16 CUDA only")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--num-workers", type=int, help="data loader worker processes")
-    parser.add_argument("--data-root", help="the real datasets under DIR (chex/, jsrt/, ...) instead of synthetic data")
-    parser.add_argument("--seg-sources", help="segmentation training sources, comma-separated (default jsrt)")
-    parser.add_argument("--cls-sources", help="classification training sources (default chex)")
-    parser.add_argument("--out", help="run folder")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_debug_flag(parser)
-
-
-def usage_error(args: argparse.Namespace) -> str | None:
-    """A flag combination that cannot work (the scripts exit with status 2 on it), or ``None``."""
-    if args.resume and not args.out:
-        return "--resume needs --out pointing at the run to continue"
-    return None
-
-
-def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_config: str = DEFAULT_CONFIG) -> Config:
-    """Config file (the run's own ``config.yaml`` when resuming, else ``--config``, else the
-    packaged ``real`` config when ``--data-root`` is given and ``default_config`` is the library's
-    default, else ``default_config``), then the given flags, then ``--set``.
-
-    Raises:
-        ValueError: on a bad value.
-    """
-    if args.data_root and default_config == DEFAULT_CONFIG:
-        default_config = REAL_DATA_CONFIG
-    config_path: str | Path = args.config or default_config
-    if args.resume and (Path(args.out) / "config.yaml").exists():
-        config_path = Path(args.out) / "config.yaml"
-    keys = {**RUN_FLAG_KEYS, **flag_keys}
-    overrides = {key: getattr(args, flag) for flag, key in keys.items() if getattr(args, flag) is not None}
-    if args.data_root:
-        overrides["data.source"] = "real"
-        # absolute, so the run's config.yaml still finds the data from another working folder
-        overrides["real.root"] = str(Path(args.data_root).expanduser().resolve())
-    overrides.update(parse_overrides(args.set))
-    return load_config(config_path, overrides)
 
 
 def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callable[[Config], Any],

@@ -59,8 +59,8 @@ from multimix.metrics import classification_metrics
 from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
 from multimix.models.factory import model_from_checkpoint
 from multimix.runs.evaluate import load_split
+from multimix.runs.grid import train_or_resume
 from multimix.runs.operating_point import source_prior
-from multimix.runs.train import run_training
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
@@ -122,19 +122,6 @@ def load_variants(path: str | Path, names: Sequence[str] | None = None) -> list[
 def seed_folder(out: Path, variant: str, seed: int) -> Path:
     """The run folder of one variant and seed."""
     return out / variant / f"seed{seed}"
-
-
-def train_variant(variant: Variant, run_dir: Path, *, base_config: str | Path | None, overrides: dict[str, Any],
-                  progress: bool) -> Path:
-    """Train one variant into ``run_dir`` unless it is finished (``summary.json``); returns ``run_dir``."""
-    if (run_dir / "summary.json").exists():
-        return run_dir
-    resume = (run_dir / "checkpoints" / "last.pt").exists()
-    config_path = run_dir / "config.yaml" if resume and (run_dir / "config.yaml").exists() else base_config
-    values = {**overrides, **variant.overrides, "train.out": str(run_dir)}
-    cfg = load_config(config_path, {} if resume else values)
-    run_training(cfg, resume=resume, progress=progress)
-    return run_dir
 
 
 def broken_mask_share(results: ImageResults) -> float | None:
@@ -299,7 +286,7 @@ def held_out_operating_points(probs: np.ndarray, labels: np.ndarray, halves: np.
     return scores
 
 
-def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: str | Path | None,
+def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: str | Path,
                 overrides: dict[str, Any], seeds: Sequence[int] = (0,), baseline: str | None = None,
                 device: str = "auto", progress: bool = True) -> list[dict[str, Any]]:
     """Train and score every variant with every seed (seeds outer, variants inner); writes
@@ -313,8 +300,9 @@ def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: st
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         for variant in variants:
-            run_dir = train_variant(variant, seed_folder(out, variant.name, seed), base_config=base_config,
-                                    overrides={**overrides, "train.seed": seed}, progress=progress)
+            values = {**overrides, "train.seed": seed, **variant.overrides}
+            run_dir = train_or_resume(seed_folder(out, variant.name, seed), base_config=base_config, values=values,
+                                      progress=progress)
             rows.append(variant_row(variant, run_dir, seed=seed, device=device))
             atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
             atomic_write_text(out / "table.md", format_report(rows, baseline) + "\n")
@@ -448,6 +436,6 @@ def format_report(rows: Sequence[dict[str, Any]], baseline: str | None = None) -
     return "\n".join(parts)
 
 
-def variant_config(variant: Variant, base_config: str | Path | None, overrides: dict[str, Any]) -> Config:
+def variant_config(variant: Variant, base_config: str | Path, overrides: dict[str, Any]) -> Config:
     """The config a variant trains with (for checking a variants file before a long run)."""
     return load_config(base_config, {**overrides, **variant.overrides})

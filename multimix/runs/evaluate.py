@@ -32,6 +32,7 @@ from multimix.evaluation.summary import summarise_results
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.runs.common import make_split
+from multimix.runs.flags import with_data_root
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 
@@ -45,12 +46,10 @@ def run_folder(checkpoint: str | Path) -> Path:
 
 
 def _evaluation_config(cfg: Config, settings: EvaluationSettings) -> Config:
-    data, real = cfg.data, cfg.real
-    if settings.data_root:
-        data, real = dataclasses.replace(data, source="real"), dataclasses.replace(real, root=settings.data_root)
+    cfg = with_data_root(cfg, settings.data_root)
     if settings.image_size:
-        data = dataclasses.replace(data, image_size=settings.image_size)
-    return dataclasses.replace(cfg, data=data, real=real)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=settings.image_size))
+    return cfg
 
 
 def load_split(checkpoint: str | Path, cfg: Config) -> Split:

@@ -73,8 +73,8 @@ def test_unlabeled_sources_join_both_unlabeled_streams_without_labels(tmp_path):
 
 def test_real_data_defaults_to_the_real_recipe(tmp_path):
     from multimix.config import load_config
-    from multimix.runs.cli import REAL_DATA_CONFIG, resolve_config
     from multimix.runs.commands.train import parse_args
+    from multimix.runs.flags import REAL_DATA_CONFIG, resolve_config
 
     cfg = resolve_config(parse_args(["--data-root", str(tmp_path)]), {})
     assert cfg.data.source == "real" and cfg.real.root == str(tmp_path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from multimix.config import parse_overrides
+from multimix.config import config_yaml, load_config
 from multimix.config.presets import PRESET_NAMES
 from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
@@ -23,7 +23,8 @@ from multimix.runs.ablation import (
     grid,
     run_ablation,
 )
-from multimix.runs.cli import DEFAULT_CONFIG, add_debug_flag, run_main
+from multimix.runs.cli import run_main
+from multimix.runs.flags import add_debug_flag, add_progress_flag, config_source, flag_overrides
 
 
 def _list(text: str) -> list[str]:
@@ -37,32 +38,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cls-labels", default=",".join(DEFAULT_CLS_BUDGETS), help="classification label budgets")
     parser.add_argument("--seeds", type=int, help="number of seeds (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="32 px, 400 steps per run, one seed: the whole grid in about 10 minutes on 2 CPU cores")
-    parser.add_argument("--config", help="base config: a YAML file or a packaged config name (default multimix)")
+    parser.add_argument("--config", help="base config of every cell: a YAML file or a packaged config name (default multimix, "
+                        "also with --data-root: the paper's rows compare on the paper's settings)")
+    parser.add_argument("--print-config", action="store_true", help="print the base config (before each row's preset) and exit")
     parser.add_argument("--data-root", help="real datasets under DIR instead of synthetic data")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any config value, for every run")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for per-run CIs")
     parser.add_argument("--out", default="runs/ablation", help="grid folder (default runs/ablation)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    base = args.config or DEFAULT_CONFIG
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    return run_main(lambda: _run(args, base, seeds), debug=args.debug)
+    return run_main(lambda: _run(args, seeds), debug=args.debug)
 
 
-def _run(args: argparse.Namespace, base: Path | str, seeds: int) -> int:
-    overrides = dict(QUICK_OVERRIDES) if args.quick else {}
-    if args.data_root:
-        overrides.update({"data.source": "real", "real.root": args.data_root})
-    overrides.update(parse_overrides(args.set))
+def _run(args: argparse.Namespace, seeds: int) -> int:
+    base = config_source(args.config, args.data_root, real_default=None)
+    overrides = {**(QUICK_OVERRIDES if args.quick else {}), **flag_overrides(args, {})}
+    if args.print_config:
+        print(config_yaml(load_config(base, overrides)), end="")
+        return 0
     cells = grid(_list(args.models), _list(args.seg_labels), _list(args.cls_labels), range(seeds))
     print(f"{len(cells)} runs in {args.out}/runs")
     settings = EvaluationSettings(boot=BootstrapSettings(n_resamples=args.bootstrap), progress=False)
-    report = run_ablation(cells, args.out, base_config=base if Path(base).exists() else None, overrides=overrides,
+    report = run_ablation(cells, args.out, base_config=base, overrides=overrides,
                           settings=settings, progress=not args.no_progress)
     print((Path(args.out) / "table.md").read_text())
     print(f"report: {report}")

@@ -3,6 +3,7 @@
     multimix benchmark                         # 128 and 256 px, CPU
     multimix benchmark --sizes 128 --json bench.json
     multimix benchmark --device cuda --compile
+    multimix benchmark --profile --sizes 128,192    # where a step's time goes (torch.profiler)
 
 Same weights and the same five-stream batch (batch per stream --batch-size) for every variant;
 first checks that the naive and our step compute the same loss and segmentation (fp32).
@@ -11,13 +12,17 @@ first checks that the naive and our step compute the same loss and segmentation 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import torch
 
+from multimix.bench.profile import format_profile, profile_training_step
 from multimix.bench.training_step import (
     BenchmarkSettings,
+    SpeedOptions,
     check_agreement,
+    fast_options,
     machine_info,
     matmul_peak_gflops,
     run_inference_benchmark,
@@ -40,8 +45,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-loader", dest="loader", action="store_false", help="skip the data-loader measurement")
     parser.add_argument("--loader-workers", type=int, default=2)
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the paper-configuration memory run")
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile the training step (CPU): each part's time and share, fp32 and fast")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     return parser.parse_args(argv)
+
+
+def profile_sizes(settings: BenchmarkSettings, machine: dict, json_path: str | None) -> int:
+    """Print (and optionally save) the profile of the training step at every size, fp32 and fast."""
+    variants = {"fp32": SpeedOptions(), "fast": fast_options(torch.device("cpu"))}
+    if variants["fast"] == variants["fp32"]:
+        del variants["fast"]  # this CPU has no faster precision: one table per size
+    report: dict = {"machine": machine, "profile": {}}
+    for size in settings.sizes:
+        for name, options in variants.items():
+            rows = profile_training_step(size, settings.batch_size, steps=settings.repeats, seed=settings.seed, options=options)
+            print(f"\n{size} px, {name} ({5 * settings.batch_size} images per step)\n{format_profile(rows)}")
+            report["profile"].setdefault(str(size), {})[name] = [dataclasses.asdict(r) for r in rows]
+    if json_path:
+        atomic_write_text(json_path, json.dumps(report, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_console_logging()
     settings = BenchmarkSettings(sizes=tuple(int(s) for s in args.sizes.split(",")), batch_size=args.batch_size,
                                  warmup=args.warmup, repeats=args.repeats, compile=args.compile, device=args.device)
+    if args.profile and args.device != "cpu":
+        print("error: --profile measures the CPU step; leave --device at cpu")
+        return 2
     device = torch.device(args.device)
     machine = machine_info(device)
     print("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+    if args.profile:
+        return profile_sizes(settings, machine, args.json)
     agreement = check_agreement()
     print(f"agreement (fp32, dropout off): loss naive {agreement.loss_naive:.6f} ours {agreement.loss_ours:.6f}, "
           f"max segmentation logit difference {agreement.max_seg_logit_difference:.2e}, "

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 
 from multimix.metrics.operating_point import CALIBRATE_METHODS
-from multimix.runs.cli import add_debug_flag, run_main
+from multimix.runs.cli import run_main
+from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--method", choices=CALIBRATE_METHODS, default="youden")
     parser.add_argument("--sensitivity", type=float, default=0.9, help="target sensitivity of --method sensitivity")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-progress", action="store_true")
+    add_device_flag(parser)
+    add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from multimix.config import parse_overrides
-from multimix.runs.cli import REAL_DATA_CONFIG, RUN_FLAG_KEYS, add_run_flags, run_main
+from multimix.config import config_yaml, load_config
+from multimix.runs.cli import run_main
 from multimix.runs.devloop import format_report, load_variants, run_devloop, variant_config
+from multimix.runs.flags import RUN_FLAG_KEYS, add_run_flags, config_source, flag_overrides
 
 FLAG_KEYS = {
     **RUN_FLAG_KEYS,
@@ -46,8 +46,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--baseline", help="variant the paired differences are taken against (default: the first)")
     add_run_flags(parser, batch_help="images per stream per step")
     args = parser.parse_args(argv)
-    if args.config is None:
-        args.config = REAL_DATA_CONFIG
     if args.out is None:
         args.out = "runs/dev"
     return args
@@ -58,21 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data_root:
         print("error: --data-root is required (a folder with chex/, jsrt/ and nih/)", file=sys.stderr)
         return 2
-    overrides = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None}
-    overrides.pop("train.out", None)
-    overrides["data.source"] = "real"
-    overrides["real.root"] = str(Path(args.data_root).expanduser().resolve())
-    return run_main(lambda: _run(args, overrides), debug=args.debug)
+    return run_main(lambda: _run(args), debug=args.debug)
 
 
-def _run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    overrides.update(parse_overrides(args.set))
+def _run(args: argparse.Namespace) -> int:
+    base = config_source(args.config, args.data_root)
+    overrides = flag_overrides(args, FLAG_KEYS)
+    overrides.pop("train.out", None)  # each run's folder is <out>/<variant>/seed<k>
+    if args.print_config:  # the base every variant's overrides apply to
+        print(config_yaml(load_config(base, overrides)), end="")
+        return 0
     names = [n.strip() for n in args.variants.split(",") if n.strip()] if args.variants else None
     variants = load_variants(args.variants_file, names)
     for variant in variants:  # a typo in the file fails now, not after hours of training
-        variant_config(variant, args.config, overrides)
+        variant_config(variant, base, overrides)
     seeds = parse_seeds(args.seeds)
-    rows = run_devloop(variants, Path(args.out), base_config=args.config, overrides=overrides, seeds=seeds,
+    rows = run_devloop(variants, Path(args.out), base_config=base, overrides=overrides, seeds=seeds,
                        baseline=args.baseline or variants[0].name, device=args.device or "auto",
                        progress=not args.no_progress)
     print(format_report(rows, args.baseline or variants[0].name))

@@ -16,8 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
-from multimix.runs.cli import add_run_flags, run_script
+from multimix.runs.cli import run_script
 from multimix.runs.distill import run_distillation
+from multimix.runs.flags import add_run_flags
 
 # flags only this script has -> config key (the shared ones are in multimix.runs.cli)
 FLAG_KEYS = {

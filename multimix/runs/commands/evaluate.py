@@ -16,8 +16,9 @@ from pathlib import Path
 from multimix.evaluation.report import console_table, write_report
 from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
-from multimix.runs.cli import add_debug_flag, run_main
+from multimix.runs.cli import run_main
 from multimix.runs.evaluate import evaluate_checkpoints, run_folder
+from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-root", help="real datasets under DIR (default: the data the run was trained on)")
     parser.add_argument("--image-size", type=int, help="evaluation size (default: the run's training size)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_flag(parser)
     parser.add_argument("--threshold", type=float,
                         help="decision threshold on p(pneumonia) (default: each checkpoint's operating point, set by "
                              "multimix adapt / calibrate; 0.5 when it has none)")
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", help="output folder (default: <first run>/evaluation)")
     parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
                         help="score lung masks after keeping the two largest regions and filling holes (default: as the run's config says)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
 

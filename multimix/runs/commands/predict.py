@@ -17,9 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
 from multimix.prediction.batch import expand_inputs, predict_files
-from multimix.runs.cli import add_debug_flag, run_main
+from multimix.runs.cli import run_main
+from multimix.runs.flags import (
+    add_debug_flag,
+    add_device_flag,
+    add_max_megapixels_flag,
+    add_progress_flag,
+    apply_max_megapixels,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,16 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--device", default="auto")
+    add_device_flag(parser)
     parser.add_argument("--threshold", type=float, default=0.5, help="lung probability threshold of the mask")
     parser.add_argument("--class-threshold", type=float,
                         help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point, "
                              "set by multimix adapt / calibrate; 0.5 when it has none)")
     parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
                         help="keep the two largest lung regions and fill holes (default: as the checkpoint's config says)")
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        help=f"skip images declaring more pixels, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
-    parser.add_argument("--no-progress", action="store_true")
+    add_max_megapixels_flag(parser)
+    add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
@@ -49,17 +54,15 @@ def usage_error(args: argparse.Namespace) -> str | None:
         return f"--threshold must be between 0 and 1, got {args.threshold}"
     if args.class_threshold is not None and not 0 < args.class_threshold < 1:
         return f"--class-threshold must be between 0 and 1, got {args.class_threshold}"
-    if args.max_megapixels <= 0:
-        return f"--max-megapixels must be above 0, got {args.max_megapixels}"
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if message := usage_error(args):  # before any output is opened: a typo never wipes predictions.csv
+    # before any output is opened: a typo never wipes predictions.csv
+    if message := usage_error(args) or apply_max_megapixels(args):
         print(f"error: {message}", file=sys.stderr)
         return 2
-    set_max_megapixels(args.max_megapixels)
     for item in args.inputs:
         if not expand_inputs([item], exclude=args.out):
             print(f"warning: {item} names no image file (outside the output folder {args.out})", file=sys.stderr)

@@ -13,7 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
 from multimix.data.prepare import (
     default_cache_dir,
     format_report,
@@ -21,7 +20,13 @@ from multimix.data.prepare import (
     prepare_source,
     write_skip_report,
 )
-from multimix.runs.cli import add_debug_flag, run_main
+from multimix.runs.cli import run_main
+from multimix.runs.flags import (
+    add_debug_flag,
+    add_max_megapixels_flag,
+    add_progress_flag,
+    apply_max_megapixels,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,18 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=256, help="cache resolution in pixels")
     parser.add_argument("--cache-dir", default=None, help=f"where caches go (default {default_cache_dir()})")
     parser.add_argument("--strict", action="store_true", help="fail on the first bad item instead of skipping it")
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        help=f"skip images declaring more pixels, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
-    parser.add_argument("--no-progress", action="store_true")
+    add_max_megapixels_flag(parser)
+    add_progress_flag(parser)
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.image_size < 16:
         print(f"error: --image-size must be at least 16, got {args.image_size}", file=sys.stderr)
         return 2
-    if args.max_megapixels <= 0:
-        print(f"error: --max-megapixels must be above 0, got {args.max_megapixels}", file=sys.stderr)
+    if message := apply_max_megapixels(args):
+        print(f"error: {message}", file=sys.stderr)
         return 2
-    set_max_megapixels(args.max_megapixels)
     return run_main(lambda: _prepare(args), debug=args.debug)
 
 

@@ -15,7 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-from multimix.runs.cli import add_run_flags, run_script
+from multimix.runs.cli import run_script
+from multimix.runs.flags import add_run_flags
 from multimix.runs.pretrain import run_pretraining
 
 # flags only this script has -> config key (the shared ones are in multimix.runs.cli)

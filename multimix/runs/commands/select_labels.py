@@ -15,8 +15,9 @@ from pathlib import Path
 
 from multimix.data.pools import build_pools
 from multimix.models.factory import load_trained_model
-from multimix.runs.cli import add_debug_flag, run_main
+from multimix.runs.cli import run_main
 from multimix.runs.evaluate import load_split
+from multimix.runs.flags import add_debug_flag, add_device_flag, with_data_root
 from multimix.selection.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.utils.device import resolve_device
 
@@ -29,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--views", type=int, default=8, help="augmented views for --strategy disagreement")
     parser.add_argument("--class-balanced", action="store_true", help="an equal share per predicted class")
     parser.add_argument("--data-root", help="real datasets under DIR (default: the data the run used)")
-    parser.add_argument("--device", default="auto")
+    add_device_flag(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="where to write the new split.json")
     add_debug_flag(parser)
@@ -46,8 +47,7 @@ def _select(args: argparse.Namespace) -> int:
     model, cfg = load_trained_model(args.checkpoint, map_location=device)
     if not model.has_cls_head:
         raise ValueError(f"{args.checkpoint}: this model has no class head to rank images with")
-    if args.data_root:
-        cfg.data.source, cfg.real.root = "real", args.data_root
+    cfg = with_data_root(cfg, args.data_root)
     split = load_split(args.checkpoint, cfg)
     records = build_pools(cfg).by_uid()
     pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
 from multimix.data.pools import build_pools
+from multimix.runs.flags import add_device_flag, add_max_megapixels_flag, apply_max_megapixels
 from multimix.utils.logging import setup_console_logging
 
 
@@ -23,24 +23,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload (default 20 MB)")
     parser.add_argument("--reference", type=int, default=300,
                         help="training images on the reference map (0: no map; needs the run's data)")
-    parser.add_argument("--device", default="auto")
+    add_device_flag(parser)
     parser.add_argument("--class-threshold", type=float,
                         help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point)")
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        help=f"refuse (413) images declaring more pixels, before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
+    add_max_megapixels_flag(parser, refused="refuse (413) images")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_console_logging()
-    if args.max_megapixels <= 0:
-        print("error: --max-megapixels must be above 0", file=sys.stderr)
-        return 2
     if args.class_threshold is not None and not 0 < args.class_threshold < 1:
         print("error: --class-threshold must be between 0 and 1", file=sys.stderr)
         return 2
-    set_max_megapixels(args.max_megapixels)
+    if message := apply_max_megapixels(args):
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     try:
         import uvicorn
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from multimix.models import available_models
-from multimix.runs.cli import add_run_flags, run_script
+from multimix.runs.cli import run_script
+from multimix.runs.flags import add_run_flags
 from multimix.runs.train import run_training
 
 # flags only this script has -> config key (the shared ones are in multimix.runs.cli)

@@ -1,52 +1,23 @@
 """Exclusive locks on files, so two processes never write one run folder or one cache at once.
 
-The lock is an advisory ``flock`` on a small file: the kernel releases it when the holding
-process ends in any way (exit, crash, SIGKILL), so a killed run never leaves a stuck lock.
+The lock is :mod:`filelock`'s (``flock`` on POSIX, ``msvcrt`` on Windows): the kernel releases it
+when the holding process ends in any way (exit, crash, SIGKILL), so a killed run never leaves a
+stuck lock. The holder writes its process id into the lock file, so a refusal can name it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+
+import filelock
 
 
 class LockedError(RuntimeError):
     """Another live process holds the lock."""
-
-
-def _try_lock(handle: IO[str]) -> bool:
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        import msvcrt
-
-        try:
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _unlock(handle: IO[str]) -> None:
-    if sys.platform == "win32":  # pragma: no cover
-        import msvcrt
-
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -65,27 +36,38 @@ def exclusive_lock(path: str | os.PathLike, *, what: str, wait: bool = False,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
+    lock = filelock.FileLock(path)
+    announced = False
+    while not _try_acquire(lock):
+        holder = _holder(path)
+        if not wait:
+            raise LockedError(f"{what} is in use by another process{holder}; wait for it to finish or choose another folder")
+        if on_wait is not None and not announced:
+            on_wait(f"waiting for another process{holder} that is writing {what}")
+            announced = True
+        time.sleep(poll_seconds)
     try:
-        announced = False
-        while not _try_lock(handle):
-            holder = _holder(path)
-            if not wait:
-                raise LockedError(f"{what} is in use by another process{holder}; wait for it to finish or choose another folder")
-            if on_wait is not None and not announced:
-                on_wait(f"waiting for another process{holder} that is writing {what}")
-                announced = True
-            time.sleep(poll_seconds)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            _unlock(handle)
+        _write_holder(path)
+        yield
     finally:
-        handle.close()
+        lock.release()
+
+
+def _try_acquire(lock: filelock.FileLock) -> bool:
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    return True
+
+
+def _write_holder(path: Path) -> None:
+    try:
+        with open(path, "r+") as handle:
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+    except OSError:  # Windows locks the file's bytes: the refusal then names no process id
+        pass
 
 
 def _holder(path: Path) -> str:

@@ -29,7 +29,9 @@ def main() -> None:
     if args.checkpoint:
         model, cfg = load_trained_model(args.checkpoint)
         if not (model.has_seg_head and model.has_bridge):
-            parser.error(f"{args.checkpoint}: this example shows the saliency bridge; it needs a MultiMix or UMTLS model")
+            parser.error(
+                f"{args.checkpoint}: this example shows the saliency bridge; it needs a MultiMix or UMTLS model"
+            )
         args.size = cfg.data.image_size  # evaluate at the size the model was trained on
         state = "trained"
     else:
@@ -42,8 +44,10 @@ def main() -> None:
         out = model(x)
 
     probs = out.cls_logits.softmax(dim=1)[0]
-    print(f"seg_logits {tuple(out.seg_logits.shape)}, cls_logits {tuple(out.cls_logits.shape)}, "
-          f"saliency {tuple(out.saliency.shape)}; p(pneumonia) = {probs[1]:.3f} ({state} weights)")
+    print(
+        f"seg_logits {tuple(out.seg_logits.shape)}, cls_logits {tuple(out.cls_logits.shape)}, "
+        f"saliency {tuple(out.saliency.shape)}; p(pneumonia) = {probs[1]:.3f} ({state} weights)"
+    )
 
     # image | saliency | lung probability, side by side, as one 8-bit grayscale PNG
     panels = [images[0], out.saliency[0, 0].numpy(), torch.sigmoid(out.seg_logits[0, 0]).numpy()]

@@ -25,9 +25,7 @@ def touch(path: Path, text: str = "") -> Path:
     return path
 
 
-def montgomery(
-    root: Path, stems: Iterable[str], left: Iterable[str] = (), right: Iterable[str] = ()
-) -> Path:
+def montgomery(root: Path, stems: Iterable[str], left: Iterable[str] = (), right: Iterable[str] = ()) -> Path:
     """``CXR_png/<stem>.png`` plus ``ManualMask/{left,right}Mask/<stem>.png`` for the given stems."""
     for stem in stems:
         png(root / "CXR_png" / f"{stem}.png")
@@ -37,9 +35,7 @@ def montgomery(
     return root
 
 
-def shenzhen(
-    root: Path, stems: Iterable[str], masks: Iterable[str] = (), mask_dir: str = "mask"
-) -> Path:
+def shenzhen(root: Path, stems: Iterable[str], masks: Iterable[str] = (), mask_dir: str = "mask") -> Path:
     """``CXR_png/<stem>.png`` plus ``<mask_dir>/<stem>_mask.png`` for the given stems."""
     for stem in stems:
         png(root / "CXR_png" / f"{stem}.png")
@@ -50,10 +46,15 @@ def shenzhen(
 
 def pixel_bomb(path: Path, side: int = 12000) -> Path:
     """A PNG whose header declares ``side x side`` 8-bit grey pixels (a few KB on disk)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     rows = zlib.compress(b"\x00" * (side + 1) * 16)  # 16 rows: plenty for the header to be read
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
     return path

@@ -51,7 +51,12 @@ def fixed_batches(start_step):
     for step in range(start_step, 1000):
         g = torch.Generator().manual_seed(step)
         masks = (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()
-        yield {"seg_x": masks, "seg_y": masks, "cls_x": torch.rand(2, 1, 16, 16, generator=g), "cls_y": torch.tensor([0, 1])}
+        yield {
+            "seg_x": masks,
+            "seg_y": masks,
+            "cls_x": torch.rand(2, 1, 16, 16, generator=g),
+            "cls_y": torch.tensor([0, 1]),
+        }
 
 
 def make_trainer(out, steps=6, method=None, **cfg):
@@ -61,8 +66,17 @@ def make_trainer(out, steps=6, method=None, **cfg):
     method = method or MultiMixMethod(cls_ssl=False, seg_ssl=False)
     evaluate = lambda m: {"score": -sum(float(p.detach().abs().sum()) for p in m.parameters())}  # noqa: E731
     optimizer, scheduler = method.configure_optimizer(model, config)
-    return Trainer(model, method, fixed_batches, config, out, optimizer=optimizer, scheduler=scheduler, evaluate=evaluate,
-                   run_info={"note": "test"})
+    return Trainer(
+        model,
+        method,
+        fixed_batches,
+        config,
+        out,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        evaluate=evaluate,
+        run_info={"note": "test"},
+    )
 
 
 def params(model):

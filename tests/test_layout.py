@@ -27,7 +27,11 @@ def test_library_modules_log_instead_of_printing():
 
 
 def test_every_module_imports_in_a_fresh_interpreter():
-    names = [m.name for m in pkgutil.walk_packages(multimix.__path__, "multimix.") if not m.name.startswith("multimix.serve.app")]
+    names = [
+        m.name
+        for m in pkgutil.walk_packages(multimix.__path__, "multimix.")
+        if not m.name.startswith("multimix.serve.app")
+    ]
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     proc = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -46,7 +50,10 @@ def test_every_directly_imported_package_is_declared():
     if tomllib is None:  # pragma: no cover - Python 3.10 has no tomllib
         return
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    requirements = [
+        *project["dependencies"],
+        *(r for extra in project["optional-dependencies"].values() for r in extra),
+    ]
     declared = {_distribution_key(re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0]) for r in requirements}
     imported = set()
     for path in (REPO_ROOT / "multimix").rglob("*.py"):
@@ -57,8 +64,11 @@ def test_every_directly_imported_package_is_declared():
                 imported.add(node.module.split(".")[0])
     third_party = sorted(imported - set(sys.stdlib_module_names) - {"multimix"})
     distributions = importlib.metadata.packages_distributions()
-    undeclared = [name for name in third_party
-                  if not any(_distribution_key(d) in declared for d in distributions.get(name, [name]))]
+    undeclared = [
+        name
+        for name in third_party
+        if not any(_distribution_key(d) in declared for d in distributions.get(name, [name]))
+    ]
     assert undeclared == []
     assert (REPO_ROOT / "LICENSE").read_text().startswith("MIT License") and project["license"] == "MIT"
     assert (REPO_ROOT / "multimix" / "py.typed").exists()

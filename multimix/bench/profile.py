@@ -50,8 +50,9 @@ class ScopeTime:
     share: float
 
 
-def profile_training_step(image_size: int, batch_size: int = 4, *, steps: int = 3, seed: int = 0,
-                          options: SpeedOptions | None = None) -> list[ScopeTime]:
+def profile_training_step(
+    image_size: int, batch_size: int = 4, *, steps: int = 3, seed: int = 0, options: SpeedOptions | None = None
+) -> list[ScopeTime]:
     """Profile ``steps`` MultiMix training steps (after one warm-up step) on the benchmark's
     five-stream batch; CPU only. Parts a step does not run (e.g. no domain head) are left out."""
     if steps < 1:
@@ -79,8 +80,11 @@ def profile_training_step(image_size: int, batch_size: int = 4, *, steps: int = 
             step()
         wall_ms = (time.perf_counter() - start) * 1000 / steps
     inclusive = {event.key: event.cpu_time_total / 1000 / steps for event in prof.key_averages()}
-    return [ScopeTime(name, depth, inclusive[name], inclusive[name] / wall_ms)
-            for name, depth in REPORT_SCOPES if name in inclusive]
+    return [
+        ScopeTime(name, depth, inclusive[name], inclusive[name] / wall_ms)
+        for name, depth in REPORT_SCOPES
+        if name in inclusive
+    ]
 
 
 def format_profile(rows: list[ScopeTime]) -> str:

@@ -61,15 +61,21 @@ def make_batch(image_size: int, batch_size: int, seed: int = 0) -> Batch:
     images, masks, labels = generate_arrays(4 * batch_size, image_size=image_size, seed=seed)
     t = torch.from_numpy(images).unsqueeze(1)
     b = batch_size
-    strong = t[3 * b:] + 0.05 * torch.randn(t[3 * b:].shape, generator=torch.Generator().manual_seed(seed))
+    strong = t[3 * b :] + 0.05 * torch.randn(t[3 * b :].shape, generator=torch.Generator().manual_seed(seed))
     return {
-        SEG_X: t[:b], SEG_Y: torch.from_numpy(masks[:b]).unsqueeze(1).float(), SEG_U: t[b:2 * b],
-        CLS_X: t[2 * b:3 * b], CLS_Y: torch.from_numpy(labels[2 * b:3 * b]),
-        CLS_W: t[3 * b:], CLS_S: strong.clamp(0, 1),
+        SEG_X: t[:b],
+        SEG_Y: torch.from_numpy(masks[:b]).unsqueeze(1).float(),
+        SEG_U: t[b : 2 * b],
+        CLS_X: t[2 * b : 3 * b],
+        CLS_Y: torch.from_numpy(labels[2 * b : 3 * b]),
+        CLS_W: t[3 * b :],
+        CLS_S: strong.clamp(0, 1),
     }
 
 
-def benchmark_model(seed: int = 0, *, dropout: float = 0.25, widths: tuple[int, ...] = (16, 32, 64, 128, 256)) -> MultiMixNet:
+def benchmark_model(
+    seed: int = 0, *, dropout: float = 0.25, widths: tuple[int, ...] = (16, 32, 64, 128, 256)
+) -> MultiMixNet:
     """The paper's MultiMix network (5 levels, 16-256 channels) with fixed weights."""
     torch.manual_seed(seed)
     return build_model("multimix", widths=widths, dropout=dropout)
@@ -134,8 +140,11 @@ class Agreement:
 
     @property
     def ok(self) -> bool:
-        return (abs(self.loss_naive - self.loss_ours) <= 1e-4 and self.max_seg_logit_difference <= 1e-4
-                and self.max_gradient_difference <= 1e-4)
+        return (
+            abs(self.loss_naive - self.loss_ours) <= 1e-4
+            and self.max_seg_logit_difference <= 1e-4
+            and self.max_gradient_difference <= 1e-4
+        )
 
 
 def _gradients(model: MultiMixNet, loss: torch.Tensor) -> torch.Tensor:
@@ -252,7 +261,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(call: Callable[[], None], images_per_call: int, device: torch.device, *, warmup: int, repeats: int) -> Timing:
+def measure(
+    call: Callable[[], None], images_per_call: int, device: torch.device, *, warmup: int, repeats: int
+) -> Timing:
     """Median wall time of ``call`` over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         call()
@@ -281,8 +292,11 @@ class SpeedOptions:
 
 
 def fast_options(device: torch.device, *, compile: bool = False) -> SpeedOptions:
-    autocast = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device.type == "cuda" else (
-        torch.bfloat16 if bf16_is_fast(device) else None)
+    autocast = (
+        (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        if device.type == "cuda"
+        else (torch.bfloat16 if bf16_is_fast(device) else None)
+    )
     # channels-last pays off on GPUs; on CPUs (oneDNN, 16-256 channels) it measured slower
     return SpeedOptions(autocast=autocast, channels_last=device.type == "cuda", compile=compile)
 
@@ -302,13 +316,21 @@ def _prepared(model: MultiMixNet, options: SpeedOptions) -> MultiMixNet:
     return model
 
 
-def train_step_call(kind: str, model: MultiMixNet, method: MultiMixMethod, batch: Batch, device: torch.device,
-                    options: SpeedOptions = SpeedOptions()) -> Callable[[], None]:
+def train_step_call(
+    kind: str,
+    model: MultiMixNet,
+    method: MultiMixMethod,
+    batch: Batch,
+    device: torch.device,
+    options: SpeedOptions = SpeedOptions(),
+) -> Callable[[], None]:
     """One optimisation step (forward, backward, Adam update) of the ``naive`` or our step."""
     model = _prepared(model.to(device).train(), options)
     batch = move_to(batch, device, channels_last=options.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    forward = (lambda: naive_loss(model, method, batch)) if kind == "naive" else (lambda: method.train_step(model, batch))
+    forward = (
+        (lambda: naive_loss(model, method, batch)) if kind == "naive" else (lambda: method.train_step(model, batch))
+    )
 
     def step() -> None:
         if kind == "naive":
@@ -322,8 +344,9 @@ def train_step_call(kind: str, model: MultiMixNet, method: MultiMixMethod, batch
     return step
 
 
-def predict_call(kind: str, model: MultiMixNet, images: torch.Tensor, device: torch.device,
-                 options: SpeedOptions = SpeedOptions()) -> Callable[[], None]:
+def predict_call(
+    kind: str, model: MultiMixNet, images: torch.Tensor, device: torch.device, options: SpeedOptions = SpeedOptions()
+) -> Callable[[], None]:
     """Inference with saliency: the original two-pass way, or our single pass."""
     model = _prepared(model.to(device).eval(), options)
     x = move_to({"x": images}, device, channels_last=options.channels_last)["x"]
@@ -356,8 +379,11 @@ def run_training_benchmark(size: int, settings: BenchmarkSettings) -> dict[str, 
     device = torch.device(settings.device)
     batch = make_batch(size, settings.batch_size, settings.seed)
     images = STREAM_COUNT * settings.batch_size
-    variants = {"naive": ("naive", SpeedOptions()), "default": ("ours", SpeedOptions()),
-                "fast": ("ours", fast_options(device, compile=settings.compile))}
+    variants = {
+        "naive": ("naive", SpeedOptions()),
+        "default": ("ours", SpeedOptions()),
+        "fast": ("ours", fast_options(device, compile=settings.compile)),
+    }
     timings = {}
     for name, (kind, options) in variants.items():
         step = train_step_call(kind, benchmark_model(settings.seed), MultiMixMethod(), batch, device, options)
@@ -371,8 +397,12 @@ def run_inference_benchmark(size: int, settings: BenchmarkSettings) -> dict[str,
     device = torch.device(settings.device)
     images = torch.from_numpy(generate_arrays(16, image_size=size, seed=settings.seed)[0]).unsqueeze(1)
     fast = fast_options(device, compile=settings.compile)
-    runs = {"naive_b1": ("naive", images[:1], SpeedOptions()), "ours_b1": ("ours", images[:1], SpeedOptions()),
-            "fast_b1": ("ours", images[:1], fast), "fast_b16": ("ours", images, fast)}
+    runs = {
+        "naive_b1": ("naive", images[:1], SpeedOptions()),
+        "ours_b1": ("ours", images[:1], SpeedOptions()),
+        "fast_b1": ("ours", images[:1], fast),
+        "fast_b16": ("ours", images, fast),
+    }
     timings = {}
     for name, (kind, x, options) in runs.items():
         call = predict_call(kind, benchmark_model(settings.seed), x, device, options)
@@ -382,9 +412,13 @@ def run_inference_benchmark(size: int, settings: BenchmarkSettings) -> dict[str,
 
 def machine_info(device: torch.device) -> dict[str, object]:
     info: dict[str, object] = {
-        "platform": platform.platform(), "processor": _cpu_model(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "torch": str(torch.__version__),
-        "bf16_native": bf16_is_fast(device), "device": str(device),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+        "bf16_native": bf16_is_fast(device),
+        "device": str(device),
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -421,12 +455,16 @@ def cached_pools(image_size: int, folder: str, n: int = 256, seed: int = 0) -> d
     np.save(os.path.join(folder, "masks.npy"), masks)
     images = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
     masks = np.load(os.path.join(folder, "masks.npy"), mmap_mode="r")
-    records = [Record(uid=f"bench-{i}", source="bench", label=int(labels[i]), image=images[i], mask=masks[i]) for i in range(n)]
+    records = [
+        Record(uid=f"bench-{i}", source="bench", label=int(labels[i]), image=images[i], mask=masks[i]) for i in range(n)
+    ]
     half = n // 2
     return {SEG_X: records[:half], SEG_U: records[half:], CLS_X: records[:half], CLS_U: records[half:]}
 
 
-def run_loader_benchmark(size: int, settings: BenchmarkSettings, *, workers: int = 2, steps: int = 60) -> dict[str, float]:
+def run_loader_benchmark(
+    size: int, settings: BenchmarkSettings, *, workers: int = 2, steps: int = 60
+) -> dict[str, float]:
     """Images per second the step loader delivers from cached data with ``workers`` processes."""
     import tempfile
 
@@ -434,8 +472,9 @@ def run_loader_benchmark(size: int, settings: BenchmarkSettings, *, workers: int
 
     with tempfile.TemporaryDirectory() as folder:
         streams = cached_pools(size, folder, seed=settings.seed)
-        dataset = StepBatches(streams, image_size=size, batch_size=settings.batch_size, seed=settings.seed,
-                              total_steps=steps + 10)
+        dataset = StepBatches(
+            streams, image_size=size, batch_size=settings.batch_size, seed=settings.seed, total_steps=steps + 10
+        )
         batches = step_loader(dataset, num_workers=workers)
         iterate_loader(batches, 10)  # worker start-up and the first prefetched batches
         seconds, images = iterate_loader(batches, steps)

@@ -29,7 +29,25 @@ from multimix.config.schema import (
 )
 
 __all__ = [
-    "PACKAGED_CONFIGS", "RANGES", "Config", "DataConfig", "DistillConfig", "InferenceConfig", "MethodConfig",
-    "ModelConfig", "RealDataConfig", "SSLConfig", "SyntheticConfig", "TrainConfig", "apply_mapping", "config_yaml", "find_config", "load_config",
-    "packaged_config_names", "parse_overrides", "save_config", "set_value", "validate_ranges",
+    "PACKAGED_CONFIGS",
+    "RANGES",
+    "Config",
+    "DataConfig",
+    "DistillConfig",
+    "InferenceConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "RealDataConfig",
+    "SSLConfig",
+    "SyntheticConfig",
+    "TrainConfig",
+    "apply_mapping",
+    "config_yaml",
+    "find_config",
+    "load_config",
+    "packaged_config_names",
+    "parse_overrides",
+    "save_config",
+    "set_value",
+    "validate_ranges",
 ]

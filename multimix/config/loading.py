@@ -52,8 +52,10 @@ def find_config(spec: str | os.PathLike) -> Path:
         return path
     if (packaged := packaged_config(spec)) is not None:
         return packaged
-    raise FileNotFoundError(f"config file not found: {spec} (and no packaged config of that name; "
-                            f"packaged: {', '.join(packaged_config_names())})")
+    raise FileNotFoundError(
+        f"config file not found: {spec} (and no packaged config of that name; "
+        f"packaged: {', '.join(packaged_config_names())})"
+    )
 
 
 def packaged_config(spec: str | os.PathLike) -> Path | None:

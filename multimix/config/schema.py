@@ -23,7 +23,9 @@ class ModelConfig:
     in_channels: int = 1
     num_classes: int = 2
     seg_channels: int = 1
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # 4 levels: an 8x8 bottleneck at 64 px (the paper: 5 levels at 256 px)
+    widths: list[int] = field(
+        default_factory=lambda: [16, 32, 64, 128]
+    )  # 4 levels: an 8x8 bottleneck at 64 px (the paper: 5 levels at 256 px)
     dropout: float = 0.25
     norm: str = "instance"
     negative_slope: float = 0.2
@@ -45,9 +47,12 @@ class DataConfig:
     batch_size: int = 4
     strong_ops: int = 2
     hflip: bool = True
-    intensity: str = "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
+    intensity: str = (
+        "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
+    )
     balanced_labeled: bool = False  # every labeled classification batch holds each class in equal share
-    augment: str = "standard"  # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
+    # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
+    augment: str = "standard"
     num_workers: int = 0
     split_file: str | None = None
     # images of these sources join both unlabeled streams, without their labels (synthetic sites or real sources)
@@ -91,7 +96,10 @@ class RealDataConfig:
 SYNTHETIC_KEYS = tuple(f.name for f in dataclasses.fields(SyntheticConfig))
 REAL_DATA_KEYS = tuple(f.name for f in dataclasses.fields(RealDataConfig))
 # configs written before the data section was split (run folders, checkpoints, YAML files) keep loading
-MOVED_KEYS = {**{f"data.{k}": f"synthetic.{k}" for k in SYNTHETIC_KEYS}, **{f"data.{k}": f"real.{k}" for k in REAL_DATA_KEYS}}
+MOVED_KEYS = {
+    **{f"data.{k}": f"synthetic.{k}" for k in SYNTHETIC_KEYS},
+    **{f"data.{k}": f"real.{k}" for k in REAL_DATA_KEYS},
+}
 
 
 @dataclass
@@ -115,7 +123,9 @@ class MethodConfig:
     teacher: str = "model"  # model | ema: which weights make the pseudo-labels (ema needs train.ema_decay > 0)
     lung_weight: float = 1.0  # the coarse lung map of model.cls_pooling=lung (BCE against the labeled masks)
     domain_weight: float = 0.0  # > 0: domain-adversarial features (classification sources vs every other source)
-    mask_pseudo_weight: float = 0.0  # > 0: Dice against the teacher's cleaned masks of the unlabeled segmentation images
+    mask_pseudo_weight: float = (
+        0.0  # > 0: Dice against the teacher's cleaned masks of the unlabeled segmentation images
+    )
     optimizer: str = "adam"  # adam | adamw | sgd (learning rate, weight decay and schedule: the train section)
 
 
@@ -275,7 +285,9 @@ def set_value(config: Config, dotted_key: str, value: Any, *, origin: str = "ove
     dotted_key = MOVED_KEYS.get(dotted_key, dotted_key)
     section_name, _, key = dotted_key.partition(".")
     if section_name not in _section_types() or not key:
-        raise ValueError(f"{origin}: {dotted_key!r} is not of the form section.key with section in {sorted(_section_types())}")
+        raise ValueError(
+            f"{origin}: {dotted_key!r} is not of the form section.key with section in {sorted(_section_types())}"
+        )
     section = getattr(config, section_name)
     names = {f.name for f in dataclasses.fields(section)}
     if key not in names:

@@ -68,7 +68,9 @@ def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str, progress: bool, desc: str) -> None:
-    images = np.lib.format.open_memmap(folder / "images.npy", mode="w+", dtype=np.float16, shape=(len(records), size, size))
+    images = np.lib.format.open_memmap(
+        folder / "images.npy", mode="w+", dtype=np.float16, shape=(len(records), size, size)
+    )
     masks = np.lib.format.open_memmap(folder / "masks.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size))
     kept: list[str] = []
     has_mask: list[bool] = []
@@ -94,7 +96,14 @@ def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str,
         shapes.append(list(pixels.shape))
     images.flush()
     masks.flush()
-    index = {"version": CACHE_VERSION, "image_size": size, "uids": kept, "has_mask": has_mask, "original_shape": shapes, "skipped": skipped}
+    index = {
+        "version": CACHE_VERSION,
+        "image_size": size,
+        "uids": kept,
+        "has_mask": has_mask,
+        "original_shape": shapes,
+        "skipped": skipped,
+    }
     (folder / "index.json").write_text(json.dumps(index))
 
 
@@ -119,13 +128,16 @@ def build_cache(
     if (folder / "index.json").exists():
         return _open(records, folder, built=False)
     # one builder per cache: a second process waits for the first and then reuses its result
-    with exclusive_lock(cache_dir / f".{folder.name}.lock", what=f"the cache {folder}", wait=True,
-                        on_wait=logger.warning):
+    with exclusive_lock(
+        cache_dir / f".{folder.name}.lock", what=f"the cache {folder}", wait=True, on_wait=logger.warning
+    ):
         built = not (folder / "index.json").exists()
         if built:
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
             try:
-                _build(records, image_size, tmp, on_error=on_error, progress=progress, desc=f"cache {name} {image_size}px")
+                _build(
+                    records, image_size, tmp, on_error=on_error, progress=progress, desc=f"cache {name} {image_size}px"
+                )
                 os.replace(tmp, folder)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -41,8 +41,15 @@ def to_unit_float(pixels: np.ndarray, *, path: str = "<array>") -> np.ndarray:
 
 DEFAULT_MAX_MEGAPIXELS = 100.0  # about 5x the largest radiograph detector (43 x 43 cm at 0.1 mm: 18.5 MP)
 _max_megapixels = DEFAULT_MAX_MEGAPIXELS
-_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF",
-               b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"BM": "BMP",
+}
 
 
 def set_max_megapixels(limit: float) -> None:
@@ -62,8 +69,10 @@ def check_pixel_count(width: int, height: int, name: str, limit: float | None = 
     """:class:`ImageTooLargeError` naming ``name`` if a ``width x height`` image exceeds the megapixel limit."""
     limit = _max_megapixels if limit is None else limit
     if width * height > limit * 1e6:
-        raise ImageTooLargeError(f"{name}: declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), above "
-                             f"the limit of {limit:g}; raise --max-megapixels if this really is one image")
+        raise ImageTooLargeError(
+            f"{name}: declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), above "
+            f"the limit of {limit:g}; raise --max-megapixels if this really is one image"
+        )
 
 
 def header_size(source: str | Path | BinaryIO) -> tuple[int, int] | None:

@@ -82,11 +82,21 @@ def build_synthetic_pools(cfg: Config, seed: int, *, training_pools: bool = True
     training_sites = list(dict.fromkeys([*cfg.synthetic.seg_sites, *cfg.synthetic.cls_sites]))
     seg_pool, cls_pool = [], []
     if training_pools:
-        seg_pool = [r for s in cfg.synthetic.seg_sites for r in _synthetic(cfg, s, "seg", cfg.synthetic.seg_pool // len(cfg.synthetic.seg_sites), seed)]
-        cls_pool = [r for s in cfg.synthetic.cls_sites for r in _synthetic(cfg, s, "cls", cfg.synthetic.cls_pool // len(cfg.synthetic.cls_sites), seed)]
+        seg_pool = [
+            r
+            for s in cfg.synthetic.seg_sites
+            for r in _synthetic(cfg, s, "seg", cfg.synthetic.seg_pool // len(cfg.synthetic.seg_sites), seed)
+        ]
+        cls_pool = [
+            r
+            for s in cfg.synthetic.cls_sites
+            for r in _synthetic(cfg, s, "cls", cfg.synthetic.cls_pool // len(cfg.synthetic.cls_sites), seed)
+        ]
     val = [r for s in training_sites for r in _synthetic(cfg, s, "val", cfg.synthetic.val_per_site, seed)]
     test = [r for s in training_sites for r in _synthetic(cfg, s, "test", cfg.synthetic.test_per_site, seed)]
-    cross = [r for s in cfg.synthetic.cross_sites for r in _synthetic(cfg, s, "cross", cfg.synthetic.test_per_site, seed)]
+    cross = [
+        r for s in cfg.synthetic.cross_sites for r in _synthetic(cfg, s, "cross", cfg.synthetic.test_per_site, seed)
+    ]
     pools = DataPools(seg_pool, cls_pool, val, test, cross)
     if training_pools:
         pools.extra_unlabeled = _synthetic_unlabeled(cfg, pools, seed)
@@ -103,7 +113,9 @@ def _synthetic_unlabeled(cfg: Config, pools: DataPools, seed: int) -> list[Recor
     return list({r.uid: r for r in extra}.values())
 
 
-def assign_splits(records: list[Record], cfg: RealDataConfig, seed: int) -> tuple[list[Record], list[Record], list[Record]]:
+def assign_splits(
+    records: list[Record], cfg: RealDataConfig, seed: int
+) -> tuple[list[Record], list[Record], list[Record]]:
     """Train/val/test of one source: the publisher's split where it exists, else a seeded,
     stratified, patient-grouped split with ``cfg.real.val_fraction`` / ``cfg.real.test_fraction``.
 
@@ -129,14 +141,21 @@ def _unsplit(records: list[Record]) -> list[Record]:
     return [replace(r, split=None) for r in records]
 
 
-def cached_source_records(spec: str, cfg: Config, *, progress: bool = True,
-                          skipped: list[dict[str, str]] | None = None) -> list[Record]:
+def cached_source_records(
+    spec: str, cfg: Config, *, progress: bool = True, skipped: list[dict[str, str]] | None = None
+) -> list[Record]:
     """Every usable record of real source ``spec`` under ``cfg.real.root``, cached at ``cfg.data.image_size``;
     the files left out are printed (the first few per reason) and appended to ``skipped``."""
     from multimix.data.prepare import default_cache_dir, note_lines, prepare_source, skip_lines
 
-    prepared = prepare_source(spec, cfg.real.root, cfg.data.image_size, cfg.real.cache_dir or default_cache_dir(),
-                              on_error=cfg.real.on_error, progress=progress)
+    prepared = prepare_source(
+        spec,
+        cfg.real.root,
+        cfg.data.image_size,
+        cfg.real.cache_dir or default_cache_dir(),
+        on_error=cfg.real.on_error,
+        progress=progress,
+    )
     summary = prepared.summary
     logger.info(f"{spec}: found {summary['images']}, used {summary['used']}, skipped {summary['skipped']}")
     for line in [*skip_lines(summary), *note_lines(summary)]:
@@ -171,7 +190,9 @@ def build_real_pools(cfg: Config, seed: int, *, progress: bool = True) -> DataPo
         pools.val.extend(val)
         pools.test.extend(test)
     training = set(cfg.real.seg_sources) | set(cfg.real.cls_sources)
-    for spec, wanted in [(s, "mask") for s in cfg.real.cross_seg_sources] + [(s, "label") for s in cfg.real.cross_cls_sources]:
+    for spec, wanted in [(s, "mask") for s in cfg.real.cross_seg_sources] + [
+        (s, "label") for s in cfg.real.cross_cls_sources
+    ]:
         if spec in training:
             raise ValueError(f"cross-domain source {spec!r} is also a training source")
         if not spec.startswith("folder:") and not (Path(cfg.real.root or ".") / spec).is_dir():

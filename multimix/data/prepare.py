@@ -31,7 +31,13 @@ class PreparedSource:
 
 
 def prepare_source(
-    spec: str, data_root: str | Path | None, image_size: int, cache_dir: str | Path, *, on_error: str = "skip", progress: bool = True
+    spec: str,
+    data_root: str | Path | None,
+    image_size: int,
+    cache_dir: str | Path,
+    *,
+    on_error: str = "skip",
+    progress: bool = True,
 ) -> PreparedSource:
     """Scan one source, then build (or reuse) its cache at ``image_size``."""
     started = time.perf_counter()
@@ -65,8 +71,19 @@ def format_report(prepared: list[PreparedSource]) -> str:
         s = item.summary
         classes = s["classes"]
         splits = ",".join(f"{k}:{v}" for k, v in s["splits"].items())
-        cells = (s["source"], s["images"], s["masks"], classes.get("normal", 0), classes.get("pneumonia", 0),
-                 classes.get("unlabeled", 0), s["patients"], splits, s["skipped"], s["used"], f"{item.seconds:.1f}")
+        cells = (
+            s["source"],
+            s["images"],
+            s["masks"],
+            classes.get("normal", 0),
+            classes.get("pneumonia", 0),
+            classes.get("unlabeled", 0),
+            s["patients"],
+            splits,
+            s["skipped"],
+            s["used"],
+            f"{item.seconds:.1f}",
+        )
         rows.append(" ".join(f"{str(c):>10}" for c in cells))
     for item in prepared:
         rows.extend(f"  {item.name}: {line}" for line in skip_lines(item.summary))

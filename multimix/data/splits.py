@@ -78,10 +78,7 @@ def parse_budget(value: Budget) -> int | float | None:
         return int(value)
     if isinstance(value, (float, np.floating)):
         if not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"a float label budget is a fraction in [0, 1], got {value!r}; "
-                "use an int count or 'N%'"
-            )
+            raise ValueError(f"a float label budget is a fraction in [0, 1], got {value!r}; use an int count or 'N%'")
         return float(value)
     if isinstance(value, str):
         return _parse_budget_text(value)
@@ -98,8 +95,7 @@ def _parse_budget_text(value: str) -> int | float | None:
     if match and float(match.group(1)) <= 100.0:
         return float(match.group(1)) / 100.0
     raise ValueError(
-        f"invalid label budget {value!r}: expected a non-negative count ('10'), "
-        "a percentage up to 100 ('5%') or 'all'"
+        f"invalid label budget {value!r}: expected a non-negative count ('10'), a percentage up to 100 ('5%') or 'all'"
     )
 
 
@@ -159,9 +155,7 @@ def _group_keys(groups: Sequence[str | None] | None, n: int) -> list[Hashable]:
         return [("item", i) for i in range(n)]
     if len(groups) != n:
         raise ValueError(f"groups has {len(groups)} entries but labels has {n}")
-    return [
-        ("item", i) if g is None or g == "" else ("group", str(g)) for i, g in enumerate(groups)
-    ]
+    return [("item", i) if g is None or g == "" else ("group", str(g)) for i, g in enumerate(groups)]
 
 
 def _pick_groups(
@@ -183,9 +177,7 @@ def _pick_groups(
         remaining = []
         for group in order:
             need = Counter(strata[i] for i in group)
-            fits = len(group) <= total_left and (
-                not per_stratum or all(c <= left[s] for s, c in need.items())
-            )
+            fits = len(group) <= total_left and (not per_stratum or all(c <= left[s] for s, c in need.items()))
             if fits:
                 chosen.extend(group)
                 total_left -= len(group)
@@ -264,9 +256,7 @@ def holdout(
         ValueError: fractions negative or summing to 1 or more.
     """
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"need val_fraction, test_fraction >= 0 with sum < 1, got {val_fraction}, {test_fraction}"
-        )
+        raise ValueError(f"need val_fraction, test_fraction >= 0 with sum < 1, got {val_fraction}, {test_fraction}")
     official = _official_of_patients(records)
     assigned: list[str | None] = [
         r.split if r.split in OFFICIAL_SPLITS else official.get(_patient_key(r)) for r in records
@@ -325,8 +315,15 @@ class Split:
 
     def all_uids(self) -> list[str]:
         """Every uid the split names, training pools and held-out sets, in order."""
-        return [*self.seg.labeled, *self.seg.unlabeled, *self.cls.labeled, *self.cls.unlabeled,
-                *self.val, *self.test, *self.cross]
+        return [
+            *self.seg.labeled,
+            *self.seg.unlabeled,
+            *self.cls.labeled,
+            *self.cls.unlabeled,
+            *self.val,
+            *self.test,
+            *self.cross,
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON representation (inverse of :meth:`from_dict`)."""
@@ -396,9 +393,7 @@ def _task_lists(d: dict[str, Any], name: str) -> tuple[list[str], list[str]]:
     task = _require(d, name)
     if not isinstance(task, dict):
         raise SplitFileError(f"key {name!r} must be an object with 'labeled' and 'unlabeled'")
-    labeled, unlabeled = (
-        _uid_list(_require(task, k, f"{name}."), f"{name}.{k}") for k in ("labeled", "unlabeled")
-    )
+    labeled, unlabeled = (_uid_list(_require(task, k, f"{name}."), f"{name}.{k}") for k in ("labeled", "unlabeled"))
     return labeled, unlabeled
 
 
@@ -489,9 +484,7 @@ def build_split(
             budget on an empty pool, duplicate uids, or val/test/cross records that are also in
             a training pool (or in both val and test).
     """
-    _check_uids(
-        {"seg_pool": seg_pool, "cls_pool": cls_pool}, {"val": val, "test": test, "cross": cross}
-    )
+    _check_uids({"seg_pool": seg_pool, "cls_pool": cls_pool}, {"val": val, "test": test, "cross": cross})
     seg_candidates = [r for r in seg_pool if r.has_mask]
     cls_candidates = [r for r in cls_pool if r.has_label]
     seg_labeled, seg_k = _select_task("seg", seg_candidates, seg_budget, seed, stratify=False)
@@ -542,6 +535,10 @@ def with_extra_unlabeled(split: Split, uids: Sequence[str]) -> Split:
 
     def extended(task: TaskSplit) -> TaskSplit:
         present = {*task.unlabeled, *task.labeled}
-        return TaskSplit(labeled=list(task.labeled), unlabeled=[*task.unlabeled, *(u for u in uids if u not in present)])
+        return TaskSplit(
+            labeled=list(task.labeled), unlabeled=[*task.unlabeled, *(u for u in uids if u not in present)]
+        )
 
-    return replace(split, seg=extended(split.seg), cls=extended(split.cls), meta={**split.meta, "extra_unlabeled": len(uids)})
+    return replace(
+        split, seg=extended(split.seg), cls=extended(split.cls), meta={**split.meta, "extra_unlabeled": len(uids)}
+    )

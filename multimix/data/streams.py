@@ -123,8 +123,12 @@ class StepBatches(Dataset):
         self.strong_views = strong_views
         self.domains = dict(domains) if domains is not None else None
         self.weak = weak_transform(image_size, hflip=hflip, intensity=intensity)
-        self.labeled = weak_transform(image_size, hflip=hflip, intensity=intensity, acquisition=True) if acquisition else self.weak
-        self.strong = strong_transform(image_size, num_ops=strong_ops, hflip=hflip, intensity=intensity, acquisition=acquisition)
+        self.labeled = (
+            weak_transform(image_size, hflip=hflip, intensity=intensity, acquisition=True) if acquisition else self.weak
+        )
+        self.strong = strong_transform(
+            image_size, num_ops=strong_ops, hflip=hflip, intensity=intensity, acquisition=acquisition
+        )
         self._permutations: dict[tuple[str, int, int], np.ndarray] = {}
         self._class_members = {name: _class_members(self.streams[name]) for name in balanced if name in self.streams}
 
@@ -137,7 +141,9 @@ class StepBatches(Dataset):
             return self._balanced_indices(name, step)
         pool_size = len(self.streams[name])
         first = (step * self.world_size + self.rank) * self.batch_size
-        return [self._permutation(name, pos // pool_size)[pos % pool_size] for pos in range(first, first + self.batch_size)]
+        return [
+            self._permutation(name, pos // pool_size)[pos % pool_size] for pos in range(first, first + self.batch_size)
+        ]
 
     def _balanced_indices(self, name: str, step: int) -> list[int]:
         members = self._class_members[name]
@@ -147,8 +153,10 @@ class StepBatches(Dataset):
         indices = []
         for c, pool in enumerate(members):
             share = self.batch_size // classes + (1 if (c - step) % classes < self.batch_size % classes else 0)
-            indices += [int(pool[self._permutation(name, pos // len(pool), c)[pos % len(pool)]])
-                        for pos in range(first, first + share)]
+            indices += [
+                int(pool[self._permutation(name, pos // len(pool), c)[pos % len(pool)]])
+                for pos in range(first, first + share)
+            ]
         return indices
 
     def _permutation(self, name: str, epoch: int, part: int = -1) -> np.ndarray:
@@ -181,7 +189,10 @@ class StepBatches(Dataset):
     def _load(self, name: str, records: list[Record]) -> dict[str, torch.Tensor]:
         if name == SEG_X:
             pairs = [self.labeled(read_record_image(r), _require_mask(r)) for r in records]
-            return {SEG_X: torch.stack([p[0] for p in pairs]), SEG_Y: torch.stack([cast(torch.Tensor, p[1]) for p in pairs])}  # a mask in, a mask out
+            return {
+                SEG_X: torch.stack([p[0] for p in pairs]),
+                SEG_Y: torch.stack([cast(torch.Tensor, p[1]) for p in pairs]),
+            }  # a mask in, a mask out
         images = [read_record_image(r) for r in records]
         if name == SEG_U:
             return {SEG_U: torch.stack([self.weak(im)[0] for im in images])}
@@ -211,11 +222,15 @@ def _require_mask(record: Record) -> np.ndarray:
 
 def _require_label(record: Record) -> int:
     if record.label is None:
-        raise ValueError(f"record {record.uid} ({record.source}) is in the labeled classification stream but has no label")
+        raise ValueError(
+            f"record {record.uid} ({record.source}) is in the labeled classification stream but has no label"
+        )
     return int(record.label)
 
 
-def step_loader(dataset: StepBatches, *, num_workers: int = 0, pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+def step_loader(
+    dataset: StepBatches, *, num_workers: int = 0, pin_memory: bool = False
+) -> Iterator[dict[str, torch.Tensor]]:
     """Iterate the step batches in order, optionally built by worker processes."""
     loader = DataLoader(
         dataset,
@@ -266,12 +281,31 @@ class ContrastiveBatches(StepBatches):
 
     POOL = CLS_U  # the walk of an unlabeled stream; the name only keys the permutation seeds
 
-    def __init__(self, records: Sequence[Record], *, image_size: int, batch_size: int, seed: int, total_steps: int,
-                 start_step: int = 0, crop_scale: tuple[float, float] = (0.5, 1.0), intensity: str = "none",
-                 rank: int = 0, world_size: int = 1) -> None:
-        super().__init__({self.POOL: records}, image_size=image_size, batch_size=batch_size, seed=seed,
-                         total_steps=total_steps, start_step=start_step, intensity=intensity, rank=rank,
-                         world_size=world_size)
+    def __init__(
+        self,
+        records: Sequence[Record],
+        *,
+        image_size: int,
+        batch_size: int,
+        seed: int,
+        total_steps: int,
+        start_step: int = 0,
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        intensity: str = "none",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(
+            {self.POOL: records},
+            image_size=image_size,
+            batch_size=batch_size,
+            seed=seed,
+            total_steps=total_steps,
+            start_step=start_step,
+            intensity=intensity,
+            rank=rank,
+            world_size=world_size,
+        )
         self.views = contrastive_transform(image_size, crop_scale=crop_scale, intensity=intensity)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

@@ -13,7 +13,8 @@ Two options shared by every pipeline, so training, evaluation and prediction see
 
 * ``intensity`` (:data:`INTENSITY_MODES`) standardises each image on its own statistics, so
   scanners with other exposure curves look alike: ``clahe`` (the percentile window below, then
-  contrast-limited adaptive histogram equalisation), ``equalize`` (global histogram equalisation), ``window`` (the 1st-99th
+  contrast-limited adaptive histogram equalisation), ``equalize`` (global histogram equalisation),
+  ``window`` (the 1st-99th
   percentile stretched to [0, 1]) or ``none``.
 * ``acquisition=True`` (weak and strong builders) widens the augmentation to span acquisition
   differences between hospitals: a larger affine (scale 0.8-1.2, shift 10 %, rotation 10
@@ -105,9 +106,7 @@ def _strong_pool() -> dict[str, A.BasicTransform]:
         "rotate": A.Affine(rotate=(-30, 30), **geo),
         "shear": A.Affine(shear={"x": (-15, 15), "y": (-15, 15)}, **geo),
         "translate": A.Affine(translate_percent={"x": (-0.2, 0.2), "y": (-0.2, 0.2)}, **geo),
-        "brightness_contrast": A.RandomBrightnessContrast(
-            brightness_limit=0.3, contrast_limit=0.3, p=1.0
-        ),
+        "brightness_contrast": A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.3, p=1.0),
         "equalize": A.Equalize(p=1.0),
         "posterize": A.Posterize(num_bits=(4, 8), p=1.0),
         # Threshold >= 0.5 so at most the bright half of the intensity range is inverted.
@@ -189,9 +188,7 @@ class XrayTransform:
             self._worker_key = key
             self._reseed((self._salt, self._kind_code(), info.seed % 2**63))
 
-    def __call__(
-        self, image: np.ndarray, mask: np.ndarray | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def __call__(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Transform ``image`` (and ``mask`` with the same geometry); see the class doc."""
         image, mask = _check_inputs(image, mask)
         self._reseed_if_new_worker()
@@ -203,9 +200,7 @@ class XrayTransform:
         return f"XrayTransform(kind={self.kind!r}, seed={self.seed!r}, compose={self.compose!r})"
 
 
-def _check_inputs(
-    image: np.ndarray, mask: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_inputs(image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate shapes/dtypes and normalise to float32 image / uint8 {0,1} mask."""
     image = np.asarray(image)
     if image.ndim != 2:
@@ -219,8 +214,7 @@ def _check_inputs(
     if mask.shape != image.shape:
         # Silently resizing one to the other would hide misaligned data; loaders must fix it.
         raise ValueError(
-            f"mask shape {mask.shape} differs from image shape {image.shape}; "
-            "image and mask must have the same (H, W)"
+            f"mask shape {mask.shape} differs from image shape {image.shape}; image and mask must have the same (H, W)"
         )
     return image, np.ascontiguousarray(mask > 0, dtype=np.uint8)
 
@@ -299,16 +293,23 @@ def _acquisition_intensity_ops() -> list[A.BasicTransform]:
     return [
         A.RandomGamma(gamma_limit=(60, 167), p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.3, p=0.5),
-        A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.2), p=1.0), A.Sharpen(alpha=(0.1, 0.4), lightness=(1.0, 1.0), p=1.0)], p=0.3),
+        A.OneOf(
+            [A.GaussianBlur(sigma_limit=(0.3, 1.2), p=1.0), A.Sharpen(alpha=(0.1, 0.4), lightness=(1.0, 1.0), p=1.0)],
+            p=0.3,
+        ),
         A.GaussNoise(std_range=(0.005, 0.04), p=0.3),
     ]
 
 
-def _weak_ops(image_size: int, hflip: bool, *, intensity: str = "none", acquisition: bool = False) -> list[A.BasicTransform]:
+def _weak_ops(
+    image_size: int, hflip: bool, *, intensity: str = "none", acquisition: bool = False
+) -> list[A.BasicTransform]:
     ops: list[A.BasicTransform] = [_resize(image_size)]
     if acquisition:
-        ops += [_affine(WIDE_TRANSLATE, WIDE_SCALE, WIDE_ROTATE),
-                A.ElasticTransform(alpha=image_size / 4, sigma=image_size / 16, border_mode=cv2.BORDER_CONSTANT, p=0.25)]
+        ops += [
+            _affine(WIDE_TRANSLATE, WIDE_SCALE, WIDE_ROTATE),
+            A.ElasticTransform(alpha=image_size / 4, sigma=image_size / 16, border_mode=cv2.BORDER_CONSTANT, p=0.25),
+        ]
     else:
         ops.append(_affine(WEAK_TRANSLATE, WEAK_SCALE, WEAK_ROTATE))
     if hflip:
@@ -408,7 +409,10 @@ CONTRASTIVE_CROP_SCALE = (0.5, 1.0)
 
 
 def contrastive_transform(
-    image_size: int, *, crop_scale: tuple[float, float] = CONTRASTIVE_CROP_SCALE, intensity: str = "none",
+    image_size: int,
+    *,
+    crop_scale: tuple[float, float] = CONTRASTIVE_CROP_SCALE,
+    intensity: str = "none",
     seed: int | None = None,
 ) -> XrayTransform:
     """One view for contrastive pretraining; call it twice on an image for a positive pair.
@@ -434,7 +438,12 @@ def contrastive_transform(
     return XrayTransform(ops, kind="contrastive", seed=seed)
 
 
-_BUILDERS = {"eval": eval_transform, "weak": weak_transform, "strong": strong_transform, "contrastive": contrastive_transform}
+_BUILDERS = {
+    "eval": eval_transform,
+    "weak": weak_transform,
+    "strong": strong_transform,
+    "contrastive": contrastive_transform,
+}
 
 
 def build_transform(kind: str, image_size: int, **kw) -> XrayTransform:

@@ -62,20 +62,9 @@ class FitResult:
     last_metrics: dict[str, float] = field(default_factory=dict)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def move_to(batch: Batch, device: torch.device, *, channels_last: bool = False) -> Batch:
     """Tensors of ``batch`` on ``device``; 4-D image tensors in channels-last layout if asked."""
+
     def move(v: torch.Tensor) -> torch.Tensor:
         v = v.to(device, non_blocking=True)
         return v.contiguous(memory_format=torch.channels_last) if channels_last and v.ndim == 4 else v
@@ -167,7 +156,9 @@ class Trainer:
         self.ema: AveragedModel | None = None
         if config.ema_decay > 0:
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-        method.attach_teacher(self.ema.module if self.ema is not None else None)  # e.g. pseudo-labels from the EMA weights
+        method.attach_teacher(
+            self.ema.module if self.ema is not None else None
+        )  # e.g. pseudo-labels from the EMA weights
         self.step = 0
         self.best_score: float | None = None
         self.best_step: int | None = None
@@ -294,7 +285,9 @@ class Trainer:
         logger = RunLogger(self.out_dir, start_step=self.step, enabled=main)
         steps_per_epoch = max(1, self.config.steps_per_epoch)
         images, seconds, metrics = 0, 0.0, {}
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (progress and main), desc="train", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps, initial=self.step, disable=not (progress and main), desc="train", dynamic_ncols=True
+        )
         batches: Iterator[Batch] = iter(self.batches(self.step))
         try:
             while self.step < self.total_steps:

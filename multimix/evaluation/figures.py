@@ -143,9 +143,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def _draw_boxes(
-    ax: Axes, groups: list[np.ndarray], colours: list[str], rng: np.random.Generator
-) -> None:
+def _draw_boxes(ax: Axes, groups: list[np.ndarray], colours: list[str], rng: np.random.Generator) -> None:
     """One box per non-empty group at x = 1, 2, ..., jittered dots and the mean on top."""
     for pos, (values, colour) in enumerate(zip(groups, colours), start=1):
         if values.size == 0:
@@ -246,9 +244,7 @@ def dice_boxplot(
         label="mean",
     )
     median = Line2D([], [], color="black", linewidth=1.5, label="median")
-    fig.legend(
-        handles=[median, mean], loc="outside lower center", fontsize=_SMALL, ncols=2, frameon=False
-    )
+    fig.legend(handles=[median, mean], loc="outside lower center", fontsize=_SMALL, ncols=2, frameon=False)
     return _save(fig, path)
 
 
@@ -415,9 +411,7 @@ def _check_saliency(
         if v.shape[0] != k:
             raise ValueError(f"got {v.shape[0]} {name} for {k} images")
         if not np.all(np.isin(v, np.arange(n_classes))):
-            raise ValueError(
-                f"{name} must be class indices in [0, {n_classes}), got {np.unique(v)}"
-            )
+            raise ValueError(f"{name} must be class indices in [0, {n_classes}), got {np.unique(v)}")
         columns.append(v.astype(np.int64))
     probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     if probs.shape[0] != k:
@@ -462,7 +456,8 @@ def saliency_overlays(
     """Saliency heat maps over the X-rays: top row correctly, bottom row wrongly classified.
 
     Each panel shows the grey image under the saliency in the ``inferno`` colour map, with an
-    opacity rising from 0.2 (saliency 0) to 0.7 (saliency 1), and a caption "true: ... / pred: ... (probability)". An empty row says "none".
+    opacity rising from 0.2 (saliency 0) to 0.7 (saliency 1), and a caption "true: ... / pred: ... (probability)".
+    An empty row says "none".
 
     Args:
         images: ``(K, H, W)`` grey images in ``[0, 1]``.
@@ -529,9 +524,7 @@ def saliency_overlays(
 def _roc_points(curve: tuple[np.ndarray, np.ndarray], where: str) -> tuple[np.ndarray, np.ndarray]:
     fpr, tpr = (np.asarray(a, dtype=np.float64).reshape(-1) for a in curve)
     if fpr.shape != tpr.shape or fpr.size < 2:
-        raise ValueError(
-            f"{where}: fpr and tpr need the same length >= 2, got {fpr.size}, {tpr.size}"
-        )
+        raise ValueError(f"{where}: fpr and tpr need the same length >= 2, got {fpr.size}, {tpr.size}")
     if np.any(np.diff(fpr) < 0):
         raise ValueError(f"{where}: fpr must be non-decreasing")
     if not (np.all((fpr >= 0) & (fpr <= 1)) and np.all((tpr >= 0) & (tpr <= 1))):
@@ -539,9 +532,7 @@ def _roc_points(curve: tuple[np.ndarray, np.ndarray], where: str) -> tuple[np.nd
     return fpr, tpr
 
 
-def roc_curves(
-    curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], path: PathLike
-) -> Path:
+def roc_curves(curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]], path: PathLike) -> Path:
     """ROC curves, one panel per domain and one line per model with its AUC in the legend.
 
     The AUC is the trapezoidal area under the given points. A model missing in a domain is
@@ -643,11 +634,7 @@ def _label_styles(labels: np.ndarray, class_names: Sequence[str]) -> list[tuple[
     """(label value, legend name, colour) for the labels present, unlabeled first."""
     colours = ["#0072B2", "#D55E00", *MODEL_COLOURS[2:]]
     styles = [(-1, "unlabeled", _UNLABELED_COLOUR)] if np.any(labels == -1) else []
-    styles += [
-        (c, class_names[c], colours[c % len(colours)])
-        for c in range(len(class_names))
-        if np.any(labels == c)
-    ]
+    styles += [(c, class_names[c], colours[c % len(colours)]) for c in range(len(class_names)) if np.any(labels == c)]
     return styles
 
 
@@ -659,9 +646,7 @@ def _check_embedding_inputs(
     if y.shape[0] != n or len(sources) != n:
         raise ValueError(f"got {n} embeddings, {y.shape[0]} labels and {len(sources)} sources")
     if not np.all(np.isin(y, np.arange(-1, n_classes))):
-        raise ValueError(
-            f"labels must be -1 (unlabeled) or in [0, {n_classes}), got {np.unique(y)}"
-        )
+        raise ValueError(f"labels must be -1 (unlabeled) or in [0, {n_classes}), got {np.unique(y)}")
     return y.astype(np.int64)
 
 
@@ -729,14 +714,10 @@ def embedding_map(
     return _save(fig, path)
 
 
-def _embedding_legends(
-    fig: Figure, styles: list[tuple[int, str, str]], markers: dict[str, str]
-) -> None:
+def _embedding_legends(fig: Figure, styles: list[tuple[int, str, str]], markers: dict[str, str]) -> None:
     """One legend right of the map: a "class" section (colours), then a "source" one (markers)."""
     handles = [_legend_header("class")]
-    handles += [
-        Line2D([], [], marker="o", linestyle="none", color=c, label=name) for _, name, c in styles
-    ]
+    handles += [Line2D([], [], marker="o", linestyle="none", color=c, label=name) for _, name, c in styles]
     handles.append(_legend_header("source"))
     handles += [
         Line2D([], [], marker=m, linestyle="none", color="0.3", markerfacecolor="none", label=s)

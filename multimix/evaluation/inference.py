@@ -87,15 +87,18 @@ PIXEL_METRICS = ("dice", "jaccard", "ssim", "hd", "hd95", "precision", "recall")
 MM_METRICS = ("hd_mm", "hd95_mm")
 
 
-def _batch_seg_metrics(pred: np.ndarray, ref: np.ndarray, has_mask: np.ndarray, spacing: np.ndarray | None,
-                       full: bool) -> dict[str, np.ndarray]:
+def _batch_seg_metrics(
+    pred: np.ndarray, ref: np.ndarray, has_mask: np.ndarray, spacing: np.ndarray | None, full: bool
+) -> dict[str, np.ndarray]:
     """Every metric for every image of the batch (NaN where no reference mask), so the batches
     concatenate into aligned columns even when a batch holds no mask at all."""
     names = (*PIXEL_METRICS, *(MM_METRICS if spacing is not None else ())) if full else ("dice",)
     scores = {name: np.full(len(pred), np.nan) for name in names}
     if has_mask.any():
         if full:
-            computed = segmentation_metrics_per_image(pred[has_mask], ref[has_mask], spacing=None if spacing is None else spacing[has_mask])
+            computed = segmentation_metrics_per_image(
+                pred[has_mask], ref[has_mask], spacing=None if spacing is None else spacing[has_mask]
+            )
         else:
             computed = {"dice": dice_per_image(pred[has_mask], ref[has_mask])}
         for name in names:

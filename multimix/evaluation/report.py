@@ -26,13 +26,34 @@ from multimix.metrics import roc_curve
 from multimix.utils.atomic import atomic_write_text
 
 DOMAIN_ORDER = ("in-domain", "cross-domain", "sources")
-PAPER_METRICS = (("classification", "accuracy", "Acc"), ("classification", "f1_normal", "F1-N"),
-                 ("classification", "f1_pneumonia", "F1-P"), ("segmentation", "dice", "DS"),
-                 ("segmentation", "jaccard", "JS"), ("segmentation", "hd", "HD"))
-CLS_COLUMNS = (("accuracy", "Accuracy"), ("f1_normal", "F1-N"), ("f1_pneumonia", "F1-P"), ("precision", "Precision"),
-               ("recall", "Recall"), ("specificity", "Specificity"), ("auroc", "AUROC"))
-SEG_COLUMNS = (("dice", "Dice"), ("jaccard", "Jaccard"), ("ssim", "SSIM"), ("hd", "HD px"), ("hd95", "HD95 px"),
-               ("hd_mm", "HD mm"), ("hd95_mm", "HD95 mm"), ("precision", "Pixel precision"), ("recall", "Pixel recall"))
+PAPER_METRICS = (
+    ("classification", "accuracy", "Acc"),
+    ("classification", "f1_normal", "F1-N"),
+    ("classification", "f1_pneumonia", "F1-P"),
+    ("segmentation", "dice", "DS"),
+    ("segmentation", "jaccard", "JS"),
+    ("segmentation", "hd", "HD"),
+)
+CLS_COLUMNS = (
+    ("accuracy", "Accuracy"),
+    ("f1_normal", "F1-N"),
+    ("f1_pneumonia", "F1-P"),
+    ("precision", "Precision"),
+    ("recall", "Recall"),
+    ("specificity", "Specificity"),
+    ("auroc", "AUROC"),
+)
+SEG_COLUMNS = (
+    ("dice", "Dice"),
+    ("jaccard", "Jaccard"),
+    ("ssim", "SSIM"),
+    ("hd", "HD px"),
+    ("hd95", "HD95 px"),
+    ("hd_mm", "HD mm"),
+    ("hd95_mm", "HD95 mm"),
+    ("precision", "Pixel precision"),
+    ("recall", "Pixel recall"),
+)
 CSV_SEG_KEYS = ("dice", "jaccard", "ssim", "hd", "hd95", "hd_mm", "hd95_mm", "precision", "recall")
 
 
@@ -110,7 +131,9 @@ def table_csv(rows: Sequence[TableRow]) -> str:
     keys = [(d, metric) for d in domains for _, metric, _ in PAPER_METRICS]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["model", "seg_labels", "cls_labels", *(f"{d}/{m}/{s}" for d, m in keys for s in ("mean", "std", "n"))])
+    writer.writerow(
+        ["model", "seg_labels", "cls_labels", *(f"{d}/{m}/{s}" for d, m in keys for s in ("mean", "std", "n"))]
+    )
     for row in rows:
         cells = []
         for key in keys:
@@ -138,8 +161,12 @@ def _ci_cell(entry: dict[str, Any] | None, digits: int, with_std: bool) -> str:
 def detail_tables(results: Sequence[ModelResult], domain: str) -> str:
     """Every metric of one domain with its 95% CI (segmentation also mean ± std)."""
     cls_rows, seg_rows = [], []
-    present = {k for r in results if domain in r.domains
-               for k in r.domains[domain].summary.get("segmentation", {}).get("metrics", {})}
+    present = {
+        k
+        for r in results
+        if domain in r.domains
+        for k in r.domains[domain].summary.get("segmentation", {}).get("metrics", {})
+    }
     seg_columns = [(k, n) for k, n in SEG_COLUMNS if k in present]  # mm columns only where spacing is known
     for r in results:
         d = r.domains.get(domain)
@@ -147,18 +174,30 @@ def detail_tables(results: Sequence[ModelResult], domain: str) -> str:
             continue
         if "classification" in d.summary:
             c = d.summary["classification"]
-            cls_rows.append([r.label, str(c["num_images"]), *(_ci_cell(c["metrics"].get(k), 3, False) for k, _ in CLS_COLUMNS)])
+            cls_rows.append(
+                [r.label, str(c["num_images"]), *(_ci_cell(c["metrics"].get(k), 3, False) for k, _ in CLS_COLUMNS)]
+            )
         if "segmentation" in d.summary:
             s = d.summary["segmentation"]
-            seg_rows.append([r.label, str(s["num_images"]), str(s["empty_predictions"]),
-                             *(_ci_cell(s["metrics"].get(k), 2 if k in LOWER_IS_BETTER else 3, True) for k, _ in seg_columns)])
+            seg_rows.append(
+                [
+                    r.label,
+                    str(s["num_images"]),
+                    str(s["empty_predictions"]),
+                    *(_ci_cell(s["metrics"].get(k), 2 if k in LOWER_IS_BETTER else 3, True) for k, _ in seg_columns),
+                ]
+            )
     parts = []
     if cls_rows:
-        parts.append(f"### {domain}: classification\n\nValue [95% CI].\n\n"
-                     + markdown_table(["Model", "Images", *(n for _, n in CLS_COLUMNS)], cls_rows))
+        parts.append(
+            f"### {domain}: classification\n\nValue [95% CI].\n\n"
+            + markdown_table(["Model", "Images", *(n for _, n in CLS_COLUMNS)], cls_rows)
+        )
     if seg_rows:
-        parts.append(f"### {domain}: segmentation\n\nMean ± std [95% CI of the mean].\n\n"
-                     + markdown_table(["Model", "Images", "Empty predictions", *(n for _, n in seg_columns)], seg_rows))
+        parts.append(
+            f"### {domain}: segmentation\n\nMean ± std [95% CI of the mean].\n\n"
+            + markdown_table(["Model", "Images", "Empty predictions", *(n for _, n in seg_columns)], seg_rows)
+        )
     return "\n\n".join(parts)
 
 
@@ -166,8 +205,21 @@ def per_image_csv(results: Sequence[ModelResult]) -> str:
     """One row per model, domain and image."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["model", "checkpoint", "domain", "uid", "source", "label", "prob_pneumonia", "prediction",
-                     "correct", "lung_fraction", *CSV_SEG_KEYS])
+    writer.writerow(
+        [
+            "model",
+            "checkpoint",
+            "domain",
+            "uid",
+            "source",
+            "label",
+            "prob_pneumonia",
+            "prediction",
+            "correct",
+            "lung_fraction",
+            *CSV_SEG_KEYS,
+        ]
+    )
     for r in results:
         for domain, d in r.domains.items():
             res, threshold = d.results, d.summary.get("classification", {}).get("threshold", 0.5)
@@ -176,10 +228,21 @@ def per_image_csv(results: Sequence[ModelResult]) -> str:
                 prob = None if res.prob_pneumonia is None else float(res.prob_pneumonia[i])
                 pred = None if prob is None else int(prob >= threshold)
                 seg = [_csv_num(res.seg[k][i]) if k in res.seg else "" for k in CSV_SEG_KEYS]
-                writer.writerow([r.label, r.checkpoint, domain, uid, res.sources[i], "" if label < 0 else label,
-                                 _csv_num(prob), "" if pred is None else pred,
-                                 "" if pred is None or label < 0 else int(pred == label),
-                                 "" if res.pred_fraction is None else _csv_num(res.pred_fraction[i]), *seg])
+                writer.writerow(
+                    [
+                        r.label,
+                        r.checkpoint,
+                        domain,
+                        uid,
+                        res.sources[i],
+                        "" if label < 0 else label,
+                        _csv_num(prob),
+                        "" if pred is None else pred,
+                        "" if pred is None or label < 0 else int(pred == label),
+                        "" if res.pred_fraction is None else _csv_num(res.pred_fraction[i]),
+                        *seg,
+                    ]
+                )
     return out.getvalue()
 
 
@@ -192,13 +255,24 @@ def metrics_json(results: Sequence[ModelResult], settings: EvaluationSettings) -
     return {
         "multimix": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "settings": {"threshold": settings.threshold, "bootstrap_resamples": settings.boot.n_resamples,
-                     "confidence": settings.boot.confidence, "bootstrap_seed": settings.boot.seed},
+        "settings": {
+            "threshold": settings.threshold,
+            "bootstrap_resamples": settings.boot.n_resamples,
+            "confidence": settings.boot.confidence,
+            "bootstrap_seed": settings.boot.seed,
+        },
         "rules": {"empty_mask": EMPTY_MASK_RULE, "hd": HD_DEFINITION},
         "models": [
-            {"label": r.label, "model": r.model_name, "checkpoint": r.checkpoint, "seg_labels": r.seg_labels,
-             "cls_labels": r.cls_labels, "operating_point": r.operating_point, "image_size": r.config.data.image_size,
-             "domains": {name: d.summary for name, d in r.domains.items()}}
+            {
+                "label": r.label,
+                "model": r.model_name,
+                "checkpoint": r.checkpoint,
+                "seg_labels": r.seg_labels,
+                "cls_labels": r.cls_labels,
+                "operating_point": r.operating_point,
+                "image_size": r.config.data.image_size,
+                "domains": {name: d.summary for name, d in r.domains.items()},
+            }
             for r in results
         ],
     }
@@ -208,8 +282,14 @@ def write_figures(results: Sequence[ModelResult], folder: Path) -> dict[str, Pat
     """Every figure of the report; returns caption -> path (figures without data are skipped)."""
     written: dict[str, Path] = {}
     domains = [d for d in DOMAIN_ORDER if any(d in r.domains for r in results)]
-    dice = {r.label: {d: r.domains[d].results.seg["dice"][r.domains[d].results.has_mask]
-                      for d in domains if d in r.domains and "dice" in r.domains[d].results.seg} for r in results}
+    dice = {
+        r.label: {
+            d: r.domains[d].results.seg["dice"][r.domains[d].results.has_mask]
+            for d in domains
+            if d in r.domains and "dice" in r.domains[d].results.seg
+        }
+        for r in results
+    }
     dice = {m: v for m, v in dice.items() if any(len(x) for x in v.values())}
     if dice:
         written["Per-image Dice by model and domain"] = figures.dice_boxplot(dice, folder / "dice_boxplot.png")
@@ -226,7 +306,8 @@ def write_figures(results: Sequence[ModelResult], folder: Path) -> dict[str, Pat
                 s = d.saliency
                 path = folder / f"saliency_{_slug(r.label)}_{_slug(domain)}.png"
                 written[f"Saliency, {r.label}, {domain}"] = figures.saliency_overlays(
-                    s.images, s.saliency, s.labels, s.predictions, s.probabilities, path, title=f"{r.label}, {domain}")
+                    s.images, s.saliency, s.labels, s.predictions, s.probabilities, path, title=f"{r.label}, {domain}"
+                )
     for r in results:
         path = _embedding_figure(r, folder / f"embedding_{_slug(r.label)}.png")
         if path:
@@ -247,7 +328,9 @@ def _boundary_figure(results: Sequence[ModelResult], domain: str, path: Path) ->
     base = [first[u] for u in shared]
     predictions = {label: np.stack([samples[u].prediction for u in shared]) for label, samples in by_model.items()}
     references = np.stack([s.reference if s.reference is not None else np.zeros_like(s.image, bool) for s in base])
-    return figures.boundary_overlays(np.stack([s.image for s in base]), references, predictions, path, row_titles=shared)
+    return figures.boundary_overlays(
+        np.stack([s.image for s in base]), references, predictions, path, row_titles=shared
+    )
 
 
 def _samples_by_uid(r: ModelResult, domain: str) -> dict:
@@ -256,7 +339,9 @@ def _samples_by_uid(r: ModelResult, domain: str) -> dict:
     return {res.uids[i]: res.samples[i] for i in sorted(res.samples) if res.samples[i].prediction is not None}
 
 
-def _roc_inputs(results: Sequence[ModelResult], domains: Sequence[str]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def _roc_inputs(
+    results: Sequence[ModelResult], domains: Sequence[str]
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for r in results:
         for domain in domains:
@@ -307,25 +392,43 @@ def _thresholds(results: Sequence[ModelResult]) -> str:
     return "; ".join(f"{r.label}: {r.operating_point}" for r in results)
 
 
-def report_markdown(results: Sequence[ModelResult], rows: Sequence[TableRow], figs: dict[str, Path], out: Path,
-                    settings: EvaluationSettings, *, title: str = "Evaluation report", intro: str = "") -> str:
+def report_markdown(
+    results: Sequence[ModelResult],
+    rows: Sequence[TableRow],
+    figs: dict[str, Path],
+    out: Path,
+    settings: EvaluationSettings,
+    *,
+    title: str = "Evaluation report",
+    intro: str = "",
+) -> str:
     """The markdown report: headline table, per-domain detail tables, rules, figures."""
     domains = [d for d in DOMAIN_ORDER if any(d in r.domains for r in results)]
     lines = [
-        f"# {title}", "",
+        f"# {title}",
+        "",
         f"multimix {__version__}, {time.strftime('%Y-%m-%d %H:%M')}. Classification {_thresholds(results)}; "
         f"confidence intervals: {settings.boot.confidence:.0%} percentile bootstrap over images "
-        f"({settings.boot.n_resamples} resamples, seed {settings.boot.seed}).", "",
+        f"({settings.boot.n_resamples} resamples, seed {settings.boot.seed}).",
+        "",
     ]
     if intro:
         lines += [intro, ""]
     if results:
-        lines += ["| Model | Checkpoint | Image size |", "|---|---|---|",
-                  *(f"| {r.label} | `{r.checkpoint}` | {r.config.data.image_size} |" for r in results), ""]
+        lines += [
+            "| Model | Checkpoint | Image size |",
+            "|---|---|---|",
+            *(f"| {r.label} | `{r.checkpoint}` | {r.config.data.image_size} |" for r in results),
+            "",
+        ]
     lines += [
-        "## Results", "", paper_table(rows), "",
+        "## Results",
+        "",
+        paper_table(rows),
+        "",
         "Acc = accuracy, F1-N / F1-P = F1 of the normal / pneumonia class, DS = Dice, JS = Jaccard, HD = average "
-        "Hausdorff distance in pixels (lower is better). Best value per column in bold.", "",
+        "Hausdorff distance in pixels (lower is better). Best value per column in bold.",
+        "",
     ]
     for domain in domains:
         lines += [detail_tables(results, domain), ""]
@@ -339,18 +442,26 @@ def report_markdown(results: Sequence[ModelResult], rows: Sequence[TableRow], fi
 
 def console_table(results: Sequence[ModelResult]) -> str:
     """A compact fixed-width summary for the terminal."""
-    header = f"{'model':<28}{'domain':<14}{'n':>5}{'acc':>8}{'f1-n':>8}{'f1-p':>8}{'auroc':>8}{'dice':>8}{'jacc':>8}{'hd':>8}{'hd95':>8}"
+    header = f"{'model':<28}{'domain':<14}{'n':>5}" + "".join(
+        f"{name:>8}" for name in ("acc", "f1-n", "f1-p", "auroc", "dice", "jacc", "hd", "hd95")
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         for domain, d in r.domains.items():
+
             def cell(task: str, metric: str, digits: int = 3, d=d) -> str:
                 v = point_value(d.summary, task, metric)
                 return f"{v:>8.{digits}f}" if v is not None else f"{'-':>8}"
+
             lines.append(
                 f"{r.label[:27]:<28}{domain:<14}{d.summary['num_images']:>5}"
-                + cell("classification", "accuracy") + cell("classification", "f1_normal")
-                + cell("classification", "f1_pneumonia") + cell("classification", "auroc")
-                + cell("segmentation", "dice") + cell("segmentation", "jaccard")
-                + cell("segmentation", "hd", 2) + cell("segmentation", "hd95", 2)
+                + cell("classification", "accuracy")
+                + cell("classification", "f1_normal")
+                + cell("classification", "f1_pneumonia")
+                + cell("classification", "auroc")
+                + cell("segmentation", "dice")
+                + cell("segmentation", "jaccard")
+                + cell("segmentation", "hd", 2)
+                + cell("segmentation", "hd95", 2)
             )
     return "\n".join(lines)

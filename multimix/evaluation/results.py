@@ -84,8 +84,17 @@ def pick_samples(records: Sequence[Record], k: int) -> list[str]:
     return masked[:k]
 
 
-def saliency_examples(model: TrainedModel, records: list[Record], results: ImageResults, k: int, *, image_size: int,
-                      device: torch.device, threshold: float, intensity: str = "none") -> SaliencyExamples | None:
+def saliency_examples(
+    model: TrainedModel,
+    records: list[Record],
+    results: ImageResults,
+    k: int,
+    *,
+    image_size: int,
+    device: torch.device,
+    threshold: float,
+    intensity: str = "none",
+) -> SaliencyExamples | None:
     """Up to ``k`` correctly and ``k`` wrongly classified images with their saliency."""
     if results.prob_pneumonia is None:
         return None
@@ -97,8 +106,15 @@ def saliency_examples(model: TrainedModel, records: list[Record], results: Image
     chosen = right + wrong
     if not chosen:
         return None
-    kept = infer(model, [records[i] for i in chosen], image_size=image_size, intensity=intensity, device=device, full_metrics=False,
-                 keep=range(len(chosen)))
+    kept = infer(
+        model,
+        [records[i] for i in chosen],
+        image_size=image_size,
+        intensity=intensity,
+        device=device,
+        full_metrics=False,
+        keep=range(len(chosen)),
+    )
     samples = [kept.samples[j] for j in range(len(chosen))]
     probs = results.prob_pneumonia[chosen]
     return SaliencyExamples(

@@ -34,7 +34,9 @@ class BootstrapSettings:
     seed: int = 0
 
 
-def summarise_classification(probs: np.ndarray, labels: np.ndarray, *, threshold: float, boot: BootstrapSettings) -> dict[str, Any]:
+def summarise_classification(
+    probs: np.ndarray, labels: np.ndarray, *, threshold: float, boot: BootstrapSettings
+) -> dict[str, Any]:
     """Every classification metric with its CI, plus the confusion matrix at ``threshold``."""
 
     def statistics(idx: np.ndarray) -> dict[str, float | None]:
@@ -46,7 +48,12 @@ def summarise_classification(probs: np.ndarray, labels: np.ndarray, *, threshold
     )
     metrics = {name: {"value": _num(v), "ci": [_num(lo), _num(hi)]} for name, (v, lo, hi) in intervals.items()}
     point = classification_metrics(probs, labels, threshold)
-    return {"num_images": int(len(probs)), "threshold": threshold, "metrics": metrics, "confusion_matrix": point["confusion_matrix"]}
+    return {
+        "num_images": int(len(probs)),
+        "threshold": threshold,
+        "metrics": metrics,
+        "confusion_matrix": point["confusion_matrix"],
+    }
 
 
 def summarise_segmentation(results: ImageResults, *, boot: BootstrapSettings) -> dict[str, Any]:
@@ -68,7 +75,9 @@ def summarise_segmentation(results: ImageResults, *, boot: BootstrapSettings) ->
     return {"num_images": int(masked.sum()), "metrics": metrics, "empty_predictions": empty}
 
 
-def summarise_results(results: ImageResults, *, threshold: float = 0.5, boot: BootstrapSettings | None = None) -> dict[str, Any]:
+def summarise_results(
+    results: ImageResults, *, threshold: float = 0.5, boot: BootstrapSettings | None = None
+) -> dict[str, Any]:
     """``{"num_images", "classification"?, "segmentation"?}`` for one model on one evaluation set.
 
     Classification covers the labeled images (absent for a model without a class head or a set

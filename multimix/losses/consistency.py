@@ -41,8 +41,7 @@ def bernoulli_kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
     """
     if p_logits.shape != q_logits.shape:
         raise ValueError(
-            f"bernoulli_kl: p_logits shape {tuple(p_logits.shape)} != q_logits shape "
-            f"{tuple(q_logits.shape)}"
+            f"bernoulli_kl: p_logits shape {tuple(p_logits.shape)} != q_logits shape {tuple(q_logits.shape)}"
         )
     return _kl_from_log_probs(F.logsigmoid(p_logits), F.logsigmoid(-p_logits), q_logits)
 
@@ -59,9 +58,7 @@ def _mean_reference_log_probs(labeled_logits: Tensor) -> tuple[Tensor, Tensor]:
     return log_p, log_1mp
 
 
-def unlabeled_segmentation_kl(
-    labeled_logits: Tensor, unlabeled_logits: Tensor, reference: str = "paired"
-) -> Tensor:
+def unlabeled_segmentation_kl(labeled_logits: Tensor, unlabeled_logits: Tensor, reference: str = "paired") -> Tensor:
     """MultiMix's unsupervised segmentation loss: KL from labeled to unlabeled predictions.
 
     The paper regularises the segmentation of unlabeled images by the KL divergence between the
@@ -96,13 +93,9 @@ def unlabeled_segmentation_kl(
     """
     if reference not in REFERENCES:
         raise ValueError(
-            f"unlabeled_segmentation_kl: unknown reference {reference!r}; expected one of "
-            f"{', '.join(REFERENCES)}"
+            f"unlabeled_segmentation_kl: unknown reference {reference!r}; expected one of {', '.join(REFERENCES)}"
         )
-    if (
-        labeled_logits.ndim != unlabeled_logits.ndim
-        or labeled_logits.shape[1:] != unlabeled_logits.shape[1:]
-    ):
+    if labeled_logits.ndim != unlabeled_logits.ndim or labeled_logits.shape[1:] != unlabeled_logits.shape[1:]:
         raise ValueError(
             f"unlabeled_segmentation_kl: labeled shape {tuple(labeled_logits.shape)} and unlabeled "
             f"shape {tuple(unlabeled_logits.shape)} differ beyond the batch dimension"

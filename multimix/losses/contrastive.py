@@ -15,13 +15,10 @@ def _validate_pair(name: str, z1: Tensor, z2: Tensor) -> None:
     """Raise ``ValueError`` unless ``z1`` and ``z2`` are ``(N, D)`` tensors of one shape, N >= 2."""
     if z1.shape != z2.shape or z1.ndim != 2:
         raise ValueError(
-            f"{name}: expected two (N, D) tensors of the same shape, got "
-            f"{tuple(z1.shape)} and {tuple(z2.shape)}"
+            f"{name}: expected two (N, D) tensors of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
         )
     if z1.shape[0] < 2:
-        raise ValueError(
-            f"{name}: need a batch of at least 2 pairs (N >= 2), got N = {z1.shape[0]}"
-        )
+        raise ValueError(f"{name}: need a batch of at least 2 pairs (N >= 2), got N = {z1.shape[0]}")
 
 
 def _autocast_off(device: torch.device) -> AbstractContextManager[object]:
@@ -92,9 +89,7 @@ def _nt_xent_from_keys(
     return F.cross_entropy(logits, positive_column)
 
 
-def nt_xent_loss(
-    z1: Tensor, z2: Tensor, temperature: float = 0.1, *, gather_distributed: bool = True
-) -> Tensor:
+def nt_xent_loss(z1: Tensor, z2: Tensor, temperature: float = 0.1, *, gather_distributed: bool = True) -> Tensor:
     """SimCLR's normalised-temperature cross-entropy (NT-Xent) over the whole batch.
 
     Rows are L2-normalised and the two views stacked into ``2N`` embeddings ``u_1 .. u_2N``. For each
@@ -152,9 +147,7 @@ def _standardise_columns(z: Tensor, eps: float) -> Tensor:
     return centred * torch.rsqrt(variance + eps)
 
 
-def barlow_twins_loss(
-    z1: Tensor, z2: Tensor, lambda_offdiag: float = 5e-3, *, eps: float = 1e-5
-) -> Tensor:
+def barlow_twins_loss(z1: Tensor, z2: Tensor, lambda_offdiag: float = 5e-3, *, eps: float = 1e-5) -> Tensor:
     """Barlow Twins redundancy-reduction loss (Zbontar et al., 2021).
 
     Each embedding dimension is standardised over the batch, using the **biased** variance (divide

@@ -12,9 +12,7 @@ def _at_least_float32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def distillation_loss(
-    student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0
-) -> Tensor:
+def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
     """Temperature-scaled distillation loss ``T^2 * KL(teacher || student)`` (Hinton et al., 2015).
 
     With ``p = softmax(teacher_logits / T)`` and ``q = softmax(student_logits / T)``::

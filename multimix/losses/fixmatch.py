@@ -47,7 +47,9 @@ def fixmatch_loss(
         )
     thresholds = torch.as_tensor(threshold, dtype=torch.float32, device=weak_logits.device)
     if thresholds.ndim > 1 or (thresholds.ndim == 1 and thresholds.numel() != weak_logits.shape[1]):
-        raise ValueError(f"fixmatch_loss: threshold must be a float or one per class, got shape {tuple(thresholds.shape)}")
+        raise ValueError(
+            f"fixmatch_loss: threshold must be a float or one per class, got shape {tuple(thresholds.shape)}"
+        )
     if ((thresholds < 0) | (thresholds > 1)).any():
         raise ValueError(f"fixmatch_loss: threshold must lie in [0, 1], got {threshold}")
     if weak_logits.shape[0] == 0:
@@ -56,7 +58,9 @@ def fixmatch_loss(
 
     with torch.no_grad():
         # float32 softmax so that fp16 rounding cannot move a probability across the threshold.
-        probs = torch.softmax(weak_logits.detach().float(), dim=1) if weak_probs is None else weak_probs.detach().float()
+        probs = (
+            torch.softmax(weak_logits.detach().float(), dim=1) if weak_probs is None else weak_probs.detach().float()
+        )
         confidence, pseudo_labels = probs.max(dim=1)
         mask = confidence >= (thresholds[pseudo_labels] if thresholds.ndim == 1 else thresholds)
     per_image = F.cross_entropy(strong_logits, pseudo_labels, reduction="none")

@@ -19,7 +19,7 @@ DICE_SMOOTH = 1.0
 @lru_cache(maxsize=1)
 def _monai_dice() -> nn.Module:
     from monai.losses import (
-        DiceLoss,  # MONAI loads all of itself on first import (seconds): imported where used, so the command line starts fast
+        DiceLoss,  # MONAI loads all of itself on first import (seconds): imported where used, for a fast start
     )
 
     # DiceLoss holds no parameters or state, so one shared instance serves every device and caller.
@@ -53,14 +53,9 @@ def dice_loss(seg_logits: Tensor, target: Tensor) -> Tensor:
         ValueError: if the two shapes differ or the input has no spatial dimension.
     """
     if seg_logits.shape != target.shape:
-        raise ValueError(
-            f"dice_loss: seg_logits shape {tuple(seg_logits.shape)} != target shape "
-            f"{tuple(target.shape)}"
-        )
+        raise ValueError(f"dice_loss: seg_logits shape {tuple(seg_logits.shape)} != target shape {tuple(target.shape)}")
     if seg_logits.ndim < 3:
-        raise ValueError(
-            f"dice_loss: expected (B, C, H, W) tensors, got shape {tuple(seg_logits.shape)}"
-        )
+        raise ValueError(f"dice_loss: expected (B, C, H, W) tensors, got shape {tuple(seg_logits.shape)}")
     # float32 even under autocast: a half-precision sum over a 256x256 mask can overflow (> 65504).
     logits = seg_logits.float()
     return _monai_dice()(logits, target.to(dtype=logits.dtype))
@@ -125,15 +120,12 @@ def balanced_class_weights(labels: Sequence[int] | Tensor, num_classes: int) -> 
     y = torch.as_tensor(labels).detach().cpu().reshape(-1).long()
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(
-            f"balanced_class_weights: labels must lie in [0, {num_classes}), got range "
-            f"[{int(y.min())}, {int(y.max())}]"
+            f"balanced_class_weights: labels must lie in [0, {num_classes}), got range [{int(y.min())}, {int(y.max())}]"
         )
     counts = torch.bincount(y, minlength=num_classes)
     missing = [c for c in range(num_classes) if counts[c] == 0]
     if missing:
-        raise ValueError(
-            f"balanced_class_weights: no example of class(es) {missing} among {y.numel()} labels"
-        )
+        raise ValueError(f"balanced_class_weights: no example of class(es) {missing} among {y.numel()} labels")
     return (y.numel() / (num_classes * counts.double())).float()
 
 

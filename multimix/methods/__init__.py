@@ -9,6 +9,15 @@ from multimix.methods.multimix import MultiMixMethod
 from multimix.methods.simclr import PretrainNet, SimCLRMethod
 
 __all__ = [
-    "METHODS", "BarlowTwinsMethod", "DistillationMethod", "FineTuneMethod", "Method", "MultiMixMethod", "PretrainNet",
-    "SimCLRMethod", "available_methods", "build_method", "register_method",
+    "METHODS",
+    "BarlowTwinsMethod",
+    "DistillationMethod",
+    "FineTuneMethod",
+    "Method",
+    "MultiMixMethod",
+    "PretrainNet",
+    "SimCLRMethod",
+    "available_methods",
+    "build_method",
+    "register_method",
 ]

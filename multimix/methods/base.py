@@ -61,8 +61,9 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
 
-    def configure_optimizer(self, model: nn.Module, train: TrainConfig
-                            ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    def configure_optimizer(
+        self, model: nn.Module, train: TrainConfig
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         """The optimiser of ``model``'s parameters (``self.optimizer``, learning rate and weight
         decay of ``train``) and its warm-up + cosine/constant schedule."""
         optimizer = build_optimizer(self.optimizer, model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
@@ -75,12 +76,14 @@ M = TypeVar("M", bound=type[Method])
 
 def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: make a :class:`Method` buildable by ``name``."""
+
     def register(cls: M) -> M:
         if name in METHODS and METHODS[name] is not cls:
             raise ValueError(f"a method named {name!r} is already registered ({METHODS[name].__name__})")
         cls.name = name
         METHODS[name] = cls
         return cls
+
     return register
 
 

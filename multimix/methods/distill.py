@@ -41,13 +41,19 @@ class DistillationMethod(Method):
     config_section = "distill"
 
     @classmethod
-    def from_config(cls, cfg: Config, *, teacher: nn.Module | None = None, labeled_class_labels: Sequence[int] = (),
-                    **context: Any) -> DistillationMethod:
+    def from_config(
+        cls, cfg: Config, *, teacher: nn.Module | None = None, labeled_class_labels: Sequence[int] = (), **context: Any
+    ) -> DistillationMethod:
         """The ``distill`` section; ``teacher`` is the loaded teacher network (on the training device)."""
         if teacher is None:
             raise ValueError("distillation needs the teacher network (distill.teacher)")
-        return cls(teacher, temperature=cfg.distill.temperature, labeled_weight=cfg.distill.labeled_weight,
-                   class_weights=class_weights_for(cfg, list(labeled_class_labels)), optimizer=cfg.distill.optimizer)
+        return cls(
+            teacher,
+            temperature=cfg.distill.temperature,
+            labeled_weight=cfg.distill.labeled_weight,
+            class_weights=class_weights_for(cfg, list(labeled_class_labels)),
+            optimizer=cfg.distill.optimizer,
+        )
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -70,7 +76,7 @@ class DistillationMethod(Method):
         agreement = (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean()
         logs = {"distill": float(loss.detach()), "agreement": float(agreement), "images": images.shape[0]}
         if labeled is not None:
-            ce = cross_entropy(logits[unlabeled.shape[0]:], batch[CLS_Y], self.class_weights)
+            ce = cross_entropy(logits[unlabeled.shape[0] :], batch[CLS_Y], self.class_weights)
             loss = loss + self.labeled_weight * ce
             logs["ce"] = float(ce.detach())
         return loss, logs

@@ -105,8 +105,13 @@ class MultiMixMethod(Method):
     def __post_init__(self) -> None:
         if self.teacher not in TEACHERS:
             raise ValueError(f"method.teacher must be one of {TEACHERS}, got {self.teacher!r}")
-        self.pseudo_labeler = PseudoLabeler(self.num_classes, self.threshold, self.threshold_mode,
-                                            self.distribution_alignment, self.labeled_class_counts)
+        self.pseudo_labeler = PseudoLabeler(
+            self.num_classes,
+            self.threshold,
+            self.threshold_mode,
+            self.distribution_alignment,
+            self.labeled_class_counts,
+        )
 
     @classmethod
     def from_config(cls, cfg: Config, *, labeled_class_labels: Sequence[int] = (), **context: Any) -> MultiMixMethod:
@@ -116,8 +121,12 @@ class MultiMixMethod(Method):
         # MethodConfig mirrors the method's fields, so the section passes straight through
         options = {k: v for k, v in dataclasses.asdict(cfg.method).items() if k not in ("name", "class_weights")}
         counts = [labels.count(c) for c in range(cfg.model.num_classes)]
-        return cls(**options, class_weights=class_weights_for(cfg, labels), labeled_class_counts=counts,
-                   num_classes=cfg.model.num_classes)
+        return cls(
+            **options,
+            class_weights=class_weights_for(cfg, labels),
+            labeled_class_counts=counts,
+            num_classes=cfg.model.num_classes,
+        )
 
     def attach_teacher(self, teacher: nn.Module | None) -> None:
         """Called by the trainer with its EMA copy of the model (``None`` when it keeps none)."""
@@ -202,18 +211,26 @@ class MultiMixMethod(Method):
                 cls_logits, embedding = self._classification_logits(model, batch)
             embeddings.append(embedding)
             if adversarial:
-                domains += [batch[domain_key(CLS_X)], batch[domain_key(CLS_U)]] if self.cls_ssl_now else [batch[domain_key(CLS_X)]]
+                domains += (
+                    [batch[domain_key(CLS_X)], batch[domain_key(CLS_U)]]
+                    if self.cls_ssl_now
+                    else [batch[domain_key(CLS_X)]]
+                )
         if SEG_X in batch and model.has_seg_head:
             with record_function(SCOPE_SEGMENTATION):
                 out = model(torch.cat(self.segmentation_views(batch)), return_features=adversarial)
             seg_logits, lung_logits = out.seg_logits, out.lung_logits
             if adversarial:
                 embeddings.append(out.required("embedding"))
-                domains += [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]] if self.seg_ssl_now else [batch[domain_key(SEG_X)]]
+                domains += (
+                    [batch[domain_key(SEG_X)], batch[domain_key(SEG_U)]]
+                    if self.seg_ssl_now
+                    else [batch[domain_key(SEG_X)]]
+                )
         with record_function(SCOPE_LOSSES):
             loss, logs = self.loss_from_logits(batch, cls_logits, seg_logits, lung_logits)
         if self.mask_pseudo_weight > 0 and seg_logits is not None and self.seg_ssl_now:
-            term = self._mask_pseudo_term(model, batch[SEG_U], seg_logits[batch[SEG_X].shape[0]:])
+            term = self._mask_pseudo_term(model, batch[SEG_U], seg_logits[batch[SEG_X].shape[0] :])
             if term is not None:
                 loss = loss + self.mask_pseudo_weight * self.ssl_ramp * term
                 logs["mask_pseudo"] = float(term.detach())
@@ -229,7 +246,9 @@ class MultiMixMethod(Method):
             loss = loss + 0.0 * model.domain_head(embeddings[0].float(), 0.0).sum()
         return loss, logs
 
-    def _classification_logits(self, model: MultiMixNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _classification_logits(
+        self, model: MultiMixNet, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of :meth:`classification_views`, and the pooled features of the graded images
         (labeled, then strong). The weak view only yields pseudo-labels (FixMatch detaches them),
         so it runs without a graph: same loss and gradients, a third less backward."""
@@ -274,7 +293,10 @@ class MultiMixMethod(Method):
         return [batch[SEG_X], batch[SEG_U]] if self.seg_ssl_now else [batch[SEG_X]]
 
     def loss_from_logits(
-        self, batch: dict[str, torch.Tensor], cls_logits: torch.Tensor | None, seg_logits: torch.Tensor | None,
+        self,
+        batch: dict[str, torch.Tensor],
+        cls_logits: torch.Tensor | None,
+        seg_logits: torch.Tensor | None,
         lung_logits: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The weighted loss from the logits of :meth:`classification_views` / :meth:`segmentation_views`.
@@ -293,8 +315,13 @@ class MultiMixMethod(Method):
         if not terms:
             raise ValueError(f"batch with keys {sorted(batch)} gives no loss term for this model")
         ramp = self.ssl_ramp
-        weights = {"dice": self.dice_weight, "ce": self.ce_weight, "fixmatch": self.fixmatch_weight * ramp,
-                   "kl": self.kl_weight * ramp, "lung": self.lung_weight}
+        weights = {
+            "dice": self.dice_weight,
+            "ce": self.ce_weight,
+            "fixmatch": self.fixmatch_weight * ramp,
+            "kl": self.kl_weight * ramp,
+            "lung": self.lung_weight,
+        }
         loss = cast(torch.Tensor, sum(weights[name] * value for name, value in terms.items()))
         logs.update({name: float(value.detach()) for name, value in terms.items()})
         return loss, logs
@@ -318,4 +345,3 @@ class MultiMixMethod(Method):
         logs["images"] += seg_logits.shape[0]
         if self.seg_ssl_now:
             terms["kl"] = unlabeled_segmentation_kl(seg_logits[:n], seg_logits[n:], reference=self.kl_reference)
-

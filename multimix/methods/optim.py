@@ -11,7 +11,9 @@ from torch import nn
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def build_optimizer(name: str, parameters: Iterable[nn.Parameter], *, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    name: str, parameters: Iterable[nn.Parameter], *, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """``adam`` (the paper's), ``adamw`` (decoupled weight decay) or ``sgd`` (momentum 0.9, Nesterov)."""
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
@@ -39,7 +41,8 @@ class WarmupCosine:
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def warmup_cosine_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
-                            schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, schedule: str
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A per-step scheduler of :class:`WarmupCosine` (``schedule``: ``cosine`` or ``constant``)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup_steps, schedule))

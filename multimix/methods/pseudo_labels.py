@@ -73,7 +73,9 @@ class PseudoLabeler:
         if self.alignment == "labeled":
             counts = torch.tensor(list(self.labeled_counts or []), dtype=torch.float32)
             if counts.numel() != self.num_classes or counts.sum() <= 0:
-                raise ValueError(f"distribution_alignment 'labeled' needs labeled images of each of the {self.num_classes} classes")
+                raise ValueError(
+                    f"distribution_alignment 'labeled' needs labeled images of each of the {self.num_classes} classes"
+                )
             self.target = (counts + 1) / (counts + 1).sum()  # +1: a class with no labeled image is rare, not impossible
         self.running_probs = uniform.clone()
         self.global_confidence = torch.tensor(1.0 / self.num_classes)
@@ -99,7 +101,9 @@ class PseudoLabeler:
         if self.mode == "fixed":
             return probs, self.threshold
         if update:
-            self.global_confidence = self._ema(self.global_confidence, _global_mean(probs.max(dim=1).values), FREEMATCH_MOMENTUM)
+            self.global_confidence = self._ema(
+                self.global_confidence, _global_mean(probs.max(dim=1).values), FREEMATCH_MOMENTUM
+            )
             self.class_probs = self._ema(self.class_probs, _global_mean(probs), FREEMATCH_MOMENTUM)
         scale = self.class_probs / self.class_probs.max()
         return probs, (self.global_confidence * scale).to(probs.device)
@@ -109,8 +113,11 @@ class PseudoLabeler:
         return momentum * old.to(new.device) + (1 - momentum) * new
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"running_probs": self.running_probs.cpu(), "global_confidence": self.global_confidence.cpu(),
-                "class_probs": self.class_probs.cpu()}
+        return {
+            "running_probs": self.running_probs.cpu(),
+            "global_confidence": self.global_confidence.cpu(),
+            "class_probs": self.class_probs.cpu(),
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.running_probs = state["running_probs"].float()

@@ -30,7 +30,9 @@ class PretrainNet(nn.Module):
         self.ssl = ssl
         # standardised features: pooled InstanceNorm activations differ little between images
         # next to their common offset, and an unscaled linear probe barely moves on them
-        self.probe = nn.Sequential(nn.BatchNorm1d(ssl.backbone.out_dim, affine=False), nn.Linear(ssl.backbone.out_dim, num_classes))
+        self.probe = nn.Sequential(
+            nn.BatchNorm1d(ssl.backbone.out_dim, affine=False), nn.Linear(ssl.backbone.out_dim, num_classes)
+        )
 
     @property
     def backbone(self) -> nn.Module:
@@ -41,7 +43,9 @@ class PretrainNet(nn.Module):
         return self.ssl.backbone(x)
 
 
-def probe_terms(model: PretrainNet, features: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+def probe_terms(
+    model: PretrainNet, features: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of the probe on the labeled rows, on detached features (no gradient reaches
     the backbone; every row feeds the probe's normalisation statistics). With no labeled row the
     term is a zero that still touches the probe, so distributed training never sees an unused

@@ -75,9 +75,7 @@ def bootstrap_ci(
     mean = float(v.mean())
     if v.size == 1:
         return mean, mean, mean
-    means = np.concatenate(
-        [v[block].mean(axis=1) for block in _resample_indices(v.size, n_resamples, seed)]
-    )
+    means = np.concatenate([v[block].mean(axis=1) for block in _resample_indices(v.size, n_resamples, seed)])
     return (mean, *_percentile_interval(means, confidence))
 
 

@@ -70,7 +70,9 @@ class OperatingPoint:
         stored = state.get(CHECKPOINT_KEY)
         if not stored:
             return cls()
-        known = {k: stored[k] for k in ("threshold", "method", "fitted_on", "images", "details", "created") if k in stored}
+        known = {
+            k: stored[k] for k in ("threshold", "method", "fitted_on", "images", "details", "created") if k in stored
+        }
         return cls(**known)
 
     def describe(self) -> str:
@@ -104,8 +106,14 @@ def threshold_for_priors(source_prior: Any, target_prior: Any) -> float:
     return float(np.clip(w[0] / (w[0] + w[1]), _EPS, 1 - _EPS))
 
 
-def adapt_prior_em(p_pneumonia: Any, source_prior: Any = (0.5, 0.5), *, max_iterations: int = 1000,
-                   tolerance: float = 1e-8, fitted_on: str = "") -> OperatingPoint:
+def adapt_prior_em(
+    p_pneumonia: Any,
+    source_prior: Any = (0.5, 0.5),
+    *,
+    max_iterations: int = 1000,
+    tolerance: float = 1e-8,
+    fitted_on: str = "",
+) -> OperatingPoint:
     """Label-free prior adaptation (Saerens et al. 2002).
 
     Iterates ``prior <- mean over images of the posterior re-weighted by prior / source_prior``
@@ -142,8 +150,9 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def adapt_score_mixture(p_pneumonia: Any, *, max_iterations: int = 500, tolerance: float = 1e-8,
-                        fitted_on: str = "") -> OperatingPoint:
+def adapt_score_mixture(
+    p_pneumonia: Any, *, max_iterations: int = 500, tolerance: float = 1e-8, fitted_on: str = ""
+) -> OperatingPoint:
     """Label-free threshold from a two-component Gaussian mixture on the logits.
 
     Fits ``pi0 N(mu0, s^2) + pi1 N(mu1, s^2)`` (shared variance) by EM to ``logit(p)``, starting
@@ -182,12 +191,18 @@ def adapt_score_mixture(p_pneumonia: Any, *, max_iterations: int = 500, toleranc
     # pi0 N(z; mu0) = pi1 N(z; mu1)  <=>  z = (mu0 + mu1) / 2 + var * log(pi0 / pi1) / (mu1 - mu0)
     crossing = (mu[0] + mu[1]) / 2 + var * math.log(pi[0] / pi[1]) / (mu[1] - mu[0])
     threshold = float(np.clip(1 / (1 + math.exp(-crossing)), _EPS, 1 - _EPS))
-    details = {"target_prior": pi.tolist(), "logit_means": mu.tolist(), "logit_sd": math.sqrt(var), "iterations": iterations}
+    details = {
+        "target_prior": pi.tolist(),
+        "logit_means": mu.tolist(),
+        "logit_sd": math.sqrt(var),
+        "iterations": iterations,
+    }
     return OperatingPoint(threshold, "score-mixture", fitted_on, int(p.size), details, _now())
 
 
-def adapt_threshold(p_pneumonia: Any, method: str = "prior-em", *, source_prior: Any = (0.5, 0.5),
-                    fitted_on: str = "") -> OperatingPoint:
+def adapt_threshold(
+    p_pneumonia: Any, method: str = "prior-em", *, source_prior: Any = (0.5, 0.5), fitted_on: str = ""
+) -> OperatingPoint:
     """One of :data:`ADAPT_METHODS` on unlabeled images' p(pneumonia)."""
     if method == "prior-em":
         return adapt_prior_em(p_pneumonia, source_prior, fitted_on=fitted_on)
@@ -196,8 +211,9 @@ def adapt_threshold(p_pneumonia: Any, method: str = "prior-em", *, source_prior:
     raise ValueError(f"label-free adaptation must be one of {ADAPT_METHODS}, got {method!r}")
 
 
-def calibrate_threshold(p_pneumonia: Any, labels: Any, method: str = "youden", *, sensitivity: float = 0.9,
-                        fitted_on: str = "") -> OperatingPoint:
+def calibrate_threshold(
+    p_pneumonia: Any, labels: Any, method: str = "youden", *, sensitivity: float = 0.9, fitted_on: str = ""
+) -> OperatingPoint:
     """A threshold chosen on labeled images of the new hospital.
 
     ``youden`` maximises sensitivity + specificity - 1 (ties: the threshold nearest 0.5);
@@ -229,6 +245,10 @@ def calibrate_threshold(p_pneumonia: Any, labels: Any, method: str = "youden", *
             raise ValueError(f"target sensitivity must be in (0, 1], got {sensitivity}")
         chosen = int(np.flatnonzero(sens >= sensitivity - 1e-12).max())
         details = {"target_sensitivity": sensitivity}
-    details.update(sensitivity=float(sens[chosen]), specificity=float(spec[chosen]),
-                   normals=int((y == 0).sum()), pneumonias=int((y == 1).sum()))
+    details.update(
+        sensitivity=float(sens[chosen]),
+        specificity=float(spec[chosen]),
+        normals=int((y == 0).sum()),
+        pneumonias=int((y == 1).sum()),
+    )
     return OperatingPoint(float(candidates[chosen]), method, fitted_on, int(p.size), details, _now())

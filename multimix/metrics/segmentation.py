@@ -22,9 +22,7 @@ Spacing = ArrayLike | tuple[float, float] | list | None
 _SSIM_WINDOW = 7
 
 
-def binarize(
-    seg_logits_or_probs: ArrayLike, threshold: float = 0.5, from_logits: bool = True
-) -> ArrayLike:
+def binarize(seg_logits_or_probs: ArrayLike, threshold: float = 0.5, from_logits: bool = True) -> ArrayLike:
     """Binary mask ``sigmoid(x) >= threshold`` (or ``x >= threshold`` when ``from_logits=False``).
 
     Args:
@@ -37,8 +35,11 @@ def binarize(
         a tensor, a NumPy array otherwise.
     """
     is_tensor = isinstance(seg_logits_or_probs, torch.Tensor)
-    x: torch.Tensor = (seg_logits_or_probs if isinstance(seg_logits_or_probs, torch.Tensor)
-                       else torch.as_tensor(np.asarray(seg_logits_or_probs)))
+    x: torch.Tensor = (
+        seg_logits_or_probs
+        if isinstance(seg_logits_or_probs, torch.Tensor)
+        else torch.as_tensor(np.asarray(seg_logits_or_probs))
+    )
     x = x.detach()
     if from_logits:
         x = torch.sigmoid(x if x.is_floating_point() else x.float())
@@ -62,9 +63,7 @@ def _as_binary_masks(x: ArrayLike, name: str) -> torch.Tensor:
 def _paired_masks(pred: ArrayLike, ref: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
     p, r = _as_binary_masks(pred, "pred"), _as_binary_masks(ref, "ref")
     if p.shape != r.shape:
-        raise ValueError(
-            f"pred shape {tuple(np.shape(pred))} does not match ref shape {tuple(np.shape(ref))}"
-        )
+        raise ValueError(f"pred shape {tuple(np.shape(pred))} does not match ref shape {tuple(np.shape(ref))}")
     return p, r
 
 
@@ -91,7 +90,7 @@ def dice_per_image(pred: ArrayLike, ref: ArrayLike) -> np.ndarray:
     if p.shape[0] == 0:
         return np.zeros(0)
     from monai.metrics import (
-        compute_dice,  # MONAI loads all of itself on first import (seconds): imported where used, so the command line starts fast
+        compute_dice,  # MONAI loads all of itself on first import (seconds): imported where used, for a fast start
     )
 
     scores = compute_dice(p, r, include_background=True, ignore_empty=False)
@@ -160,9 +159,7 @@ def _pixel_ratio(num: np.ndarray, den: np.ndarray, both_empty: np.ndarray) -> np
     return np.divide(num, den, out=fallback, where=den > 0)
 
 
-def pixel_precision_recall_per_image(
-    pred: ArrayLike, ref: ArrayLike
-) -> tuple[np.ndarray, np.ndarray]:
+def pixel_precision_recall_per_image(pred: ArrayLike, ref: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Pixel precision ``TP / (TP + FP)`` and recall ``TP / (TP + FN)`` of each image.
 
     Rule for ``0 / 0`` (precision with an empty prediction, recall with an empty reference):
@@ -199,14 +196,10 @@ def _spacing_rows(spacing: Spacing, n: int) -> np.ndarray | None:
     if s.shape == (2,):
         s = np.broadcast_to(s, (n, 2))
     elif s.shape != (n, 2):
-        raise ValueError(
-            f"spacing must be a (sy, sx) pair or an (N, 2) array with N = {n}, got shape {s.shape}"
-        )
+        raise ValueError(f"spacing must be a (sy, sx) pair or an (N, 2) array with N = {n}, got shape {s.shape}")
     known = s[~np.isnan(s).any(axis=1)]
     if not np.all(np.isfinite(known) & (known > 0)):
-        raise ValueError(
-            "spacing values must be positive and finite (NaN marks an unknown spacing)"
-        )
+        raise ValueError("spacing values must be positive and finite (NaN marks an unknown spacing)")
     return s
 
 
@@ -214,9 +207,7 @@ def _spacing_rows(spacing: Spacing, n: int) -> np.ndarray | None:
 _PairDistance = Callable[[torch.Tensor, torch.Tensor, list | None], np.ndarray]
 
 
-def _distance_per_image(
-    pred: ArrayLike, ref: ArrayLike, spacing: Spacing, pair_distance: _PairDistance
-) -> np.ndarray:
+def _distance_per_image(pred: ArrayLike, ref: ArrayLike, spacing: Spacing, pair_distance: _PairDistance) -> np.ndarray:
     """Apply the shared empty / unknown-spacing rules, and MONAI to the remaining pairs only.
 
     MONAI returns inf or NaN, with a warning, when a mask is empty; deciding those cases here
@@ -239,9 +230,7 @@ def _distance_per_image(
         with warnings.catch_warnings():
             # MONAI 1.5+ passes its own deprecated ``always_return_as_numpy`` argument
             # internally, so every call warns; there is nothing a caller could change.
-            warnings.filterwarnings(
-                "ignore", message=".*always_return_as_numpy.*", category=FutureWarning
-            )
+            warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
             out[todo] = pair_distance(p[index], r[index], pair_spacing)
     return out
 
@@ -287,17 +276,13 @@ def hausdorff_per_image(
     def pair_distance(p: torch.Tensor, r: torch.Tensor, s: list | None) -> np.ndarray:
         from monai.metrics import compute_hausdorff_distance
 
-        hd = compute_hausdorff_distance(
-            p, r, include_background=True, percentile=percentile, spacing=s
-        )
+        hd = compute_hausdorff_distance(p, r, include_background=True, percentile=percentile, spacing=s)
         return hd[:, 0].double().numpy()
 
     return _distance_per_image(pred, ref, spacing, pair_distance)
 
 
-def average_hausdorff_per_image(
-    pred: ArrayLike, ref: ArrayLike, *, spacing: Spacing = None
-) -> np.ndarray:
+def average_hausdorff_per_image(pred: ArrayLike, ref: ArrayLike, *, spacing: Spacing = None) -> np.ndarray:
     """Average Hausdorff distance (Taha & Hanbury 2015, "AVD") between mask boundaries.
 
     ``max(d(P -> R), d(R -> P))`` where ``d(A -> B)`` is the mean, over boundary pixels of
@@ -333,9 +318,7 @@ def average_hausdorff_per_image(
     return _distance_per_image(pred, ref, spacing, pair_distance)
 
 
-def segmentation_metrics_per_image(
-    pred: ArrayLike, ref: ArrayLike, spacing: Spacing = None
-) -> dict[str, np.ndarray]:
+def segmentation_metrics_per_image(pred: ArrayLike, ref: ArrayLike, spacing: Spacing = None) -> dict[str, np.ndarray]:
     """Every per-image segmentation metric reported by the MultiMix paper, and a few more.
 
     Keys (each an ``(N,)`` float64 array, with the empty-mask rules of its function):
@@ -379,9 +362,7 @@ def segmentation_metrics_per_image(
     return metrics
 
 
-def segmentation_summary(
-    pred: ArrayLike, ref: ArrayLike, spacing: Spacing = None
-) -> dict[str, Any]:
+def segmentation_summary(pred: ArrayLike, ref: ArrayLike, spacing: Spacing = None) -> dict[str, Any]:
     """Mean and standard deviation over images of every :func:`segmentation_metrics_per_image`.
 
     Standard deviations are population ones (``ddof=0``), describing the evaluated set itself.

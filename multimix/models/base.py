@@ -36,5 +36,7 @@ class TaskModel(Protocol):
 def as_task_model(model: object) -> TaskModel:
     """``model`` as a :class:`TaskModel`; ``TypeError`` naming its class when it is none."""
     if not isinstance(model, TaskModel):
-        raise TypeError(f"{type(model).__name__} is not a task model (it needs classify(), has_cls_head and has_seg_head)")
+        raise TypeError(
+            f"{type(model).__name__} is not a task model (it needs classify(), has_cls_head and has_seg_head)"
+        )
     return model

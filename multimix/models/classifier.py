@@ -34,7 +34,11 @@ def ssl_architecture(backbone: str, backbone_kwargs: dict[str, Any], head: dict[
         head: ``{"kind": "simclr", "out_dim", "depth"}``, ``{"kind": "barlow", "hidden_dims"}``,
             or ``None`` for a backbone without a head.
     """
-    return {"backbone": backbone, "backbone_kwargs": dict(backbone_kwargs), "head": None if head is None else dict(head)}
+    return {
+        "backbone": backbone,
+        "backbone_kwargs": dict(backbone_kwargs),
+        "head": None if head is None else dict(head),
+    }
 
 
 def build_head(head: dict[str, Any], in_dim: int) -> ProjectionHead | BarlowProjector:
@@ -97,8 +101,14 @@ class SSLClassifier(nn.Module):
     has_seg_head = False
     has_bridge = False
 
-    def __init__(self, backbone: Backbone, projection: Sequence[nn.Module] = (), num_classes: int = 2,
-                 projection_dim: int | None = None, name: str = "SSL classifier") -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        projection: Sequence[nn.Module] = (),
+        num_classes: int = 2,
+        projection_dim: int | None = None,
+        name: str = "SSL classifier",
+    ) -> None:
         super().__init__()
         self.name = name
         if num_classes < 2:
@@ -131,12 +141,16 @@ class SSLClassifier(nn.Module):
         return self.classify(x, return_embedding=return_features)
 
 
-def classifier_architecture(ssl: Architecture, from_layer: int, num_classes: int, name: str = "SSL classifier") -> Architecture:
+def classifier_architecture(
+    ssl: Architecture, from_layer: int, num_classes: int, name: str = "SSL classifier"
+) -> Architecture:
     """A classifier named ``name`` on the network ``ssl`` describes, keeping ``from_layer`` projection layers."""
     return {**ssl, "from_layer": int(from_layer), "num_classes": int(num_classes), "name": name}
 
 
-def classifier_on(ssl_model: SSLModel, from_layer: int, num_classes: int, name: str = "SSL classifier") -> SSLClassifier:
+def classifier_on(
+    ssl_model: SSLModel, from_layer: int, num_classes: int, name: str = "SSL classifier"
+) -> SSLClassifier:
     """Stage 2's network: ``ssl_model``'s backbone and first ``from_layer`` head layers (their
     weights shared, not copied) under a fresh linear classifier."""
     layers, dim = projection_layers(ssl_model.head, from_layer)

@@ -76,8 +76,10 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
         raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix train?")
     stage = run.get("stage", "train")
     if stage == "pretrain":
-        raise ValueError(f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
-                         "multimix finetune --pretrained, or start MultiMix from it with --init-encoder")
+        raise ValueError(
+            f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
+            "multimix finetune --pretrained, or start MultiMix from it with --init-encoder"
+        )
     cfg = Config.from_dict(run["config"], origin=origin)
     model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
     model.load_state_dict(state["model"])
@@ -91,13 +93,21 @@ def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
     """Start ``model``'s encoder from the U-Net encoder of a pretraining checkpoint
     (``multimix pretrain``); every tensor except the class head must match in name and shape."""
     weights = load_checkpoint(path)["model"]
-    encoder = {k[len(PRETRAINED_ENCODER_PREFIX):]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)}
+    encoder = {
+        k[len(PRETRAINED_ENCODER_PREFIX) :]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)
+    }
     if not encoder:
-        raise ValueError(f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet to initialise MultiMix)")
+        raise ValueError(
+            f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet to initialise MultiMix)"
+        )
     try:
         load_unet_encoder_state(model.encoder, encoder)
     except RuntimeError as err:
-        raise ValueError(f"{path}: the pretrained encoder does not fit model.widths {list(model.encoder.widths)}: {err}") from err
+        raise ValueError(
+            f"{path}: the pretrained encoder does not fit model.widths {list(model.encoder.widths)}: {err}"
+        ) from err
+
+
 def trained_model_name(model: nn.Module, cfg: Config) -> str:
     """How reports name a trained network: a fine-tuned or distilled classifier by its own
     name, a MultiMix-family model by :func:`display_name` of its config."""

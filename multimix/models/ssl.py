@@ -106,9 +106,7 @@ def load_unet_encoder_state(target: UNetEncoder, state: Mapping[str, torch.Tenso
     result = target.load_state_dict(body, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(_HEAD_PREFIX)]
     if missing or result.unexpected_keys:
-        raise RuntimeError(
-            f"encoder weights do not fit: missing {missing}, unexpected {result.unexpected_keys}"
-        )
+        raise RuntimeError(f"encoder weights do not fit: missing {missing}, unexpected {result.unexpected_keys}")
     return list(result.missing_keys)
 
 
@@ -132,9 +130,7 @@ class _ScaledResNet(ResNet):
         super().__init__(block, layers)
         stem_width = _scale(_STEM_WIDTH, width_multiplier)
         old = self.conv1  # type: ignore[has-type]  # set by torchvision's ResNet.__init__
-        self.conv1 = nn.Conv2d(
-            in_channels, stem_width, old.kernel_size, old.stride, old.padding, bias=False
-        )
+        self.conv1 = nn.Conv2d(in_channels, stem_width, old.kernel_size, old.stride, old.padding, bias=False)
         nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
         self.bn1 = self._norm_layer(stem_width)
         self.fc = nn.Identity()
@@ -179,9 +175,7 @@ class ResNetBackbone(Backbone):
         return self.net(x)
 
 
-def resnet_backbone(
-    name: str = "resnet18", *, width_multiplier: float = 1.0, in_channels: int = 1
-) -> ResNetBackbone:
+def resnet_backbone(name: str = "resnet18", *, width_multiplier: float = 1.0, in_channels: int = 1) -> ResNetBackbone:
     """Randomly initialised torchvision ResNet for self-supervised pretraining.
 
     The stem convolution takes ``in_channels`` channels (same kernel, stride and padding as
@@ -249,8 +243,7 @@ def build_backbone(name: str, **kwargs: Any) -> Backbone:
 def _check_batch(x: torch.Tensor, module: nn.Module) -> None:
     if module.training and x.shape[0] < 2:
         raise ValueError(
-            f"BatchNorm in train mode needs a batch of at least 2, got {x.shape[0]}; "
-            "use a larger batch or call .eval()"
+            f"BatchNorm in train mode needs a batch of at least 2, got {x.shape[0]}; use a larger batch or call .eval()"
         )
 
 
@@ -276,9 +269,7 @@ class ProjectionHead(nn.Module):
         ValueError: if ``depth < 1`` or a size is not positive.
     """
 
-    def __init__(
-        self, in_dim: int, hidden_dim: int | None = None, out_dim: int = 128, depth: int = 3
-    ) -> None:
+    def __init__(self, in_dim: int, hidden_dim: int | None = None, out_dim: int = 128, depth: int = 3) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -288,9 +279,7 @@ class ProjectionHead(nn.Module):
         self.in_dim, self.hidden_dim, self.out_dim, self.depth = in_dim, hidden_dim, out_dim, depth
         dims = [in_dim] + [hidden_dim] * (depth - 1) + [out_dim]
         blocks = [_linear_bn_relu(a, b) for a, b in zip(dims[:-2], dims[1:-1])]
-        last = nn.Sequential(
-            nn.Linear(dims[-2], out_dim, bias=False), nn.BatchNorm1d(out_dim, affine=False)
-        )
+        last = nn.Sequential(nn.Linear(dims[-2], out_dim, bias=False), nn.BatchNorm1d(out_dim, affine=False))
         self.layers = nn.ModuleList([*blocks, last])
 
     def dim_at(self, k: int) -> int:
@@ -337,9 +326,7 @@ class ProjectionHead(nn.Module):
 
 
 def _linear_bn_relu(in_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(in_dim, out_dim, bias=False), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True)
-    )
+    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True))
 
 
 class BarlowProjector(nn.Module):
@@ -363,9 +350,7 @@ class BarlowProjector(nn.Module):
         ValueError: if no layer would be built or a size is not positive.
     """
 
-    def __init__(
-        self, in_dim: int, hidden_dims: Sequence[int] = (512,), out_dim: int | None = None
-    ) -> None:
+    def __init__(self, in_dim: int, hidden_dims: Sequence[int] = (512,), out_dim: int | None = None) -> None:
         super().__init__()
         dims = [int(d) for d in hidden_dims] + ([] if out_dim is None else [int(out_dim)])
         if not dims:

@@ -18,8 +18,20 @@ from multimix.prediction.overlays import prediction_pictures, write_png
 from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
 from multimix.prediction.reader import IMAGE_SUFFIXES, read_input_image
 
-CSV_COLUMNS = ("file", "status", "error", "predicted_class", *(f"p_{name}" for name in CLASS_NAMES),
-               "class_threshold", "lung_fraction", "width", "height", "mask_png", "saliency_png", "boundary_png")
+CSV_COLUMNS = (
+    "file",
+    "status",
+    "error",
+    "predicted_class",
+    *(f"p_{name}" for name in CLASS_NAMES),
+    "class_threshold",
+    "lung_fraction",
+    "width",
+    "height",
+    "mask_png",
+    "saliency_png",
+    "boundary_png",
+)
 
 
 def expand_inputs(inputs: Iterable[str], *, exclude: str | Path | None = None) -> list[Path]:
@@ -62,9 +74,18 @@ class PredictionReport:
     failed: int = 0
 
 
-def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | Path, *, batch_size: int = 16,
-                  device: str = "auto", seg_threshold: float = 0.5, clean_masks: bool | None = None,
-                  class_threshold: float | None = None, progress: bool = True) -> PredictionReport:
+def predict_files(
+    files: Sequence[Path],
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    seg_threshold: float = 0.5,
+    clean_masks: bool | None = None,
+    class_threshold: float | None = None,
+    progress: bool = True,
+) -> PredictionReport:
     """Predict every file, writing ``NAME_{mask,saliency,boundary}.png`` and ``predictions.csv``
     (one row per file, flushed after every batch) into ``out_dir``. Unreadable files get an
     ``error`` row and a message on stderr; they never stop the run. Arguments and the
@@ -76,8 +97,9 @@ def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | 
         raise ValueError(f"the mask threshold must be between 0 and 1, got {seg_threshold}")
     if class_threshold is not None and not 0 < class_threshold < 1:
         raise ValueError(f"the class threshold must be between 0 and 1, got {class_threshold}")
-    predictor = Predictor(checkpoint, device=device, seg_threshold=seg_threshold, clean_masks=clean_masks,
-                          class_threshold=class_threshold)
+    predictor = Predictor(
+        checkpoint, device=device, seg_threshold=seg_threshold, clean_masks=clean_masks, class_threshold=class_threshold
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = PredictionReport(out / "predictions.csv")
@@ -87,7 +109,7 @@ def predict_files(files: Sequence[Path], checkpoint: str | Path, out_dir: str | 
         writer.writeheader()
         bar = tqdm(total=len(files), desc="predict", unit="image", disable=not progress)
         for start in range(0, len(files), batch_size):
-            chunk = list(zip(files[start:start + batch_size], names[start:start + batch_size], strict=True))
+            chunk = list(zip(files[start : start + batch_size], names[start : start + batch_size], strict=True))
             for row in _predict_chunk(predictor, chunk, out):
                 writer.writerow(row)
                 report.done += row["status"] == "ok"

@@ -58,7 +58,9 @@ def saliency_overlay(image: np.ndarray, saliency: np.ndarray, alpha: float = 0.7
     return blended.round().astype(np.uint8)
 
 
-def prediction_pictures(image: np.ndarray, lung_mask: np.ndarray | None, saliency: np.ndarray | None) -> dict[str, np.ndarray]:
+def prediction_pictures(
+    image: np.ndarray, lung_mask: np.ndarray | None, saliency: np.ndarray | None
+) -> dict[str, np.ndarray]:
     """The pictures of one prediction, by name: ``mask``, ``boundary`` (with a mask) and
     ``saliency`` (with a saliency map); mask and saliency must have the image's shape."""
     pictures = {}

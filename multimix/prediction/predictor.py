@@ -80,8 +80,15 @@ class Predictor:
             operating point (``multimix adapt`` / ``multimix calibrate``; 0.5 when it has none).
     """
 
-    def __init__(self, checkpoint: str | Path, *, device: str = "auto", seg_threshold: float = 0.5,
-                 clean_masks: bool | None = None, class_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        device: str = "auto",
+        seg_threshold: float = 0.5,
+        clean_masks: bool | None = None,
+        class_threshold: float | None = None,
+    ) -> None:
         self.checkpoint = Path(checkpoint)
         self.device = resolve_device(device)
         state = load_checkpoint(self.checkpoint, map_location=self.device)
@@ -92,8 +99,11 @@ class Predictor:
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold
         self.clean_masks = self.config.inference.clean_masks if clean_masks is None else clean_masks
-        self.operating_point = (OperatingPoint.from_checkpoint(state) if class_threshold is None
-                                else OperatingPoint(class_threshold, "manual", "the command line"))
+        self.operating_point = (
+            OperatingPoint.from_checkpoint(state)
+            if class_threshold is None
+            else OperatingPoint(class_threshold, "manual", "the command line")
+        )
         self._transform = eval_transform(self.image_size, intensity=self.config.data.intensity)
         self._lock = threading.Lock()
 
@@ -122,8 +132,9 @@ class Predictor:
         return self._transform(image.astype(np.float32))[0]
 
     @torch.no_grad()
-    def predict(self, images: Sequence[np.ndarray],
-                output_shapes: Sequence[tuple[int, int]] | None = None) -> list[Prediction]:
+    def predict(
+        self, images: Sequence[np.ndarray], output_shapes: Sequence[tuple[int, int]] | None = None
+    ) -> list[Prediction]:
         """Predictions for a batch of grey float images (any sizes); masks and saliency maps come
         at each image's own shape, or at ``output_shapes`` when given (e.g. a display size)."""
         if not images:
@@ -147,7 +158,6 @@ class Predictor:
             )
             for i, shape in enumerate(shapes)
         ]
-
 
     def _mask(self, lung: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
         mask = _resize(lung, shape) >= self.seg_threshold

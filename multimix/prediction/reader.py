@@ -31,7 +31,7 @@ def sniff_format(data: bytes) -> str | None:
         return "png"
     if data.startswith(_JPEG):
         return "jpeg"
-    if data[_DICOM_PREAMBLE:_DICOM_PREAMBLE + 4] == b"DICM":
+    if data[_DICOM_PREAMBLE : _DICOM_PREAMBLE + 4] == b"DICM":
         return "dicom"
     return None
 

@@ -62,7 +62,9 @@ class Cell:
         return f"{self.preset}-seg{self.seg_labels}-cls{self.cls_labels}-seed{self.seed}"
 
 
-def grid(presets: Sequence[str], seg_budgets: Sequence[str], cls_budgets: Sequence[str], seeds: Sequence[int]) -> list[Cell]:
+def grid(
+    presets: Sequence[str], seg_budgets: Sequence[str], cls_budgets: Sequence[str], seeds: Sequence[int]
+) -> list[Cell]:
     """The cells to train, in table order; a budget a preset ignores is pinned to its first value."""
     unknown = [p for p in presets if p not in PRESET_NAMES]
     if unknown:
@@ -72,8 +74,12 @@ def grid(presets: Sequence[str], seg_budgets: Sequence[str], cls_budgets: Sequen
         for seg in seg_budgets:
             for cls in cls_budgets:
                 for seed in seeds:
-                    cell = Cell(preset, seg_budgets[0] if preset in NO_SEG else seg,
-                                cls_budgets[0] if preset in NO_CLS else cls, seed)
+                    cell = Cell(
+                        preset,
+                        seg_budgets[0] if preset in NO_SEG else seg,
+                        cls_budgets[0] if preset in NO_CLS else cls,
+                        seed,
+                    )
                     cells[cell] = None
     return list(cells)
 
@@ -131,15 +137,19 @@ def run_ablation(
         for caption, path in write_figures(group, out / "figures" / f"seg{seg}-cls{cls}").items():
             figs[f"{caption} (seg {seg}, cls {cls}, seed {min(c.seed for c in cells)})"] = path
     seeds = sorted({c.seed for c in cells})
-    intro = (f"{len(cells)} training runs in `runs/`, seeds {seeds}; table cells are the mean ± std over seeds of "
-             f"each run's point estimate (one value when there is one seed). `table.csv` holds the same numbers. "
-             f"Each run's own metrics with CIs: `multimix evaluate --checkpoint runs/<run>/checkpoints/best.pt`.")
+    intro = (
+        f"{len(cells)} training runs in `runs/`, seeds {seeds}; table cells are the mean ± std over seeds of "
+        f"each run's point estimate (one value when there is one seed). `table.csv` holds the same numbers. "
+        f"Each run's own metrics with CIs: `multimix evaluate --checkpoint runs/<run>/checkpoints/best.pt`."
+    )
     report = report_markdown([], rows, figs, out, settings, title="Ablation: the paper's grid", intro=intro)
     atomic_write_text(out / "report.md", report)
     return out / "report.md"
 
 
-def _first_seed_per_budget(cells: Sequence[Cell], results: Sequence[ModelResult]) -> dict[tuple[str, str], list[ModelResult]]:
+def _first_seed_per_budget(
+    cells: Sequence[Cell], results: Sequence[ModelResult]
+) -> dict[tuple[str, str], list[ModelResult]]:
     """Results of the lowest seed, grouped by (seg, cls) budget; budget-blind models join every group."""
     first = min(c.seed for c in cells)
     budgets = list(dict.fromkeys((c.seg_labels, c.cls_labels) for c in cells if c.preset not in NO_SEG | NO_CLS))

@@ -25,15 +25,25 @@ from multimix.utils.logging import setup_console_logging
 
 # what the user or the machine caused (bad flags, data, files, devices, full disks): one line each;
 # anything else is a bug in multimix and keeps its traceback
-EXPECTED_ERRORS = (ValueError, OSError, MemoryError, torch.OutOfMemoryError, CheckpointError, NonFiniteLossError, LockedError)
+EXPECTED_ERRORS = (
+    ValueError,
+    OSError,
+    MemoryError,
+    torch.OutOfMemoryError,
+    CheckpointError,
+    NonFiniteLossError,
+    LockedError,
+)
 _DISK_HINTS = {
-    getattr(errno, name): hint for name, hint in (
+    getattr(errno, name): hint
+    for name, hint in (
         ("ENOSPC", "no space left on the device"),
         ("EDQUOT", "disk quota exceeded"),
         ("EROFS", "the file system is read-only"),
         ("EACCES", "permission denied"),
         ("EPERM", "operation not permitted"),
-    ) if hasattr(errno, name)
+    )
+    if hasattr(errno, name)
 }
 
 
@@ -64,13 +74,21 @@ def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
         return 1
     except Exception:
         traceback.print_exc()
-        print("error: this is a bug in multimix, not in your input; please report it with the traceback above",
-              file=sys.stderr)
+        print(
+            "error: this is a bug in multimix, not in your input; please report it with the traceback above",
+            file=sys.stderr,
+        )
         return 1
 
 
-def run_script(args: argparse.Namespace, flag_keys: dict[str, str], run: Callable[[Config], Any],
-               *, default_out: Callable[[Config], str] | None = None, default_config: str = DEFAULT_CONFIG) -> int:
+def run_script(
+    args: argparse.Namespace,
+    flag_keys: dict[str, str],
+    run: Callable[[Config], Any],
+    *,
+    default_out: Callable[[Config], str] | None = None,
+    default_config: str = DEFAULT_CONFIG,
+) -> int:
     """Resolve the config and ``run`` it; expected failures print one ``error:`` line.
 
     Returns the exit status: 0 done, 1 failed (bad config, data or a non-finite loss), 2 misuse.
@@ -115,9 +133,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
-    return ("usage: multimix COMMAND [flags]   (multimix COMMAND --help lists a command's flags)\n\n"
-            "Sparingly supervised multitask learning for chest X-rays.\n\ncommands:\n" + "\n".join(lines)
-            + f"\n\nmultimix --version prints the version ({__version__}).")
+    return (
+        "usage: multimix COMMAND [flags]   (multimix COMMAND --help lists a command's flags)\n\n"
+        "Sparingly supervised multitask learning for chest X-rays.\n\ncommands:\n"
+        + "\n".join(lines)
+        + f"\n\nmultimix --version prints the version ({__version__})."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,25 +46,9 @@ T = TypeVar("T")
 SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
 
 
-
-
 def default_run_name(cfg: Config) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{cfg.model.name}-seg{cfg.data.seg_labels}-cls{cfg.data.cls_labels}-{stamp}"
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def make_split(cfg: Config, pools: DataPools, split_path: Path, *, resume: bool) -> Split:
@@ -94,18 +78,16 @@ def check_split(split: Split, pools: DataPools, origin: str | Path) -> Split:
     known = pools.by_uid()
     missing = [uid for uid in split.all_uids() if uid not in known]
     if missing:
-        raise ValueError(f"{origin} names {len(missing)} images these data sources do not have (e.g. {', '.join(missing[:3])}); "
-                         "was it written for other data (real.root, sources, pool sizes, image set)?")
+        raise ValueError(
+            f"{origin} names {len(missing)} images these data sources do not have (e.g. {', '.join(missing[:3])}); "
+            "was it written for other data (real.root, sources, pool sizes, image set)?"
+        )
     return split
-
-
 
 
 def labeled_classes(run: RunStart) -> list[int]:
     """Class labels of the split's labeled classification images."""
     return [run.records[uid].label for uid in run.split.cls.labeled if run.records[uid].label is not None]
-
-
 
 
 def class_prior(cfg: Config, labels: list[int]) -> list[float]:
@@ -122,13 +104,17 @@ def stream_pools(split: Split, records: dict[str, Any], names: list[str]) -> dic
     uids = {SEG_X: split.seg.labeled, SEG_U: split.seg.unlabeled, CLS_X: split.cls.labeled, CLS_U: split.cls.unlabeled}
     missing = [uid for name in names for uid in uids[name] if uid not in records]
     if missing:
-        raise ValueError(f"the split names {len(missing)} images that the data source does not have, e.g. {missing[:3]}")
+        raise ValueError(
+            f"the split names {len(missing)} images that the data source does not have, e.g. {missing[:3]}"
+        )
     pools = {name: [records[uid] for uid in uids[name]] for name in names}
     for unlabeled, labeled in ((SEG_U, SEG_X), (CLS_U, CLS_X)):
         if unlabeled in pools and not pools[unlabeled] and pools.get(labeled):
             # a budget that labels the whole pool leaves nothing unlabeled; as in FixMatch, the
             # labeled images then serve the unsupervised term too rather than dropping it
-            logger.info(f"note: no unlabeled images left for {unlabeled}; it reuses the {len(pools[labeled])} labeled ones")
+            logger.info(
+                f"note: no unlabeled images left for {unlabeled}; it reuses the {len(pools[labeled])} labeled ones"
+            )
             pools[unlabeled] = list(pools[labeled])
     return pools
 
@@ -142,8 +128,6 @@ def format_table(summary: dict[str, Any]) -> str:
         cells = "".join(f"{values[k]:>14.4f}" if k in values else f"{'-':>14}" for k in SUMMARY_KEYS)
         rows.append(f"{domain:<14}{cells}")
     return "\n".join(rows)
-
-
 
 
 def resolve_run_folder(cfg: Config) -> Path:
@@ -168,7 +152,9 @@ def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[
         with exclusive_lock(out_dir / RUN_LOCK, what=f"run folder {out_dir}"):
             return body()
     except BaseException:
-        if created and out_dir.is_dir() and [p.name for p in out_dir.iterdir()] == [RUN_LOCK]:  # refused before writing: leave no trace
+        if (
+            created and out_dir.is_dir() and [p.name for p in out_dir.iterdir()] == [RUN_LOCK]
+        ):  # refused before writing: leave no trace
             (out_dir / RUN_LOCK).unlink()
             out_dir.rmdir()
         raise
@@ -176,10 +162,20 @@ def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[
 
 # settings a resumed run may change: how long it trains and where/how it runs, nothing that
 # changes the data, the model or the method its checkpoint was trained with
-RESUMABLE_CHANGES = frozenset({
-    "train.steps", "train.epochs", "train.device", "train.out", "train.name", "train.log_every",
-    "train.eval_batch_size", "data.num_workers", "real.root", "real.cache_dir",
-})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "train.steps",
+        "train.epochs",
+        "train.device",
+        "train.out",
+        "train.name",
+        "train.log_every",
+        "train.eval_batch_size",
+        "data.num_workers",
+        "real.root",
+        "real.cache_dir",
+    }
+)
 
 
 def check_resumable(cfg: Config, last: Path) -> int:
@@ -198,8 +194,10 @@ def check_resumable(cfg: Config, last: Path) -> int:
     conflicts = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
     if conflicts:
         changes = "; ".join(f"{k} was {before.get(k)!r}, now {now[k]!r}" for k in conflicts[:4])
-        raise ValueError(f"cannot resume {last.parent.parent}: {changes}. Resume without changing "
-                         "them, or start a new run with another --out (nothing was written)")
+        raise ValueError(
+            f"cannot resume {last.parent.parent}: {changes}. Resume without changing "
+            "them, or start a new run with another --out (nothing was written)"
+        )
     return int(state.get("step", 0))
 
 
@@ -220,7 +218,9 @@ def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool
             try:
                 step = check_resumable(cfg, last)
             except CheckpointError as err:
-                raise CheckpointError(f"{err}; this run cannot continue from it (its best.pt may still be usable)") from err
+                raise CheckpointError(
+                    f"{err}; this run cannot continue from it (its best.pt may still be usable)"
+                ) from err
             logger.info(f"resuming {out_dir} from step {step} of {cfg.train.total_steps}")
         else:
             logger.info(f"note: --resume: {out_dir} has no checkpoint yet; starting a new run there")
@@ -255,8 +255,9 @@ def training_domains(streams: dict[str, list]) -> dict[str, int]:
     return {s: CLASSIFICATION_DOMAIN if s in labeled else OTHER_DOMAIN for s in sorted(sources)}
 
 
-def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedContext, start_step: int,
-                  strong_views: bool = True) -> StepBatches:
+def _step_batches(
+    cfg: Config, streams: dict[str, list], context: DistributedContext, start_step: int, strong_views: bool = True
+) -> StepBatches:
     if cfg.data.augment not in AUGMENTATIONS:
         raise ValueError(f"data.augment must be one of {AUGMENTATIONS}, got {cfg.data.augment!r}")
     return StepBatches(
@@ -281,14 +282,18 @@ def _step_batches(cfg: Config, streams: dict[str, list], context: DistributedCon
 def check_replicas(context: DistributedContext, model: torch.nn.Module, batches: StepBatches) -> dict[str, Any]:
     """After training: are the weights bit-identical on every rank, and did the ranks draw
     disjoint images (first step of every stream)? Recorded in ``summary.json``."""
-    first_step = {name: sorted(batches.streams[name][i].uid for i in batches.indices(name, 0)) for name in batches.streams}
+    first_step = {
+        name: sorted(batches.streams[name][i].uid for i in batches.indices(name, 0)) for name in batches.streams
+    }
     digests = all_gather(context, parameter_digest(model))
     draws = all_gather(context, first_step)
-    disjoint = all(
-        not set(a[name]) & set(b[name]) for i, a in enumerate(draws) for b in draws[i + 1:] for name in a
-    )
-    return {"world_size": context.world_size, "backend": context.backend,
-            "parameters_identical": len(set(digests)) == 1, "ranks_drew_disjoint_images": disjoint}
+    disjoint = all(not set(a[name]) & set(b[name]) for i, a in enumerate(draws) for b in draws[i + 1 :] for name in a)
+    return {
+        "world_size": context.world_size,
+        "backend": context.backend,
+        "parameters_identical": len(set(digests)) == 1,
+        "ranks_drew_disjoint_images": disjoint,
+    }
 
 
 @dataclass
@@ -320,19 +325,37 @@ def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress
     return RunStart(out_dir, environment, pools, records, split, started)
 
 
-def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, model: torch.nn.Module, method: Method,
-                     streams: dict[str, list], *, resume: bool, progress: bool, run_info: dict[str, Any] | None = None,
-                     strong_views: bool = True) -> dict[str, Any] | None:
+def fit_and_evaluate(
+    cfg: Config,
+    context: DistributedContext,
+    run: RunStart,
+    model: torch.nn.Module,
+    method: Method,
+    streams: dict[str, list],
+    *,
+    resume: bool,
+    progress: bool,
+    run_info: dict[str, Any] | None = None,
+    strong_views: bool = True,
+) -> dict[str, Any] | None:
     """Train ``model`` with ``method`` on ``streams`` (validation picks ``best.pt``), then evaluate
     ``best.pt`` on the split's test and cross-domain images; writes and returns ``summary.json``'s
     content on rank 0 (``None`` on other ranks). ``run_info`` adds to what every checkpoint stores."""
     split, records = run.split, run.records
     if context.is_main:
-        logger.info(f"run folder: {run.out_dir}" + (f" ({context.world_size} processes, {context.backend})" if context.enabled else ""))
+        logger.info(
+            f"run folder: {run.out_dir}"
+            + (f" ({context.world_size} processes, {context.backend})" if context.enabled else "")
+        )
         logger.info("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
         logger.info(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
     device = rank_device(context, resolve_device(cfg.train.device))
-    eval_kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=cfg.train.eval_batch_size, device=device)
+    eval_kw = dict(
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        batch_size=cfg.train.eval_batch_size,
+        device=device,
+    )
     val_records = [records[uid] for uid in split.val]
 
     def batches(start_step: int):
@@ -346,10 +369,22 @@ def fit_and_evaluate(cfg: Config, context: DistributedContext, run: RunStart, mo
 
     info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
     optimizer, scheduler = method.configure_optimizer(model, cfg.train)
-    trainer = Trainer(model, method, batches, cfg.train, run.out_dir, optimizer=optimizer, scheduler=scheduler,
-                      evaluate=evaluate, run_info=info, context=context)
+    trainer = Trainer(
+        model,
+        method,
+        batches,
+        cfg.train,
+        run.out_dir,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        evaluate=evaluate,
+        run_info=info,
+        context=context,
+    )
     result = trainer.fit(resume=resume, progress=progress)
-    replicas = check_replicas(context, trainer.model, _step_batches(cfg, streams, context, 0)) if context.enabled else None
+    replicas = (
+        check_replicas(context, trainer.model, _step_batches(cfg, streams, context, 0)) if context.enabled else None
+    )
     if not context.is_main:
         return None
 
@@ -373,6 +408,7 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
     """``summary.json`` (atomic) and the results table on the console."""
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     logger.info(format_table(summary))
-    logger.info(f"wall time {summary['wall_seconds']:.1f} s, training throughput {summary['train_images_per_second']:.1f} images/s")
-
-
+    logger.info(
+        f"wall time {summary['wall_seconds']:.1f} s, "
+        f"training throughput {summary['train_images_per_second']:.1f} images/s"
+    )

@@ -136,8 +136,11 @@ def _classification(results: ImageResults, prefix: str) -> dict[str, float]:
     if results.prob_pneumonia is None or not labeled.any():
         return {}
     found = classification_metrics(results.prob_pneumonia[labeled], results.labels[labeled])
-    scores = {f"{prefix}_acc": found["accuracy"], f"{prefix}_f1_normal": found["f1_normal"],
-              f"{prefix}_f1_pneumonia": found["f1_pneumonia"]}
+    scores = {
+        f"{prefix}_acc": found["accuracy"],
+        f"{prefix}_f1_normal": found["f1_normal"],
+        f"{prefix}_f1_pneumonia": found["f1_pneumonia"],
+    }
     if found["auroc"] is not None:
         scores[f"{prefix}_auroc"] = found["auroc"]
     return scores
@@ -156,14 +159,16 @@ FIGURE_IMAGES = (6, 2)  # held-out classification images, cross-domain images in
 def figure_records(test: Sequence[Record], cross: Sequence[Record]) -> list[Record]:
     """The images every variant draws in ``child_masks.png``: held-out classification images
     (CheX: children) and cross-domain ones, a stable choice (hash of the uid)."""
+
     def first(records: Sequence[Record], k: int) -> list[Record]:
         return sorted(records, key=lambda r: zlib.crc32(r.uid.encode()))[:k]
 
     return first([r for r in test if r.has_label], FIGURE_IMAGES[0]) + first(cross, FIGURE_IMAGES[1])
 
 
-def score_checkpoint(checkpoint: str | Path, *, device: str = "auto", batch_size: int = 64,
-                     samples: str | Path | None = None) -> dict[str, float]:
+def score_checkpoint(
+    checkpoint: str | Path, *, device: str = "auto", batch_size: int = 64, samples: str | Path | None = None
+) -> dict[str, float]:
     """The development scores (see the module doc) of one trained checkpoint on its own run's data.
 
     ``samples`` names an ``.npz`` file to write the images of :func:`figure_records` and the
@@ -190,9 +195,12 @@ def _save_samples(model, records: list[Record], kw: dict[str, Any], path: Path) 
     if not records:
         return
     kept = infer(model, records, full_metrics=False, keep=range(len(records)), **kw).samples
-    np.savez_compressed(path, uids=np.array([r.uid for r in records]),
-                        images=np.stack([kept[i].image for i in range(len(records))]),
-                        masks=np.stack([_present(kept[i].prediction) for i in range(len(records))]))
+    np.savez_compressed(
+        path,
+        uids=np.array([r.uid for r in records]),
+        images=np.stack([kept[i].image for i in range(len(records))]),
+        masks=np.stack([_present(kept[i].prediction) for i in range(len(records))]),
+    )
 
 
 def _present(mask: np.ndarray | None) -> np.ndarray:
@@ -210,8 +218,13 @@ def child_mask_figure(rows: Sequence[dict[str, Any]], out: Path, *, seed: int = 
     first = found[0][1]
     same = [(name, data) for name, data in found if np.array_equal(data["uids"], first["uids"])]
     titles = [uid.split("/")[0] + " " + Path(str(uid)).stem[:14] for uid in first["uids"]]
-    return boundary_overlays(first["images"], np.zeros_like(first["masks"]), {name: d["masks"] for name, d in same},
-                             out / "child_masks.png", row_titles=titles)
+    return boundary_overlays(
+        first["images"],
+        np.zeros_like(first["masks"]),
+        {name: d["masks"] for name, d in same},
+        out / "child_masks.png",
+        row_titles=titles,
+    )
 
 
 def _in_domain(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:
@@ -248,8 +261,11 @@ def _cross_domain(model, records: list[Record], kw: dict[str, Any], prior: Seque
     labeled = results.labels >= 0
     if results.prob_pneumonia is not None and len(np.unique(results.labels[labeled])) == 2:
         kept = [r for r, keep in zip(records, labeled, strict=True) if keep]
-        scores.update(held_out_operating_points(results.prob_pneumonia[labeled], results.labels[labeled].astype(int),
-                                                patient_halves(kept), prior))
+        scores.update(
+            held_out_operating_points(
+                results.prob_pneumonia[labeled], results.labels[labeled].astype(int), patient_halves(kept), prior
+            )
+        )
     dice = _masked_mean(results, "dice") if model.has_seg_head else None
     if dice is not None:
         scores["cross_dice"] = dice
@@ -264,8 +280,9 @@ def patient_halves(records: Sequence[Record]) -> np.ndarray:
     return np.array([zlib.crc32((r.patient_id or r.uid).encode()) % 2 for r in records])
 
 
-def held_out_operating_points(probs: np.ndarray, labels: np.ndarray, halves: np.ndarray,
-                              source_prior: Sequence[float]) -> dict[str, float]:
+def held_out_operating_points(
+    probs: np.ndarray, labels: np.ndarray, halves: np.ndarray, source_prior: Sequence[float]
+) -> dict[str, float]:
     """Accuracy and F1-normal of every image at the threshold each method chose on the *other*
     half (label-free methods see only the other half's scores; Youden also its labels)."""
     scores: dict[str, float] = {}
@@ -286,9 +303,17 @@ def held_out_operating_points(probs: np.ndarray, labels: np.ndarray, halves: np.
     return scores
 
 
-def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: str | Path,
-                overrides: dict[str, Any], seeds: Sequence[int] = (0,), baseline: str | None = None,
-                device: str = "auto", progress: bool = True) -> list[dict[str, Any]]:
+def run_devloop(
+    variants: Sequence[Variant],
+    out: str | Path,
+    *,
+    base_config: str | Path,
+    overrides: dict[str, Any],
+    seeds: Sequence[int] = (0,),
+    baseline: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[dict[str, Any]]:
     """Train and score every variant with every seed (seeds outer, variants inner); writes
     ``<out>/<variant>/seed<k>/dev_scores.json``, ``<out>/scores.json`` (every run's row) and
     ``<out>/table.md`` (mean ± sd per variant, paired differences to ``baseline``) after every run,
@@ -301,8 +326,9 @@ def run_devloop(variants: Sequence[Variant], out: str | Path, *, base_config: st
     for seed in seeds:
         for variant in variants:
             values = {**overrides, "train.seed": seed, **variant.overrides}
-            run_dir = train_or_resume(seed_folder(out, variant.name, seed), base_config=base_config, values=values,
-                                      progress=progress)
+            run_dir = train_or_resume(
+                seed_folder(out, variant.name, seed), base_config=base_config, values=values, progress=progress
+            )
             rows.append(variant_row(variant, run_dir, seed=seed, device=device))
             atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
             atomic_write_text(out / "table.md", format_report(rows, baseline) + "\n")
@@ -318,7 +344,9 @@ def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str =
     started = time.perf_counter()
     summary = json.loads((run_dir / "summary.json").read_text())
     row: dict[str, Any] = {"variant": variant.name, "seed": seed, "overrides": variant.overrides}
-    row.update(score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=run_dir / "dev_samples.npz"))
+    row.update(
+        score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=run_dir / "dev_samples.npz")
+    )
     lowest = lowest_validation(run_dir, "f1_normal")
     if lowest is not None:
         row["val_f1_normal_min"] = lowest
@@ -394,8 +422,14 @@ def paired_differences(rows: Sequence[dict[str, Any]], baseline: str) -> dict[st
         if name == baseline:
             continue
         shared = sorted(set(runs) & set(base))
-        found[name] = {key: [float(runs[s][key]) - float(base[s][key]) for s in shared
-                             if runs[s].get(key) is not None and base[s].get(key) is not None] for key in COLUMNS}
+        found[name] = {
+            key: [
+                float(runs[s][key]) - float(base[s][key])
+                for s in shared
+                if runs[s].get(key) is not None and base[s].get(key) is not None
+            ]
+            for key in COLUMNS
+        }
     return found
 
 
@@ -405,7 +439,10 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str) -> str:
     *italic* where it is larger in the worse direction; the rest is noise."""
     diffs = paired_differences(rows, baseline)
     keys = [k for k in COLUMNS if k != "val_f1_normal_min" and any(d.get(k) for d in diffs.values())]
-    lines = [f"| vs {baseline} | seeds | " + " | ".join(COLUMNS[k][0] for k in keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    lines = [
+        f"| vs {baseline} | seeds | " + " | ".join(COLUMNS[k][0] for k in keys) + " |",
+        "|---" * (len(keys) + 2) + "|",
+    ]
     for name, columns in diffs.items():
         seeds = max((len(v) for v in columns.values()), default=0)
         cells = []
@@ -427,11 +464,18 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str) -> str:
 
 def format_report(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> str:
     """``table.md``: mean ± sd per variant, paired differences to ``baseline``, then every run."""
-    parts = ["Mean ± sd over seeds (val F1-N min: lowest over every validation after the warm-up, every seed)",
-             "", summary_table(rows)]
+    parts = [
+        "Mean ± sd over seeds (val F1-N min: lowest over every validation after the warm-up, every seed)",
+        "",
+        summary_table(rows),
+    ]
     if baseline is not None and len(_by_variant(rows)) > 1:
-        parts += ["", f"Paired difference to {baseline} (bold: gain larger than its spread; italic: loss larger than its spread)",
-                  "", paired_table(rows, baseline)]
+        parts += [
+            "",
+            f"Paired difference to {baseline} (bold: gain larger than its spread; italic: loss larger than its spread)",
+            "",
+            paired_table(rows, baseline),
+        ]
     parts += ["", "Every run", "", format_table(rows)]
     return "\n".join(parts)
 

@@ -46,11 +46,20 @@ def student_architecture(cfg: Config) -> Architecture:
     d, m = cfg.distill, cfg.model
     if d.backbone == "unet":
         widths = d.widths or [max(1, w // 2) for w in m.widths]
-        kwargs: dict[str, Any] = dict(widths=list(widths), in_channels=m.in_channels, dropout=m.dropout, norm=m.norm,
-                      negative_slope=m.negative_slope)
+        kwargs: dict[str, Any] = dict(
+            widths=list(widths),
+            in_channels=m.in_channels,
+            dropout=m.dropout,
+            norm=m.norm,
+            negative_slope=m.negative_slope,
+        )
     else:
         kwargs = dict(width_multiplier=d.width_multiplier, in_channels=m.in_channels)
-    name = f"Student ({d.backbone} {'-'.join(map(str, kwargs['widths']))})" if d.backbone == "unet" else f"Student ({d.backbone} x{d.width_multiplier:g})"
+    name = (
+        f"Student ({d.backbone} {'-'.join(map(str, kwargs['widths']))})"
+        if d.backbone == "unet"
+        else f"Student ({d.backbone} x{d.width_multiplier:g})"
+    )
     return classifier_architecture(ssl_architecture(d.backbone, kwargs, None), 0, m.num_classes, name)
 
 
@@ -69,8 +78,10 @@ def load_teacher(cfg: Config) -> TrainedModel:
     if not teacher.has_cls_head:
         raise ValueError(f"{path}: this model has no class head to distil")
     if teacher_cfg.data.image_size != cfg.data.image_size:
-        raise ValueError(f"{path}: the teacher was trained at {teacher_cfg.data.image_size} px; distil at the "
-                         f"same size (--image-size {teacher_cfg.data.image_size}), not {cfg.data.image_size}")
+        raise ValueError(
+            f"{path}: the teacher was trained at {teacher_cfg.data.image_size} px; distil at the "
+            f"same size (--image-size {teacher_cfg.data.image_size}), not {cfg.data.image_size}"
+        )
     split_file = Path(path).resolve().parent.parent / "split.json"
     if not cfg.data.split_file and split_file.exists():
         cfg.data.split_file = str(split_file)
@@ -79,8 +90,12 @@ def load_teacher(cfg: Config) -> TrainedModel:
 
 def run_distillation(cfg: Config, *, resume: bool = False, progress: bool = True) -> dict[str, Any] | None:
     """Distil, then evaluate the student's ``best.pt`` and the teacher in- and cross-domain."""
-    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
-        cfg, context, lambda: _distill(cfg, context, resume=resume, progress=progress)))
+    return with_process_group(
+        cfg.train.device,
+        lambda context: holding_run_folder(
+            cfg, context, lambda: _distill(cfg, context, resume=resume, progress=progress)
+        ),
+    )
 
 
 def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
@@ -98,14 +113,31 @@ def _distill(cfg: Config, context: DistributedContext, *, resume: bool, progress
         streams[CLS_X] = [run.records[uid] for uid in run.split.cls.labeled]
     sizes = {"teacher_parameters": parameter_count(teacher), "student_parameters": parameter_count(student)}
     if context.is_main:
-        logger.info(f"distilling {cfg.distill.teacher} ({sizes['teacher_parameters']:,} parameters) into a "
-              f"{cfg.distill.backbone} student ({sizes['student_parameters']:,}) at T={cfg.distill.temperature}")
+        logger.info(
+            f"distilling {cfg.distill.teacher} ({sizes['teacher_parameters']:,} parameters) into a "
+            f"{cfg.distill.backbone} student ({sizes['student_parameters']:,}) at T={cfg.distill.temperature}"
+        )
     run_info = {"stage": "distill", "architecture": architecture}
-    summary = fit_and_evaluate(cfg, context, run, student, method, streams, resume=resume, progress=progress,
-                               run_info=run_info, strong_views=False)
+    summary = fit_and_evaluate(
+        cfg,
+        context,
+        run,
+        student,
+        method,
+        streams,
+        resume=resume,
+        progress=progress,
+        run_info=run_info,
+        strong_views=False,
+    )
     if summary is None:
         return None
-    eval_kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=cfg.train.eval_batch_size, device=device)
+    eval_kw = dict(
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        batch_size=cfg.train.eval_batch_size,
+        device=device,
+    )
     summary["teacher"] = {
         "checkpoint": cfg.distill.teacher,
         "in_domain": evaluate_records(teacher, [run.records[u] for u in run.split.test], **eval_kw),

@@ -84,10 +84,6 @@ def source_records(cfg: Config, split: Split, sources: Sequence[str], *, progres
     return list({r.uid: r for r in records}.values())
 
 
-
-
-
-
 def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSettings) -> dict[str, list[Record]]:
     """The record lists to evaluate, by domain name."""
     split = load_split(checkpoint, cfg)
@@ -99,7 +95,9 @@ def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSet
     return {DOMAIN_NAMES[d]: _lookup(records, uid_lists[d], DOMAIN_NAMES[d], checkpoint) for d in wanted}
 
 
-def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *, samples: dict[str, list[str]] | None = None) -> ModelResult:
+def evaluate_checkpoint(
+    checkpoint: str | Path, settings: EvaluationSettings, *, samples: dict[str, list[str]] | None = None
+) -> ModelResult:
     """Evaluate one checkpoint on the sets ``settings`` asks for.
 
     ``samples`` maps a domain to the uids shown in the boundary figure; missing domains are
@@ -115,7 +113,9 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
     size = cfg.data.image_size
     name = trained_model_name(model, cfg)
     point = checkpoint_operating_point(state, settings.threshold)
-    result = ModelResult(label=name, model_name=name, checkpoint=str(checkpoint), config=cfg, operating_point=point.describe())
+    result = ModelResult(
+        label=name, model_name=name, checkpoint=str(checkpoint), config=cfg, operating_point=point.describe()
+    )
     samples = {} if samples is None else samples
     for name, records in evaluation_sets(checkpoint, cfg, settings).items():
         if not records:
@@ -124,13 +124,29 @@ def evaluate_checkpoint(checkpoint: str | Path, settings: EvaluationSettings, *,
         chosen = set(samples.setdefault(name, pick_samples(records, settings.num_samples)))
         keep = [i for i, r in enumerate(records) if r.uid in chosen]
         clean = cfg.inference.clean_masks if settings.clean_masks is None else settings.clean_masks
-        results = infer(model, records, image_size=size, intensity=cfg.data.intensity, postprocess=clean,
-                        seg_threshold=cfg.inference.seg_threshold, batch_size=settings.batch_size, device=device,
-                        keep=keep, progress=settings.progress)
+        results = infer(
+            model,
+            records,
+            image_size=size,
+            intensity=cfg.data.intensity,
+            postprocess=clean,
+            seg_threshold=cfg.inference.seg_threshold,
+            batch_size=settings.batch_size,
+            device=device,
+            keep=keep,
+            progress=settings.progress,
+        )
         summary = summarise_results(results, threshold=point.threshold, boot=settings.boot)
-        examples = saliency_examples(model, records, results, settings.num_samples, image_size=size,
-                                     intensity=cfg.data.intensity, device=device,
-                                     threshold=point.threshold)
+        examples = saliency_examples(
+            model,
+            records,
+            results,
+            settings.num_samples,
+            image_size=size,
+            intensity=cfg.data.intensity,
+            device=device,
+            threshold=point.threshold,
+        )
         result.domains[name] = DomainResult(name, records, results, summary, examples)
     return result
 
@@ -142,7 +158,9 @@ def checkpoint_operating_point(state: dict[str, Any], threshold: float | None = 
     return OperatingPoint.from_checkpoint(state)
 
 
-def evaluate_checkpoints(checkpoints: Sequence[str | Path], settings: EvaluationSettings, *, progress: bool = False) -> list[ModelResult]:
+def evaluate_checkpoints(
+    checkpoints: Sequence[str | Path], settings: EvaluationSettings, *, progress: bool = False
+) -> list[ModelResult]:
     """Evaluate several checkpoints side by side; row labels are made unique with the run folder.
 
     ``progress`` adds a bar over the checkpoints (``settings.progress`` is the per-batch one).

@@ -60,8 +60,12 @@ def run_finetuning(cfg: Config, *, resume: bool = False, progress: bool = True) 
 
     Writes the same run folder as :func:`multimix.runs.train.run_training`.
     """
-    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
-        cfg, context, lambda: _finetune(cfg, context, resume=resume, progress=progress)))
+    return with_process_group(
+        cfg.train.device,
+        lambda context: holding_run_folder(
+            cfg, context, lambda: _finetune(cfg, context, resume=resume, progress=progress)
+        ),
+    )
 
 
 def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
@@ -73,12 +77,21 @@ def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progres
     streams = stream_pools(run.split, run.records, method.streams(model))
     if context.is_main:
         start = cfg.ssl.pretrained or "random weights (no --pretrained)"
-        logger.info(f"fine-tuning from {start}, {cfg.ssl.from_proj_layer} projection layer(s) kept, "
-              f"{len(labels)} labeled images ({sum(labels)} pneumonia)")
+        logger.info(
+            f"fine-tuning from {start}, {cfg.ssl.from_proj_layer} projection layer(s) kept, "
+            f"{len(labels)} labeled images ({sum(labels)} pneumonia)"
+        )
     run_info = {"stage": "finetune", "architecture": architecture}
-    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress, run_info=run_info)
+    summary = fit_and_evaluate(
+        cfg, context, run, model, method, streams, resume=resume, progress=progress, run_info=run_info
+    )
     if summary is not None:
-        summary.update({"labeled_images": len(labels), "pretrained": cfg.ssl.pretrained,
-                        "from_proj_layer": cfg.ssl.from_proj_layer})
+        summary.update(
+            {
+                "labeled_images": len(labels),
+                "pretrained": cfg.ssl.pretrained,
+                "from_proj_layer": cfg.ssl.from_proj_layer,
+            }
+        )
         write_summary(run.out_dir, summary)
     return summary

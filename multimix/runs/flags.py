@@ -38,8 +38,10 @@ RUN_FLAG_KEYS = {
 }
 DEFAULT_CONFIG = "multimix"  # packaged configs, by name (multimix/config/yaml/)
 REAL_DATA_CONFIG = "real"  # the default whenever --data-root is given
-CONFIG_HELP = ("a YAML file, or a packaged config by name: multimix (default), real (default with --data-root), "
-               "paper, finetune, distill, baselines/unet ... baselines/umtls_ssl")
+CONFIG_HELP = (
+    "a YAML file, or a packaged config by name: multimix (default), real (default with --data-root), "
+    "paper, finetune, distill, baselines/unet ... baselines/umtls_ssl"
+)
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +51,9 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_device_flag(parser: argparse.ArgumentParser, *, default: str | None = "auto") -> None:
     """``--device`` (``None`` default: leave the config's ``train.device``)."""
-    parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N" + (f" (default {default})" if default else ""))
+    parser.add_argument(
+        "--device", default=default, help="auto, cpu, cuda or cuda:N" + (f" (default {default})" if default else "")
+    )
 
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +64,12 @@ def add_progress_flag(parser: argparse.ArgumentParser) -> None:
 def add_max_megapixels_flag(parser: argparse.ArgumentParser, *, refused: str = "skip images") -> None:
     """``--max-megapixels``: the pixel-bomb limit of every image read (see :func:`apply_max_megapixels`);
     ``refused`` says what happens to a larger image."""
-    parser.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        help=f"{refused} declaring more pixels, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})")
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"{refused} declaring more pixels, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
 
 
 def apply_max_megapixels(args: argparse.Namespace) -> str | None:
@@ -84,8 +92,12 @@ def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
     parser.add_argument("--batch-size", type=int, help=batch_help)
     parser.add_argument("--lr", type=float, help="peak learning rate")
     add_device_flag(parser, default=None)
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="auto (default): mixed precision on CUDA; on CPU bf16 where it is native and faster, else fp32; bf16 autocast on CPU or GPU (warns where the CPU emulates it); fp16 CUDA only")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto (default): mixed precision on CUDA; on CPU bf16 where it is native and faster, else fp32; "
+        "bf16 autocast on CPU or GPU (warns where the CPU emulates it); fp16 CUDA only",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--num-workers", type=int, help="data loader worker processes")
     parser.add_argument("--data-root", help="the real datasets under DIR (chex/, jsrt/, ...) instead of synthetic data")
@@ -93,7 +105,9 @@ def add_run_flags(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
     parser.add_argument("--cls-sources", help="classification training sources (default chex)")
     parser.add_argument("--out", help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any other config value"
+    )
     add_progress_flag(parser)
     add_debug_flag(parser)
 
@@ -105,8 +119,13 @@ def usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def config_source(config: str | Path | None, data_root: str | Path | None, default: str = DEFAULT_CONFIG,
-                  *, real_default: str | None = REAL_DATA_CONFIG) -> str | Path:
+def config_source(
+    config: str | Path | None,
+    data_root: str | Path | None,
+    default: str = DEFAULT_CONFIG,
+    *,
+    real_default: str | None = REAL_DATA_CONFIG,
+) -> str | Path:
     """The config a command starts from: ``config`` (a YAML file or a packaged name), else
     ``real_default`` when ``data_root`` is given (``None``: the command keeps ``default`` on real
     data too), else ``default``."""
@@ -140,8 +159,12 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_
     Raises:
         ValueError: on a bad value.
     """
-    source = config_source(args.config, args.data_root, default_config,
-                           real_default=REAL_DATA_CONFIG if default_config == DEFAULT_CONFIG else None)
+    source = config_source(
+        args.config,
+        args.data_root,
+        default_config,
+        real_default=REAL_DATA_CONFIG if default_config == DEFAULT_CONFIG else None,
+    )
     if args.resume and (Path(args.out) / "config.yaml").exists():
         source = Path(args.out) / "config.yaml"
     return load_config(source, flag_overrides(args, {**RUN_FLAG_KEYS, **flag_keys}))

@@ -72,15 +72,16 @@ def source_prior(state: dict[str, Any]) -> tuple[float, float]:
     return float(stored[0]), float(stored[1])
 
 
-def pneumonia_probabilities(predictor: Predictor, files: Sequence[Path], *, batch_size: int = 16,
-                            progress: bool = True) -> tuple[np.ndarray, list[Path]]:
+def pneumonia_probabilities(
+    predictor: Predictor, files: Sequence[Path], *, batch_size: int = 16, progress: bool = True
+) -> tuple[np.ndarray, list[Path]]:
     """p(pneumonia) of every readable file (unreadable ones are named on stderr and left out)."""
     probs: list[float] = []
     used: list[Path] = []
     bar = tqdm(total=len(files), desc="score images", unit="image", disable=not progress)
     for start in range(0, len(files), batch_size):
         images, readable = [], []
-        for path in files[start:start + batch_size]:
+        for path in files[start : start + batch_size]:
             try:
                 images.append(read_input_image(path))
                 readable.append(path)
@@ -91,13 +92,21 @@ def pneumonia_probabilities(predictor: Predictor, files: Sequence[Path], *, batc
                 raise ValueError(f"{predictor.checkpoint}: this model has no classifier, so it has no operating point")
             probs.append(float(prediction.probabilities[1]))
             used.append(path)
-        bar.update(len(files[start:start + batch_size]))
+        bar.update(len(files[start : start + batch_size]))
     bar.close()
     return np.asarray(probs), used
 
 
-def adapt_checkpoint(checkpoint: str | Path, images: Sequence[str], out: str | Path, *, method: str = "prior-em",
-                     device: str = "auto", batch_size: int = 16, progress: bool = True) -> OperatingPoint:
+def adapt_checkpoint(
+    checkpoint: str | Path,
+    images: Sequence[str],
+    out: str | Path,
+    *,
+    method: str = "prior-em",
+    device: str = "auto",
+    batch_size: int = 16,
+    progress: bool = True,
+) -> OperatingPoint:
     """Label-free operating point from a new hospital's images (files, folders, globs); writes
     ``out`` and returns the point."""
     target = _check_output(checkpoint, out)
@@ -118,13 +127,25 @@ def calibration_config(cfg: Config, data_root: str | None) -> Config:
     """The run's config, reading real data under ``data_root`` when given."""
     if not data_root:
         return cfg
-    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, source="real"),
-                               real=dataclasses.replace(cfg.real, root=str(Path(data_root).expanduser().resolve())))
+    return dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, source="real"),
+        real=dataclasses.replace(cfg.real, root=str(Path(data_root).expanduser().resolve())),
+    )
 
 
-def calibrate_checkpoint(checkpoint: str | Path, sources: Sequence[str], out: str | Path, *, data_root: str | None = None,
-                         method: str = "youden", sensitivity: float = 0.9, device: str = "auto",
-                         batch_size: int = 32, progress: bool = True) -> OperatingPoint:
+def calibrate_checkpoint(
+    checkpoint: str | Path,
+    sources: Sequence[str],
+    out: str | Path,
+    *,
+    data_root: str | None = None,
+    method: str = "youden",
+    sensitivity: float = 0.9,
+    device: str = "auto",
+    batch_size: int = 32,
+    progress: bool = True,
+) -> OperatingPoint:
     """Operating point from the labeled images of ``sources`` (minus the run's own training and
     validation images); writes ``out`` and returns the point."""
     target = _check_output(checkpoint, out)
@@ -136,11 +157,20 @@ def calibrate_checkpoint(checkpoint: str | Path, sources: Sequence[str], out: st
     records = [r for r in source_records(cfg, load_split(checkpoint, cfg), sources, progress=progress) if r.has_label]
     if not records:
         raise ValueError(f"no labeled images in {', '.join(sources)}" + (f" under {data_root}" if data_root else ""))
-    results = infer(model, records, image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=batch_size,
-                    device=dev, full_metrics=False, progress=progress)
+    results = infer(
+        model,
+        records,
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        batch_size=batch_size,
+        device=dev,
+        full_metrics=False,
+        progress=progress,
+    )
     if results.prob_pneumonia is None:
         raise ValueError(f"{checkpoint}: this model has no classifier, so it has no operating point")
-    point = calibrate_threshold(results.prob_pneumonia, results.labels, method, sensitivity=sensitivity,
-                                fitted_on=", ".join(sources))
+    point = calibrate_threshold(
+        results.prob_pneumonia, results.labels, method, sensitivity=sensitivity, fitted_on=", ".join(sources)
+    )
     write_with_operating_point(state, point, target)
     return point

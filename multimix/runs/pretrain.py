@@ -44,8 +44,13 @@ def pretrain_architecture(cfg: Config) -> Architecture:
     (``ssl.backbone``; the U-Net encoder takes ``model.widths``) and head (``ssl.method``)."""
     s, m = cfg.ssl, cfg.model
     if s.backbone == "unet":
-        kwargs = dict(widths=list(m.widths), in_channels=m.in_channels, dropout=m.dropout, norm=m.norm,
-                      negative_slope=m.negative_slope)
+        kwargs = dict(
+            widths=list(m.widths),
+            in_channels=m.in_channels,
+            dropout=m.dropout,
+            norm=m.norm,
+            negative_slope=m.negative_slope,
+        )
     else:
         kwargs = dict(width_multiplier=s.width_multiplier, in_channels=m.in_channels)
     if s.method == "simclr":
@@ -74,7 +79,7 @@ def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
         raise ValueError(f"{path}: not a pretraining checkpoint (multimix pretrain writes those)")
     architecture = run.get("architecture") or pretrain_architecture(Config.from_dict(run["config"], origin=str(path)))
     model = build_ssl_model(architecture)
-    weights = {k[len(SSL_PREFIX):]: v for k, v in state["model"].items() if k.startswith(SSL_PREFIX)}
+    weights = {k[len(SSL_PREFIX) :]: v for k, v in state["model"].items() if k.startswith(SSL_PREFIX)}
     model.load_state_dict(weights)
     return model, architecture
 
@@ -90,8 +95,15 @@ def make_pretrain_method(cfg: Config) -> Method:
 
 
 @torch.no_grad()
-def backbone_features(model: PretrainNet, records: Sequence[Record], *, image_size: int, batch_size: int = 64,
-                      device: torch.device | str = "cpu", intensity: str = "none") -> tuple[np.ndarray, np.ndarray]:
+def backbone_features(
+    model: PretrainNet,
+    records: Sequence[Record],
+    *,
+    image_size: int,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    intensity: str = "none",
+) -> tuple[np.ndarray, np.ndarray]:
     """Pooled features (eval mode, unaugmented) and labels (-1 where none) of ``records``."""
     model.eval()
     features, labels = [], []
@@ -130,8 +142,12 @@ def run_pretraining(cfg: Config, *, resume: bool = False, progress: bool = True)
     Returns the summary on rank 0: the online probe's validation accuracy and the linear-probe
     test accuracy of the pretrained backbone against the same backbone freshly initialised.
     """
-    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
-        cfg, context, lambda: _pretrain(cfg, context, resume=resume, progress=progress)))
+    return with_process_group(
+        cfg.train.device,
+        lambda context: holding_run_folder(
+            cfg, context, lambda: _pretrain(cfg, context, resume=resume, progress=progress)
+        ),
+    )
 
 
 def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str, Any] | None:
@@ -139,7 +155,8 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
     out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
     pools = build_pools_once(cfg, context, progress=progress)
-    # every training source's images, and those of data.unlabeled_sources (e.g. a target hospital's pixels, never its labels)
+    # every training source's images, and those of data.unlabeled_sources
+    # (e.g. a target hospital's pixels, never its labels)
     images = list({r.uid: r for r in [*pools.seg_pool, *pools.cls_pool, *pools.extra_unlabeled]}.values())
     probe_val = [r for r in pools.val if r.has_label]
     model = make_pretrain_model(cfg)
@@ -150,30 +167,62 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
         logger.info(f"run folder: {out_dir}\npretraining {cfg.ssl.method} ({cfg.ssl.backbone}) on {len(images)} images")
 
     def batches(start_step: int):
-        dataset = ContrastiveBatches(images, image_size=size, batch_size=cfg.data.batch_size, seed=cfg.train.seed,
-                                     total_steps=cfg.train.total_steps, start_step=start_step,
-                                     crop_scale=(cfg.ssl.crop_scale_min, 1.0), intensity=cfg.data.intensity, rank=context.rank,
-                                     world_size=context.world_size)
+        dataset = ContrastiveBatches(
+            images,
+            image_size=size,
+            batch_size=cfg.data.batch_size,
+            seed=cfg.train.seed,
+            total_steps=cfg.train.total_steps,
+            start_step=start_step,
+            crop_scale=(cfg.ssl.crop_scale_min, 1.0),
+            intensity=cfg.data.intensity,
+            rank=context.rank,
+            world_size=context.world_size,
+        )
         return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
 
     def evaluate(eval_model: nn.Module) -> dict[str, float]:
-        accuracy = probe_accuracy(as_pretrain_net(eval_model), probe_val, image_size=size, intensity=cfg.data.intensity, device=device)
+        accuracy = probe_accuracy(
+            as_pretrain_net(eval_model), probe_val, image_size=size, intensity=cfg.data.intensity, device=device
+        )
         return {"probe_accuracy": accuracy, "score": accuracy}
 
-    run_info = {"config": cfg.to_dict(), "environment": environment, "stage": "pretrain",
-                "architecture": pretrain_architecture(cfg)}
+    run_info = {
+        "config": cfg.to_dict(),
+        "environment": environment,
+        "stage": "pretrain",
+        "architecture": pretrain_architecture(cfg),
+    }
     optimizer, scheduler = method.configure_optimizer(model, cfg.train)
-    trainer = Trainer(model, method, batches, cfg.train, out_dir, optimizer=optimizer, scheduler=scheduler,
-                      evaluate=evaluate if probe_val else None,
-                      run_info=run_info, context=context)
+    trainer = Trainer(
+        model,
+        method,
+        batches,
+        cfg.train,
+        out_dir,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        evaluate=evaluate if probe_val else None,
+        run_info=run_info,
+        context=context,
+    )
     result = trainer.fit(resume=resume, progress=progress)
     if not context.is_main:
         return None
     summary = _probe_summary(cfg, as_pretrain_net(trainer.eval_model), pools, probe_val, device)
-    summary.update({"pretraining_images": len(images), "steps": result.steps, "best_step": result.best_step, "wall_seconds": round(time.perf_counter() - started, 2),
-                    "train_images_per_second": round(result.images_per_second, 2)})
+    summary.update(
+        {
+            "pretraining_images": len(images),
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "wall_seconds": round(time.perf_counter() - started, 2),
+            "train_images_per_second": round(result.images_per_second, 2),
+        }
+    )
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    logger.info(json.dumps({k: summary[k] for k in ("online_probe_val_accuracy", "linear_probe") if k in summary}, indent=2))
+    logger.info(
+        json.dumps({k: summary[k] for k in ("online_probe_val_accuracy", "linear_probe") if k in summary}, indent=2)
+    )
     return summary
 
 
@@ -183,7 +232,9 @@ def as_pretrain_net(model: nn.Module) -> PretrainNet:
     return model
 
 
-def _probe_summary(cfg: Config, model: PretrainNet, pools, probe_val: list[Record], device: torch.device) -> dict[str, Any]:
+def _probe_summary(
+    cfg: Config, model: PretrainNet, pools, probe_val: list[Record], device: torch.device
+) -> dict[str, Any]:
     """Online probe on validation; linear probe on frozen features, pretrained vs random init."""
     kwargs = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, device=device)
     labeled_train = [r for r in pools.cls_pool if r.has_label]
@@ -197,6 +248,7 @@ def _probe_summary(cfg: Config, model: PretrainNet, pools, probe_val: list[Recor
         summary["linear_probe"] = {
             "pretrained": linear_probe(model, labeled_train, labeled_test, **kwargs),
             "random_init": linear_probe(random_init, labeled_train, labeled_test, **kwargs),
-            "train_images": len(labeled_train), "test_images": len(labeled_test),
+            "train_images": len(labeled_train),
+            "test_images": len(labeled_test),
         }
     return summary

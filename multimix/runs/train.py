@@ -33,11 +33,17 @@ def run_training(cfg: Config, *, resume: bool = False, progress: bool = True) ->
     Under ``torchrun`` every rank trains its shard of each stream with DistributedDataParallel;
     rank 0 alone writes, logs and evaluates, and only rank 0 gets the summary (others ``None``).
     """
-    return with_process_group(cfg.train.device, lambda context: holding_run_folder(
-        cfg, context, lambda: _train_and_evaluate(cfg, context, resume=resume, progress=progress)))
+    return with_process_group(
+        cfg.train.device,
+        lambda context: holding_run_folder(
+            cfg, context, lambda: _train_and_evaluate(cfg, context, resume=resume, progress=progress)
+        ),
+    )
 
 
-def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool) -> dict[str, Any] | None:
+def _train_and_evaluate(
+    cfg: Config, context: DistributedContext, *, resume: bool, progress: bool
+) -> dict[str, Any] | None:
     run = open_run(cfg, context, resume=resume, progress=progress)
     model = make_model(cfg)
     if cfg.model.init_encoder and not resume:
@@ -47,8 +53,17 @@ def _train_and_evaluate(cfg: Config, context: DistributedContext, *, resume: boo
     labels = labeled_classes(run)
     method = build_method(cfg.method.name, cfg, labeled_class_labels=labels)
     streams = stream_pools(run.split, run.records, method.streams(model))
-    summary = fit_and_evaluate(cfg, context, run, model, method, streams, resume=resume, progress=progress,
-                               run_info={"class_prior": class_prior(cfg, labels)})
+    summary = fit_and_evaluate(
+        cfg,
+        context,
+        run,
+        model,
+        method,
+        streams,
+        resume=resume,
+        progress=progress,
+        run_info={"class_prior": class_prior(cfg, labels)},
+    )
     if summary is not None:
         write_summary(run.out_dir, summary)
     return summary

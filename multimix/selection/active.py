@@ -71,27 +71,50 @@ def top_k(scores: np.ndarray, k: int, *, predicted: np.ndarray | None = None, se
 
 
 @torch.no_grad()
-def pool_probabilities(classifier: Classifier, records: Sequence[Record], *, image_size: int, views: int = 1,
-                       batch_size: int = 32, device: torch.device | str = "cpu", seed: int = 0,
-                       progress: bool = False, intensity: str = "none") -> np.ndarray:
+def pool_probabilities(
+    classifier: Classifier,
+    records: Sequence[Record],
+    *,
+    image_size: int,
+    views: int = 1,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    intensity: str = "none",
+) -> np.ndarray:
     """``(views, N, C)`` class probabilities: view 0 unaugmented, the others weak augmentations."""
     images = [read_record_image(r) for r in records]
     all_views = []
     for view in tqdm(range(views), desc="views", disable=not progress, leave=False):
-        transform = (eval_transform(image_size, intensity=intensity) if view == 0
-                     else weak_transform(image_size, intensity=intensity, seed=seed + view))
+        transform = (
+            eval_transform(image_size, intensity=intensity)
+            if view == 0
+            else weak_transform(image_size, intensity=intensity, seed=seed + view)
+        )
         probs = []
         for start in range(0, len(images), batch_size):
-            batch = torch.stack([transform(im)[0] for im in images[start:start + batch_size]]).to(device)
+            batch = torch.stack([transform(im)[0] for im in images[start : start + batch_size]]).to(device)
             probs.append(torch.softmax(classifier(batch).float(), dim=1).cpu().numpy())
         all_views.append(np.concatenate(probs))
     return np.stack(all_views)
 
 
-def select_for_labeling(classifier: Classifier | None, pool: Sequence[Record], k: int, *, strategy: str = "entropy",
-                        image_size: int = 64, views: int = 8, class_balanced: bool = False, batch_size: int = 32,
-                        device: torch.device | str = "cpu", seed: int = 0, progress: bool = False,
-                        intensity: str = "none") -> list[str]:
+def select_for_labeling(
+    classifier: Classifier | None,
+    pool: Sequence[Record],
+    k: int,
+    *,
+    strategy: str = "entropy",
+    image_size: int = 64,
+    views: int = 8,
+    class_balanced: bool = False,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    intensity: str = "none",
+) -> list[str]:
     """The uids of the ``k`` pool images to label next (see the module docstring)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -102,8 +125,17 @@ def select_for_labeling(classifier: Classifier | None, pool: Sequence[Record], k
         return [pool[i].uid for i in order]
     if classifier is None:
         raise ValueError(f"strategy {strategy!r} needs a trained classifier")
-    probs = pool_probabilities(classifier, pool, image_size=image_size, views=views if strategy == "disagreement" else 1,
-                               batch_size=batch_size, device=device, seed=seed, progress=progress, intensity=intensity)
+    probs = pool_probabilities(
+        classifier,
+        pool,
+        image_size=image_size,
+        views=views if strategy == "disagreement" else 1,
+        batch_size=batch_size,
+        device=device,
+        seed=seed,
+        progress=progress,
+        intensity=intensity,
+    )
     scores = predictive_entropy(probs[0]) if strategy == "entropy" else view_disagreement(probs)
     predicted = probs[0].argmax(axis=1) if class_balanced else None
     return [pool[i].uid for i in top_k(scores, k, predicted=predicted, seed=seed)]
@@ -115,7 +147,9 @@ def with_new_labels(split: Split, uids: Sequence[str], *, task: str = "cls", str
     pool, labeled = set(current.unlabeled), set(current.labeled)
     unknown = [u for u in uids if u not in pool or u in labeled]
     if unknown:
-        raise ValueError(f"{len(unknown)} selected images are not unlabeled {task} images of the split, e.g. {unknown[:3]}")
+        raise ValueError(
+            f"{len(unknown)} selected images are not unlabeled {task} images of the split, e.g. {unknown[:3]}"
+        )
     chosen = set(uids)
     # a split that keeps labeled images in the unlabeled pool too keeps the new ones there as well
     keep_in_pool = split.meta.get("exclude_labeled_from_unlabeled") is False

@@ -38,21 +38,31 @@ PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "description": "The image itself as the body (any Content-Type, e.g. image/png), or a "
-                       "multipart/form-data form with the image in a field named 'file'.",
+        "multipart/form-data form with the image in a field named 'file'.",
         "content": {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
-                                               "required": ["file"]}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
         },
     }
 }
 
 
-def create_app(predictor: Predictor, *, reference: ReferenceMap | None = None,
-               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> FastAPI:
+def create_app(
+    predictor: Predictor, *, reference: ReferenceMap | None = None, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+) -> FastAPI:
     """The web app for ``predictor``; ``reference`` (optional) is the map uploads are placed on."""
     limit = int(max_upload_mb * 1024 * 1024)
-    app = FastAPI(title="multimix", version="1", summary="Chest X-ray class, lung mask and saliency from one network. Research use only.")
+    app = FastAPI(
+        title="multimix",
+        version="1",
+        summary="Chest X-ray class, lung mask and saliency from one network. Research use only.",
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -99,7 +109,9 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     """The request body, in memory, refused with 413 once it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:  # room for multipart framing
-        raise HTTPException(413, f"upload too large: {int(declared) / 1e6:.1f} MB; the limit is {limit / 1024 / 1024:g} MB")
+        raise HTTPException(
+            413, f"upload too large: {int(declared) / 1e6:.1f} MB; the limit is {limit / 1024 / 1024:g} MB"
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -117,7 +129,8 @@ def _image_part(content_type: str, body: bytes) -> tuple[str, bytes]:
     if not content_type.lower().startswith("multipart/form-data"):
         return "upload", body
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body)
+        f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + body
+    )
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "file":
             payload = part.get_payload(decode=True)

@@ -35,8 +35,13 @@ class ReferenceMap:
             raise ValueError(f"a reference map needs at least 3 images, got {len(embeddings)}")
         pca = PCA(n_components=2, random_state=0).fit(embeddings)
         ratio = pca.explained_variance_ratio_
-        return cls(pca.mean_, pca.components_, pca.transform(embeddings), np.asarray(labels),
-                   (float(ratio[0]), float(ratio[1])))
+        return cls(
+            pca.mean_,
+            pca.components_,
+            pca.transform(embeddings),
+            np.asarray(labels),
+            (float(ratio[0]), float(ratio[1])),
+        )
 
     def project(self, embedding: np.ndarray) -> tuple[float, float]:
         x, y = (np.asarray(embedding) - self.mean) @ self.axes.T
@@ -47,12 +52,16 @@ class ReferenceMap:
         return {
             "method": "pca",
             "explained_variance": list(self.explained_variance),
-            "points": [{"x": float(x), "y": float(y), "label": names.get(int(label), "unlabeled")}
-                       for (x, y), label in zip(self.points, self.labels, strict=True)],
+            "points": [
+                {"x": float(x), "y": float(y), "label": names.get(int(label), "unlabeled")}
+                for (x, y), label in zip(self.points, self.labels, strict=True)
+            ],
         }
 
 
-def reference_from_records(predictor: Predictor, pool: Sequence[Record], count: int = 300, seed: int = 0) -> ReferenceMap:
+def reference_from_records(
+    predictor: Predictor, pool: Sequence[Record], count: int = 300, seed: int = 0
+) -> ReferenceMap:
     """Embed up to ``count`` images of ``pool`` (the run layer passes the checkpoint's own
     classification training images) with ``predictor``; their labels colour the map."""
     if not pool:
@@ -61,7 +70,7 @@ def reference_from_records(predictor: Predictor, pool: Sequence[Record], count: 
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(count, len(pool)), replace=False))]
     embeddings = []
     for start in range(0, len(chosen), 32):
-        images = [read_record_image(r) for r in chosen[start:start + 32]]
+        images = [read_record_image(r) for r in chosen[start : start + 32]]
         embeddings += [p.embedding for p in predictor.predict(images) if p.embedding is not None]
     labels = [-1 if r.label is None else int(r.label) for r in chosen]
     return ReferenceMap.fit(np.stack(embeddings), labels)

@@ -39,7 +39,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a multimix checkpoint (no 'model' entry)")
     return state
-
-
-
-

@@ -21,8 +21,14 @@ class LockedError(RuntimeError):
 
 
 @contextmanager
-def exclusive_lock(path: str | os.PathLike, *, what: str, wait: bool = False,
-                   on_wait: Callable[[str], None] | None = None, poll_seconds: float = 0.5) -> Iterator[None]:
+def exclusive_lock(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    wait: bool = False,
+    on_wait: Callable[[str], None] | None = None,
+    poll_seconds: float = 0.5,
+) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created with its folder if missing) inside the block.
 
     Args:
@@ -41,7 +47,9 @@ def exclusive_lock(path: str | os.PathLike, *, what: str, wait: bool = False,
     while not _try_acquire(lock):
         holder = _holder(path)
         if not wait:
-            raise LockedError(f"{what} is in use by another process{holder}; wait for it to finish or choose another folder")
+            raise LockedError(
+                f"{what} is in use by another process{holder}; wait for it to finish or choose another folder"
+            )
         if on_wait is not None and not announced:
             on_wait(f"waiting for another process{holder} that is writing {what}")
             announced = True

@@ -113,6 +113,9 @@ def precision_warning(precision: str, device: torch.device) -> str | None:
     if precision != "bf16" or device.type != "cpu" or native_bf16(device):
         return None
     speed = cpu_matmul_speed()
-    return (f"this CPU has no native bfloat16 (no {' / '.join(NATIVE_BF16_FLAGS)}): a bf16 matmul runs at "
-            f"{speed.bf16_gflops:.2f} GFLOP/s against {speed.fp32_gflops:.0f} in float32 ({speed.bf16_slowdown:.0f}x slower), "
-            "so training will be many times slower; use --precision fp32 or auto")
+    return (
+        f"this CPU has no native bfloat16 (no {' / '.join(NATIVE_BF16_FLAGS)}): a bf16 matmul runs at "
+        f"{speed.bf16_gflops:.2f} GFLOP/s against {speed.fp32_gflops:.0f} in float32 "
+        f"({speed.bf16_slowdown:.0f}x slower), "
+        "so training will be many times slower; use --precision fp32 or auto"
+    )

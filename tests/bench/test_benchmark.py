@@ -50,8 +50,13 @@ def test_naive_prediction_matches_ours_and_leaves_no_gradients():
 
 
 def test_fast_options_run_in_bf16_and_channels_last():
-    call = predict_call("ours", benchmark_model(), make_batch(32, 1)["seg_x"], torch.device("cpu"),
-                        SpeedOptions(autocast=torch.bfloat16, channels_last=True))
+    call = predict_call(
+        "ours",
+        benchmark_model(),
+        make_batch(32, 1)["seg_x"],
+        torch.device("cpu"),
+        SpeedOptions(autocast=torch.bfloat16, channels_last=True),
+    )
     call()
 
 
@@ -64,9 +69,27 @@ def test_peak_rss_sees_an_allocation():
 
 def test_benchmark_script_prints_ratios_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--sizes", "32", "--repeats", "1", "--warmup", "0",
-                           "--no-memory", "--loader-workers", "0", "--json", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/benchmark.py",
+            "--sizes",
+            "32",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--no-memory",
+            "--loader-workers",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "x naive" in proc.stdout and "OK" in proc.stdout
     data = json.loads(out.read_text())

@@ -6,8 +6,16 @@ from multimix.runs.commands import benchmark
 
 def test_profile_names_every_part_of_the_step_and_its_share():
     rows = {row.name: row for row in profile_training_step(32, 2, steps=1)}
-    assert {"forward", "classification views", "segmentation views", "saliency", "bridge + decoder", "losses",
-            "backward", "optimizer"} <= set(rows)
+    assert {
+        "forward",
+        "classification views",
+        "segmentation views",
+        "saliency",
+        "bridge + decoder",
+        "losses",
+        "backward",
+        "optimizer",
+    } <= set(rows)
     assert "domain head" not in rows  # the benchmark model has none: a part that did not run is left out
     # nested scopes are inclusive: a part never costs more than the scope around it
     assert rows["saliency"].ms_per_step <= rows["segmentation views"].ms_per_step <= rows["forward"].ms_per_step

@@ -1,4 +1,3 @@
-
 import pytest
 import yaml
 
@@ -15,18 +14,30 @@ from multimix.config import PACKAGED_CONFIGS as CONFIGS
 
 
 def test_overrides_are_coerced_to_field_types():
-    cfg = load_config(None, {"train.lr": "1e-3", "train.steps": "5", "train.channels_last": "true",
-                             "model.widths": "[8, 16]", "synthetic.cls_sites": "chex,jsrt", "train.out": "none"})
+    cfg = load_config(
+        None,
+        {
+            "train.lr": "1e-3",
+            "train.steps": "5",
+            "train.channels_last": "true",
+            "model.widths": "[8, 16]",
+            "synthetic.cls_sites": "chex,jsrt",
+            "train.out": "none",
+        },
+    )
     assert cfg.train.lr == 0.001 and cfg.train.steps == 5 and cfg.train.channels_last is True
     assert cfg.model.widths == [8, 16] and cfg.synthetic.cls_sites == ["chex", "jsrt"] and cfg.train.out is None
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("train.lrr", 1, "unknown key 'train.lrr'"),
-    ("optim.lr", 1, "section.key"),
-    ("train.steps", "ten", "expected a number"),
-    ("train.channels_last", "maybe", "expected true/false"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("train.lrr", 1, "unknown key 'train.lrr'"),
+        ("optim.lr", 1, "section.key"),
+        ("train.steps", "ten", "expected a number"),
+        ("train.channels_last", "maybe", "expected true/false"),
+    ],
+)
 def test_bad_overrides_are_named(key, value, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, {key: value})
@@ -48,8 +59,12 @@ def test_round_trip_through_yaml(tmp_path):
 
 def test_baselines_extend_the_default_and_set_model_and_flags():
     expected = {
-        "unet": ("unet", False, False), "enc": ("enc", False, False), "enc_ssl": ("enc", True, False),
-        "umtl": ("umtl", False, False), "umtls": ("umtls", False, False), "umtls_ssl": ("umtls", True, False),
+        "unet": ("unet", False, False),
+        "enc": ("enc", False, False),
+        "enc_ssl": ("enc", True, False),
+        "umtl": ("umtl", False, False),
+        "umtls": ("umtls", False, False),
+        "umtls_ssl": ("umtls", True, False),
     }
     default = load_config(CONFIGS / "multimix.yaml")
     for name, (model, cls_ssl, seg_ssl) in expected.items():
@@ -97,7 +112,12 @@ def test_configs_written_before_the_data_split_still_load(tmp_path):
     # a run folder's config.yaml (and a checkpoint's run config) from before synthetic/real had sections
     old = {"data": {"source": "real", "root": "/data/cxr", "seg_pool": 12, "cache_dir": "/cache", "image_size": 96}}
     cfg = Config.from_dict(old)
-    assert (cfg.real.root, cfg.synthetic.seg_pool, cfg.real.cache_dir, cfg.data.image_size) == ("/data/cxr", 12, "/cache", 96)
+    assert (cfg.real.root, cfg.synthetic.seg_pool, cfg.real.cache_dir, cfg.data.image_size) == (
+        "/data/cxr",
+        12,
+        "/cache",
+        96,
+    )
     assert load_config(None, {"data.seg_sources": "jsrt,shenzhen"}).real.seg_sources == ["jsrt", "shenzhen"]
     assert "root" not in Config().to_dict()["data"] and Config().to_dict()["real"]["root"] is None
 
@@ -108,7 +128,9 @@ def test_extends_looks_beside_the_file_then_in_the_package_never_in_the_working_
     sub = tmp_path / "mine"
     sub.mkdir()
     (sub / "a.yaml").write_text("extends: decoy.yaml\n")
-    with pytest.raises(FileNotFoundError, match="extends 'decoy.yaml', which is neither beside it nor a packaged config"):
+    with pytest.raises(
+        FileNotFoundError, match="extends 'decoy.yaml', which is neither beside it nor a packaged config"
+    ):
         load_config(sub / "a.yaml")
     (sub / "b.yaml").write_text("extends: paper\n")
     assert load_config(sub / "b.yaml").data.image_size == 256

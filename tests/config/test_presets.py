@@ -1,4 +1,3 @@
-
 import pytest
 
 from multimix.config import PACKAGED_CONFIGS, Config, load_config

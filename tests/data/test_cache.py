@@ -17,8 +17,15 @@ def write_dataset(tmp_path, n=4, size=40):
         mask[4:12, 2:8] = 255
         skio.imsave(tmp_path / f"img{i}.png", image, check_contrast=False)
         skio.imsave(tmp_path / f"mask{i}.png", mask, check_contrast=False)
-        records.append(Record(uid=f"d/img{i}.png", source="d", image_path=str(tmp_path / f"img{i}.png"),
-                              mask_paths=(str(tmp_path / f"mask{i}.png"),), label=i % 2))
+        records.append(
+            Record(
+                uid=f"d/img{i}.png",
+                source="d",
+                image_path=str(tmp_path / f"img{i}.png"),
+                mask_paths=(str(tmp_path / f"mask{i}.png"),),
+                label=i % 2,
+            )
+        )
     return records
 
 
@@ -29,7 +36,12 @@ def test_build_then_reuse_without_decoding(tmp_path, monkeypatch):
     image = np.asarray(first.records[0].image, dtype=np.float32)
     assert image.shape == (32, 32) and 0 <= image.min() and image.max() <= 1
     mask = first.records[0].mask
-    assert set(np.unique(mask)) == {0, 1} and mask[7:19, 4:12].mean() > 0.9 and mask[:, 14:].sum() == 0 and mask[21:].sum() == 0
+    assert (
+        set(np.unique(mask)) == {0, 1}
+        and mask[7:19, 4:12].mean() > 0.9
+        and mask[:, 14:].sum() == 0
+        and mask[21:].sum() == 0
+    )
     assert first.records[1].label == 1
     assert first.records[0].meta["original_shape"] == (40, 40)  # for pixel spacing at the cached size
 

@@ -250,10 +250,7 @@ def test_split_load_errors_name_the_file(tmp_path) -> None:
 
 def _seg_pool(n: int) -> list[Record]:
     mask = np.zeros((4, 4), np.uint8)
-    return [
-        Record(uid=f"s{i}", source="seg", mask=mask if i % 4 else None, patient_id=f"sp{i}")
-        for i in range(n)
-    ]
+    return [Record(uid=f"s{i}", source="seg", mask=mask if i % 4 else None, patient_id=f"sp{i}") for i in range(n)]
 
 
 def test_build_split_counts_and_disjointness() -> None:
@@ -261,9 +258,7 @@ def test_build_split_counts_and_disjointness() -> None:
     cls = _records(100, prefix="c")
     val, test = _records(10, prefix="v"), _records(10, prefix="t")
     cross = _records(5, prefix="x", source="other")
-    split = build_split(
-        seg, cls, seg_budget=6, cls_budget="10%", seed=0, val=val, test=test, cross=cross
-    )
+    split = build_split(seg, cls, seg_budget=6, cls_budget="10%", seed=0, val=val, test=test, cross=cross)
     assert len(split.seg.labeled) == 6 and len(split.seg.unlabeled) == 34
     assert all(u in {r.uid for r in seg if r.has_mask} for u in split.seg.labeled)
     assert not set(split.seg.labeled) & set(split.seg.unlabeled)
@@ -284,9 +279,7 @@ def test_build_split_keep_labeled_in_unlabeled_and_determinism() -> None:
     b = build_split(seg, cls, seg_budget=3, cls_budget=10, seed=5)
     c = build_split(seg, cls, seg_budget=3, cls_budget=10, seed=6)
     assert a == b and a.cls.labeled != c.cls.labeled
-    keep = build_split(
-        seg, cls, seg_budget=3, cls_budget=10, seed=5, exclude_labeled_from_unlabeled=False
-    )
+    keep = build_split(seg, cls, seg_budget=3, cls_budget=10, seed=5, exclude_labeled_from_unlabeled=False)
     assert keep.cls.labeled == a.cls.labeled
     assert keep.cls.unlabeled == [r.uid for r in cls]
     assert keep.meta["exclude_labeled_from_unlabeled"] is False
@@ -340,7 +333,11 @@ def test_a_train_only_release_lends_a_patient_disjoint_test_and_validation_part(
     records = _official(_records(400), {"train": 400})
     train, val, test = _parts(records, val_fraction=0.05, test_fraction=0.5)
     assert len(test) == 200 and len(val) == 10 and len(train) == 190
-    assert not (_patient_ids(train) & _patient_ids(test) or _patient_ids(train) & _patient_ids(val) or _patient_ids(val) & _patient_ids(test))
+    assert not (
+        _patient_ids(train) & _patient_ids(test)
+        or _patient_ids(train) & _patient_ids(val)
+        or _patient_ids(val) & _patient_ids(test)
+    )
 
 
 def test_a_token_validation_part_is_topped_up_and_the_official_test_kept() -> None:

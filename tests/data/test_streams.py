@@ -86,7 +86,9 @@ def test_eval_dataset_marks_missing_masks_and_labels():
 
 def _labeled_pool(normals: int, pneumonias: int) -> list[Record]:
     images = generate_records(normals + pneumonias, site="chex", image_size=32, seed=5)
-    return [Record(uid=f"r{i}", source="chex", image=r.image, label=0 if i < normals else 1) for i, r in enumerate(images)]
+    return [
+        Record(uid=f"r{i}", source="chex", image=r.image, label=0 if i < normals else 1) for i, r in enumerate(images)
+    ]
 
 
 def test_balanced_labeled_batches_hold_both_classes_every_step():
@@ -113,8 +115,10 @@ def test_balanced_odd_batches_give_the_remainder_to_the_classes_in_turn():
 
 def test_balanced_ranks_draw_disjoint_images():
     pool = {"cls_x": _labeled_pool(8, 8)}
-    ranks = [StepBatches(pool, image_size=32, batch_size=2, seed=0, total_steps=2, balanced=("cls_x",), rank=r, world_size=2)
-             for r in (0, 1)]
+    ranks = [
+        StepBatches(pool, image_size=32, batch_size=2, seed=0, total_steps=2, balanced=("cls_x",), rank=r, world_size=2)
+        for r in (0, 1)
+    ]
     assert not set(ranks[0].indices("cls_x", 0)) & set(ranks[1].indices("cls_x", 0))
 
 

@@ -62,9 +62,7 @@ def test_image_i_does_not_depend_on_n(fraction):
         np.testing.assert_array_equal(a, b[:3])
 
 
-@pytest.mark.parametrize(
-    ("n", "fraction"), [(10, 0.5), (7, 0.3), (5, 0.0), (5, 1.0), (3, 0.5), (0, 0.5)]
-)
+@pytest.mark.parametrize(("n", "fraction"), [(10, 0.5), (7, 0.3), (5, 0.0), (5, 1.0), (3, 0.5), (0, 0.5)])
 def test_label_counts(n, fraction):
     _, _, labels = generate_arrays(n, site="jsrt", image_size=16, pneumonia_fraction=fraction)
     assert int(labels.sum()) == round(n * fraction)
@@ -72,9 +70,7 @@ def test_label_counts(n, fraction):
 
 
 def test_label_order_is_seeded_and_shuffled():
-    orders = {
-        tuple(generate_arrays(12, site="jsrt", image_size=16, seed=seed)[2]) for seed in range(4)
-    }
+    orders = {tuple(generate_arrays(12, site="jsrt", image_size=16, seed=seed)[2]) for seed in range(4)}
     assert len(orders) > 1
     assert any(list(order) != sorted(order) for order in orders)
 
@@ -140,9 +136,7 @@ def test_pneumonia_changes_only_the_lungs():
 
 def test_pneumonia_brightens_the_lungs_on_average():
     images, masks, labels = generate_arrays(40, site="jsrt", image_size=32, seed=5)
-    lung_means = np.array(
-        [image[mask == 1].mean() for image, mask in zip(images, masks, strict=True)]
-    )
+    lung_means = np.array([image[mask == 1].mean() for image, mask in zip(images, masks, strict=True)])
     assert lung_means[labels == PNEUMONIA].mean() > lung_means[labels == NORMAL].mean()
 
 
@@ -200,9 +194,7 @@ def test_bad_arguments_raise(kwargs, message):
 
 def test_records_fields():
     records = generate_records(6, site="montgomery", image_size=32, seed=9, pneumonia_fraction=0.5)
-    images, masks, labels = generate_arrays(
-        6, site="montgomery", image_size=32, seed=9, pneumonia_fraction=0.5
-    )
+    images, masks, labels = generate_arrays(6, site="montgomery", image_size=32, seed=9, pneumonia_fraction=0.5)
     assert len({record.uid for record in records}) == 6
     for i, record in enumerate(records):
         assert isinstance(record, Record)

@@ -201,9 +201,7 @@ class _Views(torch.utils.data.Dataset):
 
 
 def test_dataloader_workers_get_different_reproducible_streams() -> None:
-    loader = torch.utils.data.DataLoader(
-        _Views(weak_transform(S, seed=0)), batch_size=1, num_workers=2
-    )
+    loader = torch.utils.data.DataLoader(_Views(weak_transform(S, seed=0)), batch_size=1, num_workers=2)
     torch.manual_seed(0)
     first = [b[0] for b in loader]
     torch.manual_seed(0)

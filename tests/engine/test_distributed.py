@@ -22,9 +22,25 @@ from helpers import REPO_ROOT, tiny_cli_args
 ROOT = REPO_ROOT
 
 
-def torchrun(out, *extra, script: str = "train.py", budgets: tuple[str, ...] = ("--seg-labels", "4", "--cls-labels", "8")):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", f"scripts/{script}",
-           *budgets, "--device", "cpu", "--out", str(out), "--no-progress", *tiny_cli_args(), *extra]
+def torchrun(
+    out, *extra, script: str = "train.py", budgets: tuple[str, ...] = ("--seg-labels", "4", "--cls-labels", "8")
+):
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        f"scripts/{script}",
+        *budgets,
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+        *tiny_cli_args(),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
@@ -34,11 +50,18 @@ def test_two_processes_train_in_sync_with_one_writer_and_resume(tmp_path):
     proc = torchrun(out, "--steps", "4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["distributed"] == {"world_size": 2, "backend": "gloo", "parameters_identical": True,
-                                      "ranks_drew_disjoint_images": True}
+    assert summary["distributed"] == {
+        "world_size": 2,
+        "backend": "gloo",
+        "parameters_identical": True,
+        "ranks_drew_disjoint_images": True,
+    }
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
-    train_steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
-                   if json.loads(line)["phase"] == "train"]
+    train_steps = [
+        json.loads(line)["step"]
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["phase"] == "train"
+    ]
     assert train_steps == [1, 2, 3, 4]  # logged once, by rank 0
     assert proc.stdout.count("run folder:") == 1
 
@@ -64,8 +87,10 @@ def test_ranks_take_disjoint_positions_of_every_stream():
     from multimix.data.sources.synthetic import generate_records
 
     pool = generate_records(12, site="chex", image_size=16, seed=0)
-    shards = [StepBatches({"cls_x": pool}, image_size=16, batch_size=2, seed=0, total_steps=3, rank=r, world_size=3)
-              for r in range(3)]
+    shards = [
+        StepBatches({"cls_x": pool}, image_size=16, batch_size=2, seed=0, total_steps=3, rank=r, world_size=3)
+        for r in range(3)
+    ]
     for step in range(2):
         drawn = [set(s.indices("cls_x", step)) for s in shards]
         assert sum(len(d) for d in drawn) == len(set().union(*drawn)) == 6

@@ -28,8 +28,11 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     paths = {}
     for name in ("multimix", "unet"):
-        cfg = tiny_config(**{k.replace(".", "__"): v for k, v in preset_overrides(name).items()},
-                          train__steps=2, train__out=str(root / name))
+        cfg = tiny_config(
+            **{k.replace(".", "__"): v for k, v in preset_overrides(name).items()},
+            train__steps=2,
+            train__out=str(root / name),
+        )
         run_training(cfg, progress=False)
         paths[name] = root / name / "checkpoints" / "best.pt"
     return paths
@@ -80,6 +83,7 @@ def test_kept_samples_reproduce_the_per_image_metrics(evaluated):
 
 def test_figure_samples_are_the_same_images_for_every_model(evaluated):
     multimix, unet = evaluated
+
     def pick(r):
         return sorted(r.domains["in-domain"].results.uids[i] for i in r.domains["in-domain"].results.samples)
 
@@ -114,7 +118,9 @@ def test_paper_table_marks_the_best_value_per_column(evaluated):
 
 
 def test_explicit_sources_exclude_nothing_trained_and_name_the_set(runs):
-    settings = EvaluationSettings(device="cpu", sources=("shenzhen",), boot=BootstrapSettings(n_resamples=20), progress=False)
+    settings = EvaluationSettings(
+        device="cpu", sources=("shenzhen",), boot=BootstrapSettings(n_resamples=20), progress=False
+    )
     (result,) = evaluate_checkpoints([runs["multimix"]], settings)
     assert list(result.domains) == ["sources"]
     assert {s for s in result.domains["sources"].results.sources} == {"synthetic-shenzhen"}
@@ -122,9 +128,25 @@ def test_explicit_sources_exclude_nothing_trained_and_name_the_set(runs):
 
 def test_evaluate_script_writes_and_prints_the_tables(tmp_path, runs):
     out = tmp_path / "eval"
-    proc = subprocess.run([sys.executable, "scripts/evaluate.py", "--checkpoint", str(runs["multimix"]), "--out", str(out),
-                           "--bootstrap", "50", "--device", "cpu", "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/evaluate.py",
+            "--checkpoint",
+            str(runs["multimix"]),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "in-domain" in proc.stdout and "cross-domain" in proc.stdout
     for name in ("metrics.json", "per_image.csv", "table.csv", "report.md"):
@@ -132,8 +154,13 @@ def test_evaluate_script_writes_and_prints_the_tables(tmp_path, runs):
 
 
 def test_evaluate_script_names_a_missing_checkpoint(tmp_path):
-    proc = subprocess.run([sys.executable, "scripts/evaluate.py", "--checkpoint", str(tmp_path / "nope.pt")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "scripts/evaluate.py", "--checkpoint", str(tmp_path / "nope.pt")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "nope.pt" in proc.stderr
 
 

@@ -164,9 +164,7 @@ def test_saliency_overlays_with_an_empty_row(tmp_path, correct):
     labels = np.array([0, 1, 1])
     predictions = labels if correct else 1 - labels
     path = tmp_path / "saliency.png"
-    out = saliency_overlays(
-        images_for(ellipses(3)), smooth_saliency(3), labels, predictions, np.full(3, 0.8), path
-    )
+    out = saliency_overlays(images_for(ellipses(3)), smooth_saliency(3), labels, predictions, np.full(3, 0.8), path)
     assert_png(path, out)
 
 
@@ -180,9 +178,7 @@ def test_saliency_overlays_with_an_empty_row(tmp_path, correct):
         ([0, 1, 1], [0, 1, 1], [0.9] * 3, np.zeros((3, SIZE, SIZE + 1))),  # shape mismatch
     ],
 )
-def test_saliency_overlays_rejects_bad_input(
-    tmp_path, labels, predictions, probabilities, saliency
-):
+def test_saliency_overlays_rejects_bad_input(tmp_path, labels, predictions, probabilities, saliency):
     saliency = smooth_saliency(3) if saliency is None else saliency
     with pytest.raises(ValueError):
         saliency_overlays(

@@ -117,9 +117,7 @@ def test_balanced_class_weights_out_of_range_label():
 
 def test_fixmatch_hand_computed_divides_by_full_batch():
     # weak softmax: [.8, .2] (passes 0.7, pseudo-label 0), [.4, .6] and [.5, .5] (both fail)
-    weak = torch.tensor(
-        [[math.log(4.0), 0.0], [0.0, math.log(1.5)], [0.0, 0.0]], requires_grad=True
-    )
+    weak = torch.tensor([[math.log(4.0), 0.0], [0.0, math.log(1.5)], [0.0, 0.0]], requires_grad=True)
     # strong row 0: softmax [.25, .75] -> CE against label 0 = ln 4
     strong = torch.tensor([[0.0, LN3], [5.0, -5.0], [-2.0, 3.0]], requires_grad=True)
     loss, pass_rate = fixmatch_loss(weak, strong, threshold=0.7)

@@ -69,9 +69,7 @@ def test_nt_xent_aligned_views_beat_random_views():
     z1, z2 = random_pair(n=6, d=8, seed=4)
     assert nt_xent_loss(aligned, aligned.clone()) < nt_xent_loss(z1, z2)
     # closed form for T = 0.5: the positive has s = 2, the 2N - 2 = 10 negatives have s = 0
-    assert nt_xent_loss(aligned, aligned, 0.5).item() == pytest.approx(
-        math.log(1.0 + 10.0 * math.exp(-2.0)), rel=1e-6
-    )
+    assert nt_xent_loss(aligned, aligned, 0.5).item() == pytest.approx(math.log(1.0 + 10.0 * math.exp(-2.0)), rel=1e-6)
 
 
 def test_nt_xent_gradient_reaches_both_views():
@@ -154,9 +152,7 @@ def _two_rank_worker(rank: int, port: int, z1: torch.Tensor, z2: torch.Tensor, r
         loss = nt_xent_loss(local1, local2, 0.2)
         loss.backward()
         local_only = nt_xent_loss(local1.detach(), local2.detach(), 0.2, gather_distributed=False)
-        results.put(
-            (rank, loss.item(), local_only.item(), local1.grad.tolist(), local2.grad.tolist())
-        )
+        results.put((rank, loss.item(), local_only.item(), local1.grad.tolist(), local2.grad.tolist()))
     finally:
         dist.destroy_process_group()
 
@@ -170,9 +166,7 @@ def test_nt_xent_gathers_negatives_across_two_gloo_ranks():
     context = mp.get_context("fork")
     results = context.Queue()
     port = _free_port()
-    workers = [
-        context.Process(target=_two_rank_worker, args=(r, port, z1, z2, results)) for r in (0, 1)
-    ]
+    workers = [context.Process(target=_two_rank_worker, args=(r, port, z1, z2, results)) for r in (0, 1)]
     for worker in workers:
         worker.start()
     try:
@@ -254,12 +248,8 @@ def test_barlow_twins_zero_for_identical_views():
     assert barlow_twins_loss(z1, z1.clone(), 0.0).item() == pytest.approx(0.0, abs=1e-8)
     # decorrelated dimensions: mean-0, variance-1, mutually orthogonal columns (Hadamard) make
     # C the identity, so the loss is ~0 even with the full off-diagonal weight
-    hadamard = torch.tensor(
-        [[1.0, 1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, -1.0, -1.0], [-1.0, -1.0, 1.0]]
-    )
-    assert barlow_twins_loss(hadamard, 3.0 * hadamard + 2.0, 1.0).item() == pytest.approx(
-        0.0, abs=1e-8
-    )
+    hadamard = torch.tensor([[1.0, 1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, -1.0, -1.0], [-1.0, -1.0, 1.0]])
+    assert barlow_twins_loss(hadamard, 3.0 * hadamard + 2.0, 1.0).item() == pytest.approx(0.0, abs=1e-8)
     assert barlow_twins_loss(hadamard, hadamard, 1.0, eps=0.0).item() == 0.0
 
 
@@ -358,9 +348,7 @@ def test_distillation_temperature_scaling():
         leaf = student.clone().requires_grad_(True)
         distillation_loss(leaf, teacher, temperature).backward()
         grads.append(leaf.grad)
-    limit = (
-        (student - student.mean(1, keepdim=True)) - (teacher - teacher.mean(1, keepdim=True))
-    ) / 12
+    limit = ((student - student.mean(1, keepdim=True)) - (teacher - teacher.mean(1, keepdim=True))) / 12
     torch.testing.assert_close(grads[0], limit, rtol=0.05, atol=1e-3)
     torch.testing.assert_close(grads[1], limit, rtol=0.01, atol=1e-4)
 

@@ -28,13 +28,20 @@ def test_each_domain_weighs_half_of_the_loss():
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     expected = 0.5 * bce(logits[:3], torch.zeros(3)) + 0.5 * bce(logits[3:], torch.ones(1))
     assert domain_adversarial_loss(logits, domains).item() == pytest.approx(expected.item())
-    assert domain_adversarial_loss(torch.zeros(2), torch.zeros(2, dtype=torch.long)).item() == pytest.approx(math.log(2))
+    assert domain_adversarial_loss(torch.zeros(2), torch.zeros(2, dtype=torch.long)).item() == pytest.approx(
+        math.log(2)
+    )
 
 
 def with_domains(data):
     b = data["seg_x"].shape[0]
-    return {**data, "cls_x_domain": torch.zeros(b, dtype=torch.long), "cls_u_domain": torch.tensor([0, 1] * (b // 2)),
-            "seg_x_domain": torch.ones(b, dtype=torch.long), "seg_u_domain": torch.ones(b, dtype=torch.long)}
+    return {
+        **data,
+        "cls_x_domain": torch.zeros(b, dtype=torch.long),
+        "cls_u_domain": torch.tensor([0, 1] * (b // 2)),
+        "seg_x_domain": torch.ones(b, dtype=torch.long),
+        "seg_u_domain": torch.ones(b, dtype=torch.long),
+    }
 
 
 def test_the_domain_term_trains_the_head_and_reverses_into_the_encoder():
@@ -83,7 +90,9 @@ def test_a_short_run_with_the_adversary_trains_and_reloads(tmp_path):
     from multimix.models.factory import load_trained_model
     from multimix.runs.train import run_training
 
-    cfg = tiny_config(method__domain_weight=0.1, model__cls_pooling="lung", train__steps=2, train__out=str(tmp_path / "r"))
+    cfg = tiny_config(
+        method__domain_weight=0.1, model__cls_pooling="lung", train__steps=2, train__out=str(tmp_path / "r")
+    )
     summary = run_training(cfg, progress=False)
     assert summary["steps"] == 2
     model, _ = load_trained_model(tmp_path / "r" / "checkpoints" / "best.pt")

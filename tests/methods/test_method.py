@@ -14,19 +14,26 @@ def batch(b=2, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
     masks = (torch.rand(b, 1, size, size, generator=g) > 0.5).float()
     return {
-        "seg_x": masks * 0.8 + 0.1, "seg_y": masks, "seg_u": torch.rand(b, 1, size, size, generator=g),
-        "cls_x": torch.rand(b, 1, size, size, generator=g), "cls_y": torch.tensor([0, 1] * (b // 2)),
-        "cls_w": torch.rand(b, 1, size, size, generator=g), "cls_s": torch.rand(b, 1, size, size, generator=g),
+        "seg_x": masks * 0.8 + 0.1,
+        "seg_y": masks,
+        "seg_u": torch.rand(b, 1, size, size, generator=g),
+        "cls_x": torch.rand(b, 1, size, size, generator=g),
+        "cls_y": torch.tensor([0, 1] * (b // 2)),
+        "cls_w": torch.rand(b, 1, size, size, generator=g),
+        "cls_s": torch.rand(b, 1, size, size, generator=g),
     }
 
 
-@pytest.mark.parametrize("name, flags, terms", [
-    ("multimix", {}, {"dice", "ce", "fixmatch", "kl"}),
-    ("umtls", dict(cls_ssl=True, seg_ssl=False), {"dice", "ce", "fixmatch"}),
-    ("umtl", dict(cls_ssl=False, seg_ssl=False), {"dice", "ce"}),
-    ("unet", dict(cls_ssl=False, seg_ssl=False), {"dice"}),
-    ("enc", dict(cls_ssl=True, seg_ssl=False), {"ce", "fixmatch"}),
-])
+@pytest.mark.parametrize(
+    "name, flags, terms",
+    [
+        ("multimix", {}, {"dice", "ce", "fixmatch", "kl"}),
+        ("umtls", dict(cls_ssl=True, seg_ssl=False), {"dice", "ce", "fixmatch"}),
+        ("umtl", dict(cls_ssl=False, seg_ssl=False), {"dice", "ce"}),
+        ("unet", dict(cls_ssl=False, seg_ssl=False), {"dice"}),
+        ("enc", dict(cls_ssl=True, seg_ssl=False), {"ce", "fixmatch"}),
+    ],
+)
 def test_loss_terms_follow_model_and_flags(name, flags, terms):
     torch.manual_seed(0)
     method = MultiMixMethod(**flags)
@@ -113,7 +120,8 @@ def test_lung_pooling_adds_the_lung_map_term_and_it_learns():
     logits = torch.zeros(1, 1, 2, 2)
     target = torch.tensor([[[[1.0, 1.0], [0.5, 0.0]]]])
     assert lung_map_loss(logits, masks).item() == pytest.approx(
-        torch.nn.functional.binary_cross_entropy_with_logits(logits, target).item())
+        torch.nn.functional.binary_cross_entropy_with_logits(logits, target).item()
+    )
 
 
 def test_mask_self_training_targets_the_teachers_cleaned_masks():
@@ -163,6 +171,14 @@ def test_supervised_warmup_trains_labeled_losses_alone_then_ramps_from_its_end()
     # DANN: 2 / (1 + exp(-10 p)) - 1 with p counted from the warm-up's end
     assert ramps[3][1] == pytest.approx(2 / (1 + math.exp(-10 * 50 / 900)) - 1)
     method.set_progress(100, 1000)
-    _, logs = method.train_step(model, {**data, **{k: torch.zeros(2, dtype=torch.long) for k in
-                                                  ("cls_x_domain", "cls_u_domain", "seg_x_domain", "seg_u_domain")}})
+    _, logs = method.train_step(
+        model,
+        {
+            **data,
+            **{
+                k: torch.zeros(2, dtype=torch.long)
+                for k in ("cls_x_domain", "cls_u_domain", "seg_x_domain", "seg_u_domain")
+            },
+        },
+    )
     assert {"fixmatch", "kl", "domain", "pass_rate"} <= set(logs)

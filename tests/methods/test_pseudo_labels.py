@@ -139,12 +139,19 @@ def test_the_trainer_hands_over_its_ema_and_checkpoints_the_statistics(tmp_path)
         for step in range(start_step, 1000):
             g = torch.Generator().manual_seed(step)
             masks = (torch.rand(2, 1, 16, 16, generator=g) > 0.5).float()
-            yield {"seg_x": masks, "seg_y": masks, "cls_x": torch.rand(2, 1, 16, 16, generator=g),
-                   "cls_y": torch.tensor([0, 1]), "cls_w": torch.rand(2, 1, 16, 16, generator=g),
-                   "cls_s": torch.rand(2, 1, 16, 16, generator=g)}
+            yield {
+                "seg_x": masks,
+                "seg_y": masks,
+                "cls_x": torch.rand(2, 1, 16, 16, generator=g),
+                "cls_y": torch.tensor([0, 1]),
+                "cls_w": torch.rand(2, 1, 16, 16, generator=g),
+                "cls_s": torch.rand(2, 1, 16, 16, generator=g),
+            }
 
     def trainer(out, **kw):
-        method = MultiMixMethod(seg_ssl=False, threshold_mode="freematch", distribution_alignment="uniform", teacher="ema")
+        method = MultiMixMethod(
+            seg_ssl=False, threshold_mode="freematch", distribution_alignment="uniform", teacher="ema"
+        )
         built = make_trainer(out, steps=4, method=method, ema_decay=0.9, **kw)
         built.batches = semi_batches
         return built, method

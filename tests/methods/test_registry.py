@@ -11,8 +11,14 @@ from helpers import tiny_config
 
 def test_every_method_is_registered_and_built_from_its_own_section():
     assert available_methods() == ["barlow", "distill", "finetune", "multimix", "simclr"]
-    cfg = tiny_config(method__threshold=0.9, ssl__temperature=0.3, ssl__barlow_lambda=0.01, ssl__optimizer="adamw",
-                      distill__temperature=2.0, distill__optimizer="sgd")
+    cfg = tiny_config(
+        method__threshold=0.9,
+        ssl__temperature=0.3,
+        ssl__barlow_lambda=0.01,
+        ssl__optimizer="adamw",
+        distill__temperature=2.0,
+        distill__optimizer="sgd",
+    )
     assert build_method("multimix", cfg).threshold == 0.9
     simclr, barlow = build_method("simclr", cfg), build_method("barlow", cfg)
     assert simclr.temperature == 0.3 and simclr.optimizer == "adamw" and barlow.lambda_offdiag == 0.01

@@ -102,9 +102,7 @@ def test_roc_curve_matches_sklearn_and_auroc():
     scores = rng.integers(0, 8, size=60) / 7.0  # many ties
     labels = rng.integers(0, 2, size=60)
     fpr, tpr, thresholds = roc_curve(torch.tensor(scores), torch.tensor(labels))
-    ref_fpr, ref_tpr, ref_thresholds = sklearn.metrics.roc_curve(
-        labels, scores, drop_intermediate=False
-    )
+    ref_fpr, ref_tpr, ref_thresholds = sklearn.metrics.roc_curve(labels, scores, drop_intermediate=False)
     np.testing.assert_allclose(fpr, ref_fpr)
     np.testing.assert_allclose(tpr, ref_tpr)
     np.testing.assert_array_equal(thresholds, ref_thresholds)
@@ -153,12 +151,8 @@ def test_binarize_logits_and_probs():
 
 # pred [[1, 1], [0, 0]] vs ref [[1, 0], [1, 0]]: |P & R| = 1, |P| = |R| = 2, |P | R| = 3
 # -> Dice 2 / 4 = 0.5, Jaccard 1 / 3; then the three empty-mask cases.
-PRED = np.array(
-    [[[1, 1], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [0, 0]], [[0, 1], [0, 0]]], dtype=np.uint8
-)
-REF = np.array(
-    [[[1, 0], [1, 0]], [[1, 1], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [0, 0]]], dtype=np.uint8
-)
+PRED = np.array([[[1, 1], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [0, 0]], [[0, 1], [0, 0]]], dtype=np.uint8)
+REF = np.array([[[1, 0], [1, 0]], [[1, 1], [0, 0]], [[0, 0], [0, 0]], [[0, 0], [0, 0]]], dtype=np.uint8)
 # cases:        overlap  empty pred  both empty  empty ref
 DICE = np.array([0.5, 0.0, 1.0, 0.0])
 JACCARD = np.array([1 / 3, 0.0, 1.0, 0.0])

@@ -14,9 +14,7 @@ from multimix.metrics import bootstrap as bootstrap_module
 def loop_bootstrap(values: np.ndarray, n_resamples: int, confidence: float, seed: int):
     """The percentile bootstrap written out one resample at a time."""
     rng = np.random.default_rng(seed)
-    means = [
-        values[rng.integers(0, len(values), size=len(values))].mean() for _ in range(n_resamples)
-    ]
+    means = [values[rng.integers(0, len(values), size=len(values))].mean() for _ in range(n_resamples)]
     tail = 100 * (1 - confidence) / 2
     return values.mean(), np.percentile(means, tail), np.percentile(means, 100 - tail)
 

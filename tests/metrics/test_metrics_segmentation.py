@@ -90,9 +90,7 @@ def test_far_pixel_separates_max_percentile_and_average():
     pred, ref = FAR_PRED[None], FAR_REF[None]
     np.testing.assert_allclose(hausdorff_per_image(pred, ref), [FAR_D], rtol=1e-6)
     np.testing.assert_allclose(hausdorff_per_image(pred, ref, percentile=95), [0.0], atol=1e-6)
-    np.testing.assert_allclose(
-        hausdorff_per_image(pred, ref, percentile=99), [0.76 * FAR_D], rtol=1e-6
-    )
+    np.testing.assert_allclose(hausdorff_per_image(pred, ref, percentile=99), [0.76 * FAR_D], rtol=1e-6)
     np.testing.assert_allclose(average_hausdorff_per_image(pred, ref), [FAR_D / 25], rtol=1e-6)
 
 

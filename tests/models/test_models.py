@@ -14,8 +14,13 @@ def test_registry_lists_the_paper_variants():
 
 @pytest.mark.parametrize(
     "name, seg, cls, sal",
-    [("unet", True, False, False), ("enc", False, True, False), ("umtl", True, True, False),
-     ("umtls", True, True, True), ("multimix", True, True, True)],
+    [
+        ("unet", True, False, False),
+        ("enc", False, True, False),
+        ("umtl", True, True, False),
+        ("umtls", True, True, True),
+        ("multimix", True, True, True),
+    ],
 )
 def test_variant_outputs(name, seg, cls, sal):
     model = build_model(name, widths=W)
@@ -73,7 +78,7 @@ def test_saliency_in_eval_under_no_grad_leaves_no_parameter_grads():
     # the same map computed by hand: |d max logit / d x|, min-max normalised per image
     leaf = x.clone().requires_grad_(True)
     logits = model.classify(leaf).cls_logits
-    grad, = torch.autograd.grad(logits.max(dim=1).values.sum(), leaf)
+    (grad,) = torch.autograd.grad(logits.max(dim=1).values.sum(), leaf)
     assert torch.allclose(sal, normalise_per_image(grad.abs()), atol=1e-5)
 
 

@@ -96,7 +96,9 @@ def test_inputs_expand_from_folders_and_globs(tmp_path):
     for name in ("a/x.png", "b/x.png", "b/notes.txt", "c.jpeg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    files = expand_inputs([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "*.jpeg"), str(tmp_path / "a" / "x.png")])
+    files = expand_inputs(
+        [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "*.jpeg"), str(tmp_path / "a" / "x.png")]
+    )
     assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a/x.png", "b/x.png", "c.jpeg"]
     assert output_names(files) == ["x", "x-2", "c"]
 
@@ -105,14 +107,32 @@ def test_inputs_expand_from_folders_and_globs(tmp_path):
 def test_predict_script_on_real_samples_writes_overlays_and_skips_a_corrupt_file(tmp_path, trained_checkpoint):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for sample in ("chex/chest_xray/test/PNEUMONIA/person1_virus_12.jpeg", "jsrt/png/images/JPCNN003.png",
-                   "jsrt/All247images/JPCLN001.IMG"):
+    for sample in (
+        "chex/chest_xray/test/PNEUMONIA/person1_virus_12.jpeg",
+        "jsrt/png/images/JPCNN003.png",
+        "jsrt/All247images/JPCLN001.IMG",
+    ):
         (inputs / Path(sample).name).write_bytes((SHARED / sample).read_bytes())
     (inputs / "broken.png").write_bytes((SHARED / "jsrt/png/images/JPCNN003.png").read_bytes()[:3000])
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "scripts/predict.py", str(inputs), "--checkpoint", str(trained_checkpoint),
-                           "--out", str(out), "--device", "cpu", "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/predict.py",
+            str(inputs),
+            "--checkpoint",
+            str(trained_checkpoint),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "broken.png" in proc.stderr and "3 of 4 images predicted, 1 skipped" in proc.stdout
     rows = {Path(r["file"]).name: r for r in csv.DictReader((out / "predictions.csv").open())}
@@ -128,8 +148,13 @@ def test_predict_script_on_real_samples_writes_overlays_and_skips_a_corrupt_file
 
 
 def test_predict_script_with_nothing_to_read_says_so(tmp_path, trained_checkpoint):
-    proc = subprocess.run([sys.executable, "scripts/predict.py", str(tmp_path / "*.png"), "--checkpoint", str(trained_checkpoint)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "scripts/predict.py", str(tmp_path / "*.png"), "--checkpoint", str(trained_checkpoint)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "no image files found" in proc.stderr and "names no image file" in proc.stderr
 
 
@@ -166,7 +191,10 @@ def test_dicom_is_read_by_content_with_its_rescale_and_polarity(tmp_path, photom
 
 
 def test_the_web_app_without_its_extra_says_what_to_install():
-    code = ("import sys, runpy; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None; "
-            "sys.argv = ['multimix', 'serve', '--checkpoint', 'missing.pt']; runpy.run_module('multimix', run_name='__main__')")
+    code = (
+        "import sys, runpy; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None; "
+        "sys.argv = ['multimix', 'serve', '--checkpoint', 'missing.pt']; "
+        "runpy.run_module('multimix', run_name='__main__')"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and 'pip install -e ".[serve]"' in proc.stderr

@@ -17,7 +17,10 @@ def test_grid_runs_tabulates_over_seeds_and_skips_finished_runs(tmp_path):
     cells = grid(["unet", "multimix"], ["4"], ["8"], [0, 1])
     report = run_ablation(cells, tmp_path, overrides=overrides, settings=SETTINGS, progress=False)
     rows = list(csv.DictReader((tmp_path / "table.csv").open()))
-    assert [(r["model"], r["seg_labels"], r["cls_labels"]) for r in rows] == [("U-Net", "4", "-"), ("MultiMix", "4", "8")]
+    assert [(r["model"], r["seg_labels"], r["cls_labels"]) for r in rows] == [
+        ("U-Net", "4", "-"),
+        ("MultiMix", "4", "8"),
+    ]
     multimix = rows[1]
     assert multimix["in-domain/accuracy/n"] == "2" and multimix["cross-domain/dice/n"] == "2"
     assert rows[0]["in-domain/accuracy/n"] == "0"  # U-Net does not classify
@@ -33,6 +36,11 @@ def test_grid_runs_tabulates_over_seeds_and_skips_finished_runs(tmp_path):
 
 
 def test_ablation_script_rejects_an_unknown_model(tmp_path):
-    proc = subprocess.run([sys.executable, "scripts/ablation.py", "--models", "unet,vit", "--out", str(tmp_path)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "scripts/ablation.py", "--models", "unet,vit", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "vit" in proc.stderr

@@ -42,7 +42,9 @@ def test_adapt_writes_a_new_checkpoint_that_prediction_decides_with(trained_chec
     stored = OperatingPoint.from_checkpoint(load_checkpoint(out))
     assert stored == point and stored.method == method and stored.images == 12 and stored.fitted_on == str(hospital)
     predictor = Predictor(out, device="cpu")
-    assert predictor.operating_point == point and predictor.describe()["operating_point"]["threshold"] == point.threshold
+    assert (
+        predictor.operating_point == point and predictor.describe()["operating_point"]["threshold"] == point.threshold
+    )
     prediction = predictor.predict([iio.imread(hospital / "image00.png") / 255.0])[0]
     assert prediction.threshold == point.threshold
     assert prediction.predicted_class == int(prediction.probabilities[1] >= point.threshold)
@@ -58,40 +60,127 @@ def test_adapt_refuses_to_overwrite_its_input_and_names_empty_folders(trained_ch
 
 def test_calibrate_chooses_on_labeled_images_and_evaluate_uses_it(trained_checkpoint, tmp_path, capsys):
     out = tmp_path / "calibrated.pt"
-    assert multimix(["calibrate", "--checkpoint", str(trained_checkpoint), "--sources", "nih", "--out", str(out),
-                     "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        multimix(
+            [
+                "calibrate",
+                "--checkpoint",
+                str(trained_checkpoint),
+                "--sources",
+                "nih",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     point = OperatingPoint.from_checkpoint(load_checkpoint(out))
     assert point.method == "youden" and point.fitted_on == "nih" and point.images > 0
     assert f"threshold {point.threshold:.3f}" in printed and "sensitivity" in printed
     evaluation = tmp_path / "eval"
-    assert multimix(["evaluate", "--checkpoint", str(out), "--domain", "cross", "--bootstrap", "10", "--out",
-                     str(evaluation), "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        multimix(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(out),
+                "--domain",
+                "cross",
+                "--bootstrap",
+                "10",
+                "--out",
+                str(evaluation),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((evaluation / "metrics.json").read_text())
     assert metrics["models"][0]["operating_point"] == point.describe()
     assert metrics["models"][0]["domains"]["cross-domain"]["classification"]["threshold"] == point.threshold
     assert point.describe() in (evaluation / "report.md").read_text()
     override = tmp_path / "eval2"
-    assert multimix(["evaluate", "--checkpoint", str(out), "--domain", "cross", "--bootstrap", "10", "--threshold",
-                     "0.3", "--out", str(override), "--device", "cpu", "--no-progress"]) == 0
-    assert json.loads((override / "metrics.json").read_text())["models"][0]["domains"]["cross-domain"]["classification"]["threshold"] == 0.3
+    assert (
+        multimix(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(out),
+                "--domain",
+                "cross",
+                "--bootstrap",
+                "10",
+                "--threshold",
+                "0.3",
+                "--out",
+                str(override),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        json.loads((override / "metrics.json").read_text())["models"][0]["domains"]["cross-domain"]["classification"][
+            "threshold"
+        ]
+        == 0.3
+    )
 
 
 def test_predict_writes_the_threshold_it_decided_with(trained_checkpoint, hospital, tmp_path):
     adapted = tmp_path / "adapted.pt"
     point = adapt_checkpoint(trained_checkpoint, [str(hospital)], adapted, device="cpu", progress=False)
     out = tmp_path / "pred"
-    assert multimix(["predict", str(hospital), "--checkpoint", str(adapted), "--out", str(out), "--device", "cpu",
-                     "--no-progress"]) == 0
+    assert (
+        multimix(
+            [
+                "predict",
+                str(hospital),
+                "--checkpoint",
+                str(adapted),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(rows) == 12 and all(float(r["class_threshold"]) == pytest.approx(point.threshold) for r in rows)
     for row in rows:
         assert row["predicted_class"] == ("pneumonia" if float(row["p_pneumonia"]) >= point.threshold else "normal")
-    assert multimix(["predict", str(hospital), "--checkpoint", str(adapted), "--out", str(tmp_path / "p2"),
-                     "--class-threshold", "1.5"]) == 2
+    assert (
+        multimix(
+            [
+                "predict",
+                str(hospital),
+                "--checkpoint",
+                str(adapted),
+                "--out",
+                str(tmp_path / "p2"),
+                "--class-threshold",
+                "1.5",
+            ]
+        )
+        == 2
+    )
 
 
 def test_calibrate_names_a_source_without_labeled_images(trained_checkpoint, tmp_path, capsys):
-    assert multimix(["calibrate", "--checkpoint", str(trained_checkpoint), "--sources", " ", "--out",
-                     str(tmp_path / "c.pt")]) != 0
+    assert (
+        multimix(
+            ["calibrate", "--checkpoint", str(trained_checkpoint), "--sources", " ", "--out", str(tmp_path / "c.pt")]
+        )
+        != 0
+    )
     assert "--sources names no source" in capsys.readouterr().err

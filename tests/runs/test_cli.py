@@ -23,10 +23,19 @@ def run(args, **kw):
 
 def test_two_step_smoke_run_writes_the_whole_run_folder(tmp_path):
     out = tmp_path / "run"
-    proc = run(["--seg-labels", "4", "--cls-labels", "8", "--steps", "2", "--out", str(out), "--no-progress", *tiny_cli_args()])
+    proc = run(
+        ["--seg-labels", "4", "--cls-labels", "8", "--steps", "2", "--out", str(out), "--no-progress", *tiny_cli_args()]
+    )
     assert proc.returncode == 0, proc.stderr
-    for name in ("config.yaml", "split.json", "metrics.jsonl", "summary.json", "environment.json",
-                 "checkpoints/best.pt", "checkpoints/last.pt"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "metrics.jsonl",
+        "summary.json",
+        "environment.json",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
         assert (out / name).exists(), name
     assert list((out / "tb").iterdir())
     summary = json.loads((out / "summary.json").read_text())
@@ -34,7 +43,11 @@ def test_two_step_smoke_run_writes_the_whole_run_folder(tmp_path):
         assert set(summary[domain]) == {"accuracy", "f1_normal", "f1_pneumonia", "balanced_accuracy", "auroc", "dice"}
     assert summary["wall_seconds"] > 0 and summary["train_images_per_second"] > 0
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["data"]["seg_labels"] == "4" and config["train"]["steps"] == 2 and config["model"]["widths"] == [4, 8, 16]
+    assert (
+        config["data"]["seg_labels"] == "4"
+        and config["train"]["steps"] == 2
+        and config["model"]["widths"] == [4, 8, 16]
+    )
     split = json.loads((out / "split.json").read_text())
     assert len(split["seg"]["labeled"]) == 4 and len(split["cls"]["labeled"]) == 8
     assert not set(split["cls"]["labeled"]) & set(split["cls"]["unlabeled"])
@@ -43,16 +56,42 @@ def test_two_step_smoke_run_writes_the_whole_run_folder(tmp_path):
 
     model, cfg = load_trained_model(out / "checkpoints" / "best.pt")
     assert cfg.data.image_size == 32 and not model.training
-    proc = subprocess.run([sys.executable, "examples/use_model.py", "--checkpoint", str(out / "checkpoints" / "best.pt"),
-                           "--out", str(tmp_path / "saliency.png")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "examples/use_model.py",
+            "--checkpoint",
+            str(out / "checkpoints" / "best.pt"),
+            "--out",
+            str(tmp_path / "saliency.png"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "saliency.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("baseline", ["unet", "enc_ssl"])
 def test_baseline_configs_train(tmp_path, baseline):
-    proc = run(["--config", f"configs/baselines/{baseline}.yaml", "--steps", "2", "--seg-labels", "4", "--cls-labels", "8", "--out", str(tmp_path / baseline),
-                "--no-progress", *tiny_cli_args()])
+    proc = run(
+        [
+            "--config",
+            f"configs/baselines/{baseline}.yaml",
+            "--steps",
+            "2",
+            "--seg-labels",
+            "4",
+            "--cls-labels",
+            "8",
+            "--out",
+            str(tmp_path / baseline),
+            "--no-progress",
+            *tiny_cli_args(),
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / baseline / "summary.json").read_text())
     assert ("dice" in summary["in_domain"]) == (baseline == "unet")
@@ -70,7 +109,18 @@ def test_bad_arguments_give_clear_errors(tmp_path):
 
 def test_sigkill_then_resume_continues_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    args = ["--steps", "400", "--seg-labels", "4", "--cls-labels", "8", "--out", str(out), "--no-progress", *tiny_cli_args()]
+    args = [
+        "--steps",
+        "400",
+        "--seg-labels",
+        "4",
+        "--cls-labels",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+        *tiny_cli_args(),
+    ]
     proc = subprocess.Popen(TRAIN + args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = out / "checkpoints" / "last.pt"
     deadline = time.time() + 120

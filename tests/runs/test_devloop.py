@@ -33,13 +33,22 @@ def test_variants_file_order_selection_and_errors(tmp_path):
 
 
 def test_broken_masks_are_those_not_two_solid_regions():
-    results = ImageResults(uids=["a", "b", "c", "d"], sources=["s"] * 4, labels=np.zeros(4), prob_pneumonia=None,
-                           has_mask=np.zeros(4, bool), pred_regions=np.array([2, 3, 2, 1]), pred_holes=np.array([0, 0, 1, 0]))
+    results = ImageResults(
+        uids=["a", "b", "c", "d"],
+        sources=["s"] * 4,
+        labels=np.zeros(4),
+        prob_pneumonia=None,
+        has_mask=np.zeros(4, bool),
+        pred_regions=np.array([2, 3, 2, 1]),
+        pred_holes=np.array([0, 0, 1, 0]),
+    )
     assert broken_mask_share(results) == 0.75
 
 
 def test_table_lists_the_columns_any_row_has():
-    table = format_table([{"variant": "a", "cross_auroc": 0.5, "jsrt_dice": 0.91}, {"variant": "b", "cross_auroc": 0.75}])
+    table = format_table(
+        [{"variant": "a", "cross_auroc": 0.5, "jsrt_dice": 0.91}, {"variant": "b", "cross_auroc": 0.75}]
+    )
     lines = table.splitlines()
     assert lines[0] == "| variant | JSRT Dice | NIH AUROC |"
     assert lines[2] == "| a | 0.910 | 0.500 |" and lines[3] == "| b | - | 0.750 |"
@@ -48,10 +57,23 @@ def test_table_lists_the_columns_any_row_has():
 def test_devloop_trains_every_seed_scores_and_skips_finished_runs(tmp_path):
     overrides = {**TINY, "data.seg_labels": "4", "data.cls_labels": "8", "train.steps": 2}
     variants = [Variant("plain", {}), Variant("clahe-lung", {"data.intensity": "clahe", "model.cls_pooling": "lung"})]
-    rows = run_devloop(variants, tmp_path, base_config=None, overrides=overrides, seeds=[0, 1], baseline="plain",
-                       device="cpu", progress=False)
+    rows = run_devloop(
+        variants,
+        tmp_path,
+        base_config=None,
+        overrides=overrides,
+        seeds=[0, 1],
+        baseline="plain",
+        device="cpu",
+        progress=False,
+    )
     # seeds outer, variants inner: a grid stopped half-way already holds paired runs
-    assert [(r["variant"], r["seed"]) for r in rows] == [("plain", 0), ("clahe-lung", 0), ("plain", 1), ("clahe-lung", 1)]
+    assert [(r["variant"], r["seed"]) for r in rows] == [
+        ("plain", 0),
+        ("clahe-lung", 0),
+        ("plain", 1),
+        ("clahe-lung", 1),
+    ]
     for row in rows:
         assert 0 <= row["in_acc"] <= 1 and 0 <= row["cross_auroc"] <= 1 and 0 <= row["jsrt_dice"] <= 1
         assert 0 <= row["adults_normal"] <= 1 and 0 <= row["child_masks_broken"] <= 1
@@ -65,7 +87,9 @@ def test_devloop_trains_every_seed_scores_and_skips_finished_runs(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "clahe-lung" in table and "vs plain" in table and (tmp_path / "child_masks.png").stat().st_size > 0
     stamp = (tmp_path / "plain" / "seed0" / "summary.json").stat().st_mtime_ns
-    again = run_devloop(variants[:1], tmp_path, base_config=None, overrides=overrides, seeds=[0], device="cpu", progress=False)
+    again = run_devloop(
+        variants[:1], tmp_path, base_config=None, overrides=overrides, seeds=[0], device="cpu", progress=False
+    )
     assert again[0] == rows[0] and (tmp_path / "plain" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
 
 
@@ -109,7 +133,9 @@ def test_operating_points_are_chosen_on_one_half_and_scored_on_the_other():
 
     records = [Record(uid=f"u{i}", source="nih", patient_id=f"p{i // 2}") for i in range(400)]
     halves = patient_halves(records)
-    assert set(halves) == {0, 1} and all(halves[i] == halves[i + 1] for i in range(0, 400, 2))  # a patient stays in one half
+    assert set(halves) == {0, 1} and all(
+        halves[i] == halves[i + 1] for i in range(0, 400, 2)
+    )  # a patient stays in one half
     rng = np.random.default_rng(0)
     labels = np.array([0, 1] * 200)
     # a hospital every image of which the model finds pneumonia-like: p near 0.9, pneumonia a little higher

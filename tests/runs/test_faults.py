@@ -47,10 +47,25 @@ def script(name: str):
 def train(out: Path, *extra: str) -> int:
     """A tiny ``train.py`` run; batch size and device as flags, so ``extra`` flags can override them."""
     tiny = tiny_cli_args()
-    pairs = [tiny[i:i + 2] for i in range(0, len(tiny), 2)]
+    pairs = [tiny[i : i + 2] for i in range(0, len(tiny), 2)]
     tiny = [a for pair in pairs if not pair[1].startswith(("data.batch_size", "train.device")) for a in pair]
-    return script("train")(["--seg-labels", "4", "--cls-labels", "8", "--out", str(out), "--no-progress",
-                            "--batch-size", "2", "--device", "cpu", *tiny, *extra])
+    return script("train")(
+        [
+            "--seg-labels",
+            "4",
+            "--cls-labels",
+            "8",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--batch-size",
+            "2",
+            "--device",
+            "cpu",
+            *tiny,
+            *extra,
+        ]
+    )
 
 
 def one_error_line(stderr: str) -> str:
@@ -75,9 +90,11 @@ def copy_run(run: Path, to: Path) -> Path:
 
 # --- 1. a refused --resume leaves the run as it was ---------------------------------------------
 
+
 @pytest.mark.parametrize("override", ["synthetic.cls_pool=40", "model.widths=[8,16,32]"])
 def test_refused_resume_names_the_setting_and_writes_nothing(finished_run, tmp_path, capsys, override):
     run = copy_run(finished_run, tmp_path / "run")
+
     def files():  # the lock file holds the pid of whoever holds it last: not run content
         return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
 
@@ -108,6 +125,7 @@ def test_truncated_last_checkpoint_on_resume_is_one_line(finished_run, tmp_path,
 
 # --- 2. one writer per run folder and per cache ----------------------------------------------------
 
+
 def test_second_training_into_a_busy_run_folder_refuses(tmp_path, capsys):
     out = tmp_path / "run"
     with exclusive_lock(out / ".lock", what="run folder"):
@@ -119,10 +137,20 @@ def test_second_training_into_a_busy_run_folder_refuses(tmp_path, capsys):
 
 def test_a_sigkilled_holder_leaves_no_stuck_lock(tmp_path):
     lock = tmp_path / "run" / ".lock"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from multimix.utils.locks import exclusive_lock\n"
-        "with exclusive_lock(sys.argv[2], what='run'):\n    print('held', flush=True); time.sleep(60)"),
-        str(ROOT), str(lock)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; sys.path.insert(0, sys.argv[1]); from multimix.utils.locks import exclusive_lock\n"
+                "with exclusive_lock(sys.argv[2], what='run'):\n    print('held', flush=True); time.sleep(60)"
+            ),
+            str(ROOT),
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):
         with exclusive_lock(lock, what="run"):
@@ -156,7 +184,6 @@ def test_two_cache_builds_of_one_source_at_once_both_succeed(tmp_path):
 # --- 3. pixel bombs are refused from the header ----------------------------------------------------
 
 
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_pixel_bomb_is_refused_before_decoding(tmp_path):
     bomb = pixel_bomb(tmp_path / "bomb.png")
@@ -181,8 +208,18 @@ def test_predict_skips_a_pixel_bomb_and_names_it(tmp_path, trained_checkpoint, c
     folder.mkdir()
     _png(folder / "fine.png", 90, size=40)
     pixel_bomb(folder / "bomb.png")
-    code = script("predict")([str(folder), "--checkpoint", str(trained_checkpoint), "--out", str(tmp_path / "out"),
-                              "--no-progress", "--max-megapixels", "50"])
+    code = script("predict")(
+        [
+            str(folder),
+            "--checkpoint",
+            str(trained_checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--max-megapixels",
+            "50",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "bomb.png" in err and "limit of 50" in err
@@ -197,8 +234,17 @@ def test_prepare_data_skips_a_pixel_bomb_and_lists_it(tmp_path, capsys):
         _png(chex / "PNEUMONIA" / f"person{i}_bacteria_{i}.jpeg", 150)
     pixel_bomb(chex / "NORMAL" / "IM-0009-0001.jpeg")  # PNG bytes: a reader judges by content
     (chex / "NORMAL" / "IM-0008-0001.jpeg").write_bytes(b"")  # a zero-byte file
-    code = script("prepare_data")(["--data-root", str(tmp_path / "data"), "--image-size", "16", "--cache-dir",
-                                   str(tmp_path / "cache"), "--no-progress"])
+    code = script("prepare_data")(
+        [
+            "--data-root",
+            str(tmp_path / "data"),
+            "--image-size",
+            "16",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "IM-0009-0001.jpeg" in out and "megapixels" in out
@@ -209,12 +255,16 @@ def test_prepare_data_skips_a_pixel_bomb_and_lists_it(tmp_path, capsys):
 
 # --- 4. user and environment errors are one line; bugs keep their traceback ---------------------
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--batch-size", "0"], "data.batch_size must be at least 1"),
-    (["--steps", "0"], "train.steps must be at least 1"),
-    (["--init-encoder", "/nowhere/pretrain.pt"], "/nowhere/pretrain.pt"),
-    (["--device", "gpu"], "not a device name"),
-])
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (["--batch-size", "0"], "data.batch_size must be at least 1"),
+        (["--steps", "0"], "train.steps must be at least 1"),
+        (["--init-encoder", "/nowhere/pretrain.pt"], "/nowhere/pretrain.pt"),
+        (["--device", "gpu"], "not a device name"),
+    ],
+)
 def test_bad_train_flags_are_one_line(tmp_path, capsys, flags, expected):
     assert train(tmp_path / "run", "--steps", "2", *flags) != 0
     assert expected in one_error_line(capsys.readouterr().err)
@@ -242,7 +292,9 @@ def test_out_under_a_file_is_one_line(tmp_path, capsys):
     assert "file" in one_error_line(capsys.readouterr().err)
 
 
-def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(finished_run, tmp_path, capsys, monkeypatch):
+def test_full_disk_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+    finished_run, tmp_path, capsys, monkeypatch
+):
     run = copy_run(finished_run, tmp_path / "run")
     last = (run / "checkpoints" / "last.pt").read_bytes()
 
@@ -275,13 +327,15 @@ def test_prepare_data_bad_image_size_is_one_line(tmp_path, capsys):
 
 # --- 5. predict.py never wipes or re-reads its own outputs ---------------------------------------
 
+
 def test_predict_bad_batch_size_leaves_predictions_csv_alone(tmp_path, trained_checkpoint, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "predictions.csv").write_text("earlier results\n")
     _png(tmp_path / "x.png", 90, size=40)
-    code = script("predict")([str(tmp_path / "x.png"), "--checkpoint", str(trained_checkpoint), "--out", str(out),
-                              "--batch-size", "0"])
+    code = script("predict")(
+        [str(tmp_path / "x.png"), "--checkpoint", str(trained_checkpoint), "--out", str(out), "--batch-size", "0"]
+    )
     assert code == 2 and "--batch-size" in one_error_line(capsys.readouterr().err)
     assert (out / "predictions.csv").read_text() == "earlier results\n"
 
@@ -299,6 +353,7 @@ def test_predict_into_a_folder_inside_its_input_skips_its_own_outputs(tmp_path, 
 
 # --- 7. small lies -------------------------------------------------------------------------------
 
+
 def test_nan_loss_message_does_not_point_at_a_missing_checkpoint(tmp_path, capsys):
     assert train(tmp_path / "run", "--steps", "2", "--set", "method.dice_weight=inf") == 1
     line = one_error_line(capsys.readouterr().err)
@@ -307,15 +362,34 @@ def test_nan_loss_message_does_not_point_at_a_missing_checkpoint(tmp_path, capsy
 
 @pytest.mark.skipif(not (SAMPLES / "chex").is_dir(), reason="needs the shared real samples")
 def test_no_progress_silences_the_cache_bars(tmp_path, capsys):
-    code = script("train")(["--data-root", str(SAMPLES), "--seg-labels", "2", "--cls-labels", "4", "--steps", "1",
-                            "--image-size", "32", "--out", str(tmp_path / "run"), "--no-progress",
-                            "--set", "model.widths=[4,8,16]", "--set", f"real.cache_dir={tmp_path / 'cache'}"])
+    code = script("train")(
+        [
+            "--data-root",
+            str(SAMPLES),
+            "--seg-labels",
+            "2",
+            "--cls-labels",
+            "4",
+            "--steps",
+            "1",
+            "--image-size",
+            "32",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--set",
+            "model.widths=[4,8,16]",
+            "--set",
+            f"real.cache_dir={tmp_path / 'cache'}",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "cache chex" not in captured.err and "img/s" not in captured.err
 
 
 # --- 8. precision that would be hundreds of times slow -------------------------------------------
+
 
 def test_bf16_on_a_cpu_that_emulates_it_warns_with_the_measured_speeds(monkeypatch):
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
@@ -325,7 +399,9 @@ def test_bf16_on_a_cpu_that_emulates_it_warns_with_the_measured_speeds(monkeypat
     assert trainer_module.precision_warning("fp32", torch.device("cpu")) is None
 
 
-@pytest.mark.parametrize("native, slowdown, expected", [(False, 300.0, None), (True, 2.0, None), (True, 0.5, torch.bfloat16)])
+@pytest.mark.parametrize(
+    "native, slowdown, expected", [(False, 300.0, None), (True, 2.0, None), (True, 0.5, torch.bfloat16)]
+)
 def test_auto_picks_bf16_on_cpu_only_where_native_and_faster(monkeypatch, native, slowdown, expected):
     monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     monkeypatch.setattr(precision, "cpu_matmul_speed", lambda: precision.MatmulSpeed(100.0, 100.0 / slowdown))

@@ -66,14 +66,20 @@ def test_student_is_half_as_wide_by_default():
     cfg = tiny_config()  # model widths 4, 8, 16
     student = build_classifier(student_architecture(cfg))
     assert list(student.backbone.encoder.widths) == [2, 4, 8] and len(student.projection) == 0
-    resnet = build_classifier(student_architecture(tiny_config(distill__backbone="resnet18", distill__width_multiplier=0.125)))
+    resnet = build_classifier(
+        student_architecture(tiny_config(distill__backbone="resnet18", distill__width_multiplier=0.125))
+    )
     assert resnet.classifier.in_features == 64
 
 
 def test_classifier_saliency_is_a_normalised_map():
     model = classifier_on(_ssl_model(), 1, num_classes=2).eval()
     saliency = model.saliency(torch.rand(3, 1, 32, 32))
-    assert saliency.shape == (3, 1, 32, 32) and saliency.min() >= 0 and saliency.amax(dim=(1, 2, 3)).allclose(torch.ones(3))
+    assert (
+        saliency.shape == (3, 1, 32, 32)
+        and saliency.min() >= 0
+        and saliency.amax(dim=(1, 2, 3)).allclose(torch.ones(3))
+    )
 
 
 def test_finetune_loss_is_the_class_weighted_cross_entropy():
@@ -165,15 +171,30 @@ def pretrained(tmp_path_factory):
 
 def _script(name: str, *args: str, last: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run a script on the tiny config; ``last`` comes after it, so its ``--set`` values win."""
-    return subprocess.run([sys.executable, f"scripts/{name}", *args, "--no-progress", *tiny_cli_args(), *last],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, f"scripts/{name}", *args, "--no-progress", *tiny_cli_args(), *last],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory, pretrained):
     out = tmp_path_factory.mktemp("ft") / "run"
-    proc = _script("finetune.py", "--pretrained", str(pretrained), "--labels", "50%", "--class-weighted", "--steps", "2",
-                   "--out", str(out))
+    proc = _script(
+        "finetune.py",
+        "--pretrained",
+        str(pretrained),
+        "--labels",
+        "50%",
+        "--class-weighted",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -184,7 +205,9 @@ def test_finetune_cli_starts_from_the_pretrained_weights(finetuned, pretrained):
     split = json.loads((finetuned / "split.json").read_text())
     assert len(split["cls"]["labeled"]) == 12  # 50% of the 24-image pool
     model, cfg = load_trained_model(finetuned / "checkpoints" / "last.pt")
-    assert isinstance(model, SSLClassifier) and model.name == "SimCLR-FT (unet)" and cfg.method.class_weights == "balanced"
+    assert (
+        isinstance(model, SSLClassifier) and model.name == "SimCLR-FT (unet)" and cfg.method.class_weights == "balanced"
+    )
     # two steps moved the backbone away from, but it still has the shape of, the pretrained one
     ssl, _ = load_pretrained_ssl(pretrained)
     assert model.backbone.state_dict().keys() == ssl.backbone.state_dict().keys()
@@ -192,7 +215,9 @@ def test_finetune_cli_starts_from_the_pretrained_weights(finetuned, pretrained):
 
 def test_finetune_from_scratch_and_from_a_split_file(tmp_path, finetuned):
     split = finetuned / "split.json"
-    proc = _script("finetune.py", "--split", str(split), "--steps", "2", "--from-proj-layer", "0", "--out", str(tmp_path / "s"))
+    proc = _script(
+        "finetune.py", "--split", str(split), "--steps", "2", "--from-proj-layer", "0", "--out", str(tmp_path / "s")
+    )
     assert proc.returncode == 0, proc.stderr
     assert "random weights" in proc.stdout
     assert json.loads((tmp_path / "s" / "split.json").read_text()) == json.loads(split.read_text())
@@ -202,15 +227,27 @@ def test_finetune_from_scratch_and_from_a_split_file(tmp_path, finetuned):
 
 def test_finetune_resumes_where_it_stopped(tmp_path, pretrained):
     out = tmp_path / "r"
-    assert _script("finetune.py", "--pretrained", str(pretrained), "--labels", "8", "--steps", "2", "--out", str(out)).returncode == 0
+    assert (
+        _script(
+            "finetune.py", "--pretrained", str(pretrained), "--labels", "8", "--steps", "2", "--out", str(out)
+        ).returncode
+        == 0
+    )
     proc = _script("finetune.py", "--out", str(out), "--resume", "--steps", "4")
     assert proc.returncode == 0, proc.stderr
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
 
 
 def test_finetune_rejects_a_checkpoint_that_is_not_a_pretraining_one(tmp_path, finetuned):
-    proc = _script("finetune.py", "--pretrained", str(finetuned / "checkpoints" / "best.pt"), "--steps", "2",
-                   "--out", str(tmp_path / "x"))
+    proc = _script(
+        "finetune.py",
+        "--pretrained",
+        str(finetuned / "checkpoints" / "best.pt"),
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "x"),
+    )
     assert proc.returncode == 1 and "not a pretraining checkpoint" in proc.stderr
     assert not (tmp_path / "x").exists()
 
@@ -223,8 +260,19 @@ def test_a_pretraining_checkpoint_is_not_a_trained_model(pretrained):
 @pytest.fixture(scope="module")
 def distilled(tmp_path_factory, finetuned):
     out = tmp_path_factory.mktemp("ds") / "run"
-    proc = _script("distill.py", "--teacher", str(finetuned / "checkpoints" / "best.pt"), "--labeled-weight", "0.5",
-                   "--temperature", "2", "--steps", "2", "--out", str(out))
+    proc = _script(
+        "distill.py",
+        "--teacher",
+        str(finetuned / "checkpoints" / "best.pt"),
+        "--labeled-weight",
+        "0.5",
+        "--temperature",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -243,20 +291,59 @@ def test_distill_cli_trains_a_smaller_student_on_the_teachers_split(distilled, f
 def test_distill_needs_a_teacher_at_the_same_image_size(tmp_path, finetuned):
     proc = _script("distill.py", "--steps", "2", "--out", str(tmp_path / "a"))
     assert proc.returncode == 1 and "teacher checkpoint" in proc.stderr
-    proc = _script("distill.py", "--teacher", str(finetuned / "checkpoints" / "best.pt"), "--steps", "2",
-                   "--out", str(tmp_path / "b"), last=("--set", "data.image_size=64"))
+    proc = _script(
+        "distill.py",
+        "--teacher",
+        str(finetuned / "checkpoints" / "best.pt"),
+        "--steps",
+        "2",
+        "--out",
+        str(tmp_path / "b"),
+        last=("--set", "data.image_size=64"),
+    )
     assert proc.returncode == 1 and "trained at 32 px" in proc.stderr
 
 
 def test_evaluate_and_select_labels_accept_stage_two_and_three_models(tmp_path, finetuned, distilled):
     checkpoints = [str(finetuned / "checkpoints" / "best.pt"), str(distilled / "checkpoints" / "best.pt")]
-    proc = subprocess.run([sys.executable, "scripts/evaluate.py", "--checkpoint", *checkpoints, "--out", str(tmp_path / "e"),
-                           "--bootstrap", "50", "--device", "cpu"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/evaluate.py",
+            "--checkpoint",
+            *checkpoints,
+            "--out",
+            str(tmp_path / "e"),
+            "--bootstrap",
+            "50",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "SimCLR-FT (unet)" in proc.stdout and "Student (unet 2-4-8)" in proc.stdout
-    proc = subprocess.run([sys.executable, "scripts/select_labels.py", "--checkpoint", checkpoints[0], "--k", "3",
-                           "--out", str(tmp_path / "round1.json"), "--device", "cpu"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/select_labels.py",
+            "--checkpoint",
+            checkpoints[0],
+            "--k",
+            "3",
+            "--out",
+            str(tmp_path / "round1.json"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads((tmp_path / "round1.json").read_text())["cls"]["labeled"]) == 15
 
@@ -278,8 +365,16 @@ def test_a_resnet_pretraining_fine_tunes_into_a_resnet_classifier(tmp_path):
     from multimix.runs.finetune import make_finetune_model
 
     out = tmp_path / "resnet"
-    run_pretraining(tiny_config(ssl__backbone="resnet18", ssl__width_multiplier=0.125, train__steps=1,
-                                train__out=str(out), data__batch_size=4), progress=False)
+    run_pretraining(
+        tiny_config(
+            ssl__backbone="resnet18",
+            ssl__width_multiplier=0.125,
+            train__steps=1,
+            train__out=str(out),
+            data__batch_size=4,
+        ),
+        progress=False,
+    )
     model, arch = make_finetune_model(tiny_config(ssl__pretrained=str(out / "checkpoints" / "last.pt")))
     assert arch["backbone"] == "resnet18" and model.name == "SimCLR-FT (resnet18)"
     assert model.classifier.in_features == 64  # the first projection layer keeps the 64-d features

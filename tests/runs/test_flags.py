@@ -76,8 +76,11 @@ def test_config_source_rule():
 @pytest.mark.parametrize("command", ["predict", "prepare-data", "serve"])
 @pytest.mark.parametrize("limit", ["0", "-1", "nan"])
 def test_every_megapixel_flag_refuses_a_limit_that_cannot_work(command, limit, tmp_path, capsys):
-    required = {"predict": ["--checkpoint", "x.pt", "in.png"], "prepare-data": ["--data-root", str(tmp_path)],
-                "serve": ["--checkpoint", "x.pt"]}[command]
+    required = {
+        "predict": ["--checkpoint", "x.pt", "in.png"],
+        "prepare-data": ["--data-root", str(tmp_path)],
+        "serve": ["--checkpoint", "x.pt"],
+    }[command]
     assert cli.main([command, *required, "--max-megapixels", limit]) == 2
     assert "--max-megapixels must be above 0" in capsys.readouterr().err
 

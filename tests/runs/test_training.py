@@ -61,7 +61,9 @@ def test_unlabeled_sources_join_both_unlabeled_streams_without_labels(tmp_path):
     cross = [r.uid for r in pools.cross]  # the target site's images: semi-supervised domain adaptation
     seg_pool = [r.uid for r in pools.seg_pool]
     assert set(cross) <= set(split.cls.unlabeled) and set(cross) <= set(split.seg.unlabeled)
-    assert set(seg_pool) - set(split.cls.labeled) <= set(split.cls.unlabeled)  # the segmentation adults reach the classifier
+    assert set(seg_pool) - set(split.cls.labeled) <= set(
+        split.cls.unlabeled
+    )  # the segmentation adults reach the classifier
     assert not set(cross) & {*split.cls.labeled, *split.seg.labeled}
     assert split.meta["extra_unlabeled"] == len(pools.extra_unlabeled) == len(cross) + len(seg_pool)
     assert len(split.cls.unlabeled) == len(set(split.cls.unlabeled))

@@ -48,9 +48,13 @@ def test_selection_returns_k_distinct_pool_items_for_every_strategy():
         return images.flatten(1) @ weights
 
     for strategy in ("entropy", "disagreement", "random"):
-        chosen = select_for_labeling(classifier, pool, 5, strategy=strategy, image_size=32, views=3, class_balanced=True)
+        chosen = select_for_labeling(
+            classifier, pool, 5, strategy=strategy, image_size=32, views=3, class_balanced=True
+        )
         assert len(chosen) == len(set(chosen)) == 5 and set(chosen) <= {r.uid for r in pool}
-    assert select_for_labeling(None, pool, 4, strategy="random", seed=3) == select_for_labeling(None, pool, 4, strategy="random", seed=3)
+    assert select_for_labeling(None, pool, 4, strategy="random", seed=3) == select_for_labeling(
+        None, pool, 4, strategy="random", seed=3
+    )
     probs = pool_probabilities(classifier, pool, image_size=32, views=2)
     assert probs.shape == (2, 12, 2) and np.allclose(probs.sum(axis=2), 1)
     with pytest.raises(ValueError, match="needs a trained classifier"):
@@ -60,8 +64,14 @@ def test_selection_returns_k_distinct_pool_items_for_every_strategy():
 
 
 def test_new_labels_move_from_the_unlabeled_pool_and_are_recorded(tmp_path):
-    split = Split(seg=TaskSplit(["s1"], ["s2"]), cls=TaskSplit(["a"], ["b", "c", "d"]), val=[], test=[], cross=[],
-                  meta={"exclude_labeled_from_unlabeled": True})
+    split = Split(
+        seg=TaskSplit(["s1"], ["s2"]),
+        cls=TaskSplit(["a"], ["b", "c", "d"]),
+        val=[],
+        test=[],
+        cross=[],
+        meta={"exclude_labeled_from_unlabeled": True},
+    )
     new = with_new_labels(split, ["c", "b"], strategy="entropy")
     assert new.cls.labeled == ["a", "c", "b"] and new.cls.unlabeled == ["d"] and new.seg == split.seg
     assert new.meta["active_learning"] == {"task": "cls", "strategy": "entropy", "added": 2}
@@ -80,18 +90,51 @@ def test_select_labels_cli_grows_the_label_set_and_train_accepts_the_split(tmp_p
 
     root = REPO_ROOT
     run = tmp_path / "run"
-    train = [sys.executable, "scripts/train.py", "--seg-labels", "4", "--cls-labels", "8", "--steps", "2",
-             "--no-progress", *tiny_cli_args()]
-    assert subprocess.run([*train, "--out", str(run)], capture_output=True, text=True, cwd=root, timeout=300).returncode == 0
+    train = [
+        sys.executable,
+        "scripts/train.py",
+        "--seg-labels",
+        "4",
+        "--cls-labels",
+        "8",
+        "--steps",
+        "2",
+        "--no-progress",
+        *tiny_cli_args(),
+    ]
+    assert (
+        subprocess.run([*train, "--out", str(run)], capture_output=True, text=True, cwd=root, timeout=300).returncode
+        == 0
+    )
     new_split = tmp_path / "round1.json"
-    proc = subprocess.run([sys.executable, "scripts/select_labels.py", "--checkpoint", str(run / "checkpoints" / "best.pt"),
-                           "--k", "5", "--out", str(new_split), "--device", "cpu"],
-                          capture_output=True, text=True, cwd=root, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/select_labels.py",
+            "--checkpoint",
+            str(run / "checkpoints" / "best.pt"),
+            "--k",
+            "5",
+            "--out",
+            str(new_split),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     old, new = json.loads((run / "split.json").read_text()), json.loads(new_split.read_text())
     assert len(new["cls"]["labeled"]) == 13 and new["cls"]["labeled"][:8] == old["cls"]["labeled"]
     assert len(new["cls"]["unlabeled"]) == len(old["cls"]["unlabeled"]) - 5
-    proc = subprocess.run([*train, "--split", str(new_split), "--out", str(tmp_path / "round1")],
-                          capture_output=True, text=True, cwd=root, timeout=300)
+    proc = subprocess.run(
+        [*train, "--split", str(new_split), "--out", str(tmp_path / "round1")],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "cls_x 13" in proc.stdout

@@ -142,9 +142,27 @@ def _free_port() -> int:
 @pytest.fixture
 def server(trained_checkpoint):
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "multimix", "serve", "--checkpoint", str(trained_checkpoint), "--port", str(port),
-                                "--device", "cpu", "--reference", "20"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "multimix",
+            "serve",
+            "--checkpoint",
+            str(trained_checkpoint),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--reference",
+            "20",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -163,7 +181,10 @@ def server(trained_checkpoint):
     process.wait(timeout=10)
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no Chromium + chromedriver here (Debian: apt-get install chromium chromium-driver)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="no Chromium + chromedriver here (Debian: apt-get install chromium chromium-driver)",
+)
 def test_the_page_shows_the_result_in_headless_chromium(server, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
     from selenium.webdriver.chrome.service import Service
@@ -184,9 +205,14 @@ def test_the_page_shows_the_result_in_headless_chromium(server, tmp_path):
         WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "class-text").text)
         assert browser.find_element(By.ID, "class-text").text.split(" ")[0] in ("normal", "pneumonia")
         for picture in ("boundary-image", "saliency-image"):  # decoded by the browser, not just linked
-            width = browser.execute_script("const i = document.getElementById(arguments[0]); return i.complete ? i.naturalWidth : 0;", picture)
+            width = browser.execute_script(
+                "const i = document.getElementById(arguments[0]); return i.complete ? i.naturalWidth : 0;", picture
+            )
             assert width == 72, picture
-        assert browser.find_elements(By.ID, "map-star") and len(browser.find_elements(By.CSS_SELECTOR, "#map circle")) == 20
+        assert (
+            browser.find_elements(By.ID, "map-star")
+            and len(browser.find_elements(By.CSS_SELECTOR, "#map circle")) == 20
+        )
         assert "scan.png: 72 × 64 px" in browser.find_element(By.ID, "status").text
     finally:
         browser.quit()

@@ -23,12 +23,14 @@ def available_sources() -> list[str]:
     return list(DATASETS)
 
 
-def scan_source(spec: str, data_root: str | Path | None = None, *, on_error: str = "raise", **options: Any) -> SourceScan:
+def scan_source(
+    spec: str, data_root: str | Path | None = None, *, on_error: str = "raise", **options: Any
+) -> SourceScan:
     """Scan one source: a dataset name (looked up as ``data_root/<name>``) or ``folder:PATH``."""
     if spec.startswith(FOLDER_PREFIX):
         from multimix.data.sources import folder
 
-        return folder.scan(Path(spec[len(FOLDER_PREFIX):]).expanduser(), on_error=on_error, **options)
+        return folder.scan(Path(spec[len(FOLDER_PREFIX) :]).expanduser(), on_error=on_error, **options)
     if spec not in DATASETS:
         raise ValueError(f"unknown data source {spec!r}; available: {', '.join(DATASETS)} or folder:PATH")
     if data_root is None:

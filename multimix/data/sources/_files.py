@@ -41,13 +41,9 @@ def image_files(folder: Path, scan: SourceScan) -> list[Path]:
     images = []
     for path in visible_children(folder):
         if path.is_dir():
-            scan.skipped.append(
-                Skipped(str(path), "sub-folder ignored (images are expected directly here)")
-            )
+            scan.skipped.append(Skipped(str(path), "sub-folder ignored (images are expected directly here)"))
         elif not is_image(path):
-            scan.skipped.append(
-                Skipped(str(path), f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})")
-            )
+            scan.skipped.append(Skipped(str(path), f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})"))
         else:
             images.append(path)
     return images

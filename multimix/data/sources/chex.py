@@ -40,8 +40,10 @@ EXPECTED = "{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg (at least one split with 
 
 _PNEUMONIA_NAME = re.compile(r"(person\d+)_(bacteria|virus)_\d+(?:_\d+)?")
 _NORMAL_NAME = re.compile(r"((?:NORMAL\d*-)?IM-\d+)(?:-\d+){1,2}")
-UNPARSED_NOTE = ("file name fits no CheX pattern (personN_bacteria_M, personN_virus_M, IM-XXXX-YYYY, "
-                 "NORMAL2-IM-XXXX-YYYY); used as its own patient")
+UNPARSED_NOTE = (
+    "file name fits no CheX pattern (personN_bacteria_M, personN_virus_M, IM-XXXX-YYYY, "
+    "NORMAL2-IM-XXXX-YYYY); used as its own patient"
+)
 
 
 def parse_file_name(stem: str) -> tuple[str, str | None] | None:
@@ -91,7 +93,9 @@ def _scan_split(result: SourceScan, base: Path, split_dir: Path, on_error: str) 
         # A split with one class only would silently bias its class balance; report it.
         found = sorted(p.name for p in split_dir.iterdir() if not p.name.startswith(".")) or "nothing"
         result.skip_or_raise(
-            split_dir, f"split folder lacks class folder(s) {missing}: expected NORMAL/ and PNEUMONIA/, found {found}", on_error
+            split_dir,
+            f"split folder lacks class folder(s) {missing}: expected NORMAL/ and PNEUMONIA/, found {found}",
+            on_error,
         )
     for cls, label in CLASS_FOLDERS.items():
         if (split_dir / cls).is_dir():

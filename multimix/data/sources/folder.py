@@ -75,9 +75,7 @@ def scan(
     for path in visible_children(base):
         if path.is_file():
             result.skipped.append(_stray(path))
-    records = [
-        r for d in class_dirs for r in _scan_class(result, d, classes[d.name.lower()], on_error)
-    ]
+    records = [r for d in class_dirs for r in _scan_class(result, d, classes[d.name.lower()], on_error)]
     if (base / IMAGES).is_dir():
         records += _scan_segmentation(result, base, on_error)
     result.records = sorted(records, key=lambda r: r.uid)
@@ -89,13 +87,9 @@ def _normalise_class_map(class_map: Mapping[str, int]) -> dict[str, int]:
     classes: dict[str, int] = {}
     for folder, label in class_map.items():
         if label not in range(len(CLASS_NAMES)):
-            raise ValueError(
-                f"class_map[{folder!r}] = {label!r}: labels are 0 (normal) or 1 (pneumonia)"
-            )
+            raise ValueError(f"class_map[{folder!r}] = {label!r}: labels are 0 (normal) or 1 (pneumonia)")
         if folder.lower() in classes or folder.lower() in (IMAGES, MASKS):
-            raise ValueError(
-                f"class_map: {folder!r} clashes with another class or a reserved folder name"
-            )
+            raise ValueError(f"class_map: {folder!r} clashes with another class or a reserved folder name")
         classes[folder.lower()] = label
     return classes
 
@@ -122,16 +116,12 @@ def _class_dirs(base: Path, classes: Mapping[str, int]) -> list[Path]:
             f"{MASKS}/ for segmentation. Found: {found}"
         )
     if (base / MASKS).is_dir() and not (base / IMAGES).is_dir():
-        raise DatasetLayoutError(
-            f"{base}: {MASKS}/ found without {IMAGES}/; expected {_expected(classes)}"
-        )
+        raise DatasetLayoutError(f"{base}: {MASKS}/ found without {IMAGES}/; expected {_expected(classes)}")
     return dirs
 
 
 def _stray(path: Path) -> Skipped:
-    return Skipped(
-        str(path), "file at the dataset root ignored (images belong in a class folder or images/)"
-    )
+    return Skipped(str(path), "file at the dataset root ignored (images belong in a class folder or images/)")
 
 
 def _scan_class(result: SourceScan, folder: Path, label: int, on_error: str) -> list[Record]:
@@ -147,33 +137,25 @@ def _scan_segmentation(result: SourceScan, base: Path, on_error: str) -> list[Re
     images = _by_stem(result, image_files(base / IMAGES, result), on_error)
     mask_folder = base / MASKS
     masks = (
-        _by_stem(result, image_files(mask_folder, result), on_error, strip=MASK_SUFFIX)
-        if mask_folder.is_dir()
-        else {}
+        _by_stem(result, image_files(mask_folder, result), on_error, strip=MASK_SUFFIX) if mask_folder.is_dir() else {}
     )
     for stem, mask in sorted(masks.items()):
         if stem not in images:
-            result.skip_or_raise(
-                mask, f"mask without an image: no {IMAGES}/{stem}.* found", on_error
-            )
+            result.skip_or_raise(mask, f"mask without an image: no {IMAGES}/{stem}.* found", on_error)
     return [
         _record(result, path, label=None, masks=(masks[stem],) if stem in masks else ())
         for stem, path in images.items()
     ]
 
 
-def _by_stem(
-    result: SourceScan, paths: list[Path], on_error: str, strip: str = ""
-) -> dict[str, Path]:
+def _by_stem(result: SourceScan, paths: list[Path], on_error: str, strip: str = "") -> dict[str, Path]:
     """Files keyed by stem (minus ``strip``); a second file with the same key is an item error,
     because it would make the image-mask pairing ambiguous."""
     keyed: dict[str, Path] = {}
     for path in paths:
         key = path.stem.removesuffix(strip) if strip else path.stem
         if key in keyed:
-            result.skip_or_raise(
-                path, f"same stem as {keyed[key].name}; cannot tell which one to pair", on_error
-            )
+            result.skip_or_raise(path, f"same stem as {keyed[key].name}; cannot tell which one to pair", on_error)
         else:
             keyed[key] = path
     return keyed

@@ -34,8 +34,7 @@ NAME = "montgomery"
 PREFIX = "MCUCXR"
 PIXEL_SPACING_MM = 0.0875  # published for the 4020 x 4892 / 4892 x 4020 PNGs
 EXPECTED = (
-    f"CXR_png/{name_pattern(PREFIX)} with masks ManualMask/leftMask/<same name> and "
-    "ManualMask/rightMask/<same name>"
+    f"CXR_png/{name_pattern(PREFIX)} with masks ManualMask/leftMask/<same name> and ManualMask/rightMask/<same name>"
 )
 
 __all__ = ["NAME", "scan"]
@@ -50,9 +49,7 @@ def scan(root: str | Path, *, on_error: str = "raise") -> SourceScan:
     listed in ``skipped``.
     """
     check_on_error(on_error)
-    base = locate_root(
-        root, name=NAME, looks_right=lambda p: (p / "CXR_png").is_dir(), expected=EXPECTED
-    )
+    base = locate_root(root, name=NAME, looks_right=lambda p: (p / "CXR_png").is_dir(), expected=EXPECTED)
     result = SourceScan(NAME, base)
     images = scan_nlm_images(result, base / "CXR_png", PREFIX, on_error)
     left = _mask_files(result, base / "ManualMask" / "leftMask")
@@ -80,13 +77,9 @@ def _pair(
         return (left[stem], right[stem])
     if stem in left or stem in right:
         present, missing, side = (
-            (left[stem], "rightMask", "right")
-            if stem in left
-            else (right[stem], "leftMask", "left")
+            (left[stem], "rightMask", "right") if stem in left else (right[stem], "leftMask", "left")
         )
         missing_path = present.parent.parent / missing / present.name
         other = "left" if side == "right" else "right"
-        result.skip_or_raise(
-            missing_path, f"{side} lung mask missing (the {other} one exists)", on_error
-        )
+        result.skip_or_raise(missing_path, f"{side} lung mask missing (the {other} one exists)", on_error)
     return ()

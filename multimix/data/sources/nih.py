@@ -184,7 +184,11 @@ def _row_record(
         image_path=str(images[name].absolute()),
         patient_id=patient,
         split=splits.get(name),
-        meta={"findings": findings, "view": row.get("View Position") or None, "follow_up": _int_or_none(row.get("Follow-up #"))},
+        meta={
+            "findings": findings,
+            "view": row.get("View Position") or None,
+            "follow_up": _int_or_none(row.get("Follow-up #")),
+        },
     )
 
 

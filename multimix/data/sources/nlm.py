@@ -50,9 +50,7 @@ def name_pattern(prefix: str, suffix: str = "") -> str:
     return f"{prefix}_####_{{0,1}}{suffix}.png"
 
 
-def scan_nlm_images(
-    scan: SourceScan, folder: Path, prefix: str, on_error: str
-) -> dict[str, tuple[Path, NlmName]]:
+def scan_nlm_images(scan: SourceScan, folder: Path, prefix: str, on_error: str) -> dict[str, tuple[Path, NlmName]]:
     """Images of ``folder`` keyed by stem; names that do not parse go to ``skip_or_raise``."""
     images: dict[str, tuple[Path, NlmName]] = {}
     for path in image_files(folder, scan):

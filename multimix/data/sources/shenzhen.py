@@ -39,8 +39,7 @@ NAME = "shenzhen"
 PREFIX = "CHNCXR"
 MASK_SUFFIX = "_mask"
 EXPECTED = (
-    f"CXR_png/{name_pattern(PREFIX)} with masks {name_pattern(PREFIX, MASK_SUFFIX)} "
-    "in a sibling folder such as mask/"
+    f"CXR_png/{name_pattern(PREFIX)} with masks {name_pattern(PREFIX, MASK_SUFFIX)} in a sibling folder such as mask/"
 )
 
 __all__ = ["NAME", "scan"]
@@ -54,18 +53,14 @@ def scan(root: str | Path, *, on_error: str = "raise") -> SourceScan:
     second mask for the same image go to ``skip_or_raise``.
     """
     check_on_error(on_error)
-    base = locate_root(
-        root, name=NAME, looks_right=lambda p: (p / "CXR_png").is_dir(), expected=EXPECTED
-    )
+    base = locate_root(root, name=NAME, looks_right=lambda p: (p / "CXR_png").is_dir(), expected=EXPECTED)
     result = SourceScan(NAME, base)
     images = scan_nlm_images(result, base / "CXR_png", PREFIX, on_error)
     masks: dict[str, Path] = {}
     for folder in _mask_folders(base):
         _collect_masks(result, folder, masks, on_error)
     report_orphan_masks(result, masks, images, base / "CXR_png", on_error)
-    result.records = nlm_records(
-        NAME, base, images, {stem: (path,) for stem, path in masks.items()}
-    )
+    result.records = nlm_records(NAME, base, images, {stem: (path,) for stem, path in masks.items()})
     return result
 
 
@@ -75,11 +70,7 @@ def _is_mask_file(path: Path) -> bool:
 
 def _mask_folders(base: Path) -> list[Path]:
     """Sibling folders of ``CXR_png`` that hold at least one ``*_mask`` image."""
-    return [
-        d
-        for d in visible_dirs(base)
-        if d.name != "CXR_png" and any(_is_mask_file(p) for p in visible_children(d))
-    ]
+    return [d for d in visible_dirs(base) if d.name != "CXR_png" and any(_is_mask_file(p) for p in visible_children(d))]
 
 
 def _collect_masks(result: SourceScan, folder: Path, masks: dict[str, Path], on_error: str) -> None:
@@ -90,8 +81,6 @@ def _collect_masks(result: SourceScan, folder: Path, masks: dict[str, Path], on_
         if not path.stem.endswith(MASK_SUFFIX) or parse_nlm_stem(stem, PREFIX) is None:
             result.skip_or_raise(path, f"mask file name does not match {pattern}", on_error)
         elif stem in masks:
-            result.skip_or_raise(
-                path, f"second mask for the same image (first: {masks[stem]})", on_error
-            )
+            result.skip_or_raise(path, f"second mask for the same image (first: {masks[stem]})", on_error)
         else:
             masks[stem] = path

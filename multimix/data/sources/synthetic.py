@@ -256,9 +256,7 @@ def _validate(n: int, site: str, image_size: int, seed: int, pneumonia_fraction:
         raise ValueError(f"pneumonia_fraction must lie in [0, 1], got {pneumonia_fraction}")
 
 
-def _generate_cases(
-    n: int, site: str, image_size: int, seed: int, pneumonia_fraction: float
-) -> Iterator[_Case]:
+def _generate_cases(n: int, site: str, image_size: int, seed: int, pneumonia_fraction: float) -> Iterator[_Case]:
     """Validate eagerly, then render lazily so callers never hold every case at once."""
     _validate(n, site, image_size, seed, pneumonia_fraction)
     labels = _label_order(n, site, seed, pneumonia_fraction)
@@ -411,9 +409,7 @@ def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def _sample_lung(rng: np.random.Generator, side: int, size_factor: float) -> _Lung:
-    harmonics = tuple(
-        (k, _uniform(rng, 0, 0.05 / k), _uniform(rng, 0, 2 * np.pi)) for k in (2, 3, 4, 5)
-    )
+    harmonics = tuple((k, _uniform(rng, 0, 0.05 / k), _uniform(rng, 0, 2 * np.pi)) for k in (2, 3, 4, 5))
     # The right hemidiaphragm (image left) sits higher because of the liver.
     liver_lift = -0.03 if side < 0 else 0.0
     return _Lung(
@@ -433,10 +429,7 @@ def _sample_lung(rng: np.random.Generator, side: int, size_factor: float) -> _Lu
 
 def _sample_vessel_modes(rng: np.random.Generator) -> tuple[tuple[int, float, float], ...]:
     # Angular modes around a hilum: their zero sets are curves radiating from it.
-    return tuple(
-        (int(rng.integers(3, 8)), _uniform(rng, -5, 5), _uniform(rng, 0, 2 * np.pi))
-        for _ in range(3)
-    )
+    return tuple((int(rng.integers(3, 8)), _uniform(rng, -5, 5), _uniform(rng, 0, 2 * np.pi)) for _ in range(3))
 
 
 def _sample_nodule(rng: np.random.Generator) -> tuple[float, float, float] | None:
@@ -563,9 +556,7 @@ def _lung_field_sdf(x: _Array, y: _Array, anatomy: _Anatomy, lung: _Lung) -> _Ar
     Only the sign and the values near the outline matter, so the shape is evaluated inside a
     generous box around the lung (it never reaches past it) and set to -1 elsewhere: cheaper.
     """
-    near = (np.abs(x - lung.cx) < 1.45 * lung.half_width) & (
-        np.abs(y - lung.cy) < 1.3 * lung.half_height
-    )
+    near = (np.abs(x - lung.cx) < 1.45 * lung.half_width) & (np.abs(y - lung.cy) < 1.3 * lung.half_height)
     xs, ys = x[near], y[near]
     medial = lung.side * (xs - anatomy.spine_x) - _mediastinum_half_width(ys, anatomy, lung.side)
     sdf = np.full_like(x, -1.0)
@@ -588,9 +579,7 @@ def _lung_mask_sdf(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
 
 def _body_sdf(x: _Array, y: _Array, anatomy: _Anatomy) -> _Array:
     width, centre, half_height = anatomy.body_half_width, 0.25, 1.3
-    radius = (np.abs(x * (1 / width)) ** 3 + np.abs((y - centre) * (1 / half_height)) ** 3) ** (
-        1 / 3
-    )
+    radius = (np.abs(x * (1 / width)) ** 3 + np.abs((y - centre) * (1 / half_height)) ** 3) ** (1 / 3)
     body = np.maximum((1 - radius) * width, np.minimum(0.24 - np.abs(x - anatomy.spine_x), -y))
     if anatomy.arms is not None:
         for side in (-1, 1):
@@ -611,10 +600,7 @@ def _clean_mask(mask: _Array, x: _Array) -> _Array:
     """
     image_left = x < 0
     labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
-    if (
-        count == 2
-        and _one_label(labels[mask & image_left]) + _one_label(labels[mask & ~image_left]) == 3
-    ):
+    if count == 2 and _one_label(labels[mask & image_left]) + _one_label(labels[mask & ~image_left]) == 3:
         return mask  # the usual case (ids 1 and 2, one per side): nothing to repair
     right_lung = _largest_component(mask & image_left)
     apart = ~ndimage.binary_dilation(right_lung, structure=_EIGHT_CONNECTED)
@@ -824,18 +810,14 @@ def _sample_point_in_lungs(rng: np.random.Generator, anatomy: _Anatomy) -> tuple
 _OPACITY_EXTENT = 2.6  # lesion radii beyond which a Gaussian blob is negligible
 
 
-def _opacity_layer(
-    x: _Array, y: _Array, lesions: list[_Opacity], shapes: _Shapes, mask: _Array
-) -> _Array:
+def _opacity_layer(x: _Array, y: _Array, lesions: list[_Opacity], shapes: _Shapes, mask: _Array) -> _Array:
     """Sum of the opacities, confined to the lung mask (exactly zero outside it)."""
     layer = np.zeros_like(x)
     for lesion in lesions:
         u, v = _rotate(x, y, lesion.cx, lesion.cy, lesion.angle)
         su, sv = u * (1 / lesion.rx), v * (1 / lesion.ry)
         near = (np.abs(su) < _OPACITY_EXTENT) & (np.abs(sv) < _OPACITY_EXTENT)
-        layer[near] += lesion.strength * _lesion_density(
-            lesion, su[near], sv[near], x[near], y[near]
-        )
+        layer[near] += lesion.strength * _lesion_density(lesion, su[near], sv[near], x[near], y[near])
     # Fade in over ~2 pixels from the pleura so the blur cannot push much density outside.
     inside = np.clip(shapes.mask_sdf * (1 / (2 * shapes.pixel)), 0, 1) * mask
     return layer * inside
@@ -923,9 +905,7 @@ def _apply_acquisition(
     return np.clip(image, 0, 1).astype(np.float32)
 
 
-def _draw_border(
-    image: _Array, mask: _Array, widths: tuple[float, float, float, float], value: float
-) -> int:
+def _draw_border(image: _Array, mask: _Array, widths: tuple[float, float, float, float], value: float) -> int:
     """Draw a collimation frame kept clear of the lungs (so the whole mask stays visible);
     return its widest side in pixels."""
     size = image.shape[0]
@@ -934,9 +914,7 @@ def _draw_border(
         room = (rows[0], size - 1 - rows[-1], cols[0], size - 1 - cols[-1])
     else:
         room = (size // 4,) * 4
-    top, bottom, left, right = (
-        max(0, min(round(w * size), int(r) - 2)) for w, r in zip(widths, room, strict=True)
-    )
+    top, bottom, left, right = (max(0, min(round(w * size), int(r) - 2)) for w, r in zip(widths, room, strict=True))
     image[:top] = value
     image[size - bottom :] = value
     image[:, :left] = value

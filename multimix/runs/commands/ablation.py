@@ -33,16 +33,29 @@ def _list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(PRESET_NAMES), help=f"comma-separated subset of {', '.join(PRESET_NAMES)}")
+    parser.add_argument(
+        "--models", default=",".join(PRESET_NAMES), help=f"comma-separated subset of {', '.join(PRESET_NAMES)}"
+    )
     parser.add_argument("--seg-labels", default=",".join(DEFAULT_SEG_BUDGETS), help="segmentation label budgets")
     parser.add_argument("--cls-labels", default=",".join(DEFAULT_CLS_BUDGETS), help="classification label budgets")
     parser.add_argument("--seeds", type=int, help="number of seeds (default 3; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="32 px, 400 steps per run, one seed: the whole grid in about 10 minutes on 2 CPU cores")
-    parser.add_argument("--config", help="base config of every cell: a YAML file or a packaged config name (default multimix, "
-                        "also with --data-root: the paper's rows compare on the paper's settings)")
-    parser.add_argument("--print-config", action="store_true", help="print the base config (before each row's preset) and exit")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="32 px, 400 steps per run, one seed: the whole grid in about 10 minutes on 2 CPU cores",
+    )
+    parser.add_argument(
+        "--config",
+        help="base config of every cell: a YAML file or a packaged config name (default multimix, "
+        "also with --data-root: the paper's rows compare on the paper's settings)",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the base config (before each row's preset) and exit"
+    )
     parser.add_argument("--data-root", help="real datasets under DIR instead of synthetic data")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any config value, for every run")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="any config value, for every run"
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for per-run CIs")
     parser.add_argument("--out", default="runs/ablation", help="grid folder (default runs/ablation)")
     add_progress_flag(parser)
@@ -65,9 +78,9 @@ def _run(args: argparse.Namespace, seeds: int) -> int:
     cells = grid(_list(args.models), _list(args.seg_labels), _list(args.cls_labels), range(seeds))
     print(f"{len(cells)} runs in {args.out}/runs")
     settings = EvaluationSettings(boot=BootstrapSettings(n_resamples=args.bootstrap), progress=False)
-    report = run_ablation(cells, args.out, base_config=base, overrides=overrides,
-                          settings=settings, progress=not args.no_progress)
+    report = run_ablation(
+        cells, args.out, base_config=base, overrides=overrides, settings=settings, progress=not args.no_progress
+    )
     print((Path(args.out) / "table.md").read_text())
     print(f"report: {report}")
     return 0
-

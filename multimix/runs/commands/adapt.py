@@ -22,8 +22,13 @@ from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_fl
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a trained run's best.pt")
-    parser.add_argument("--images", nargs="+", required=True, metavar="IMAGE|FOLDER|GLOB",
-                        help="the new hospital's images (labels, if any, are not read)")
+    parser.add_argument(
+        "--images",
+        nargs="+",
+        required=True,
+        metavar="IMAGE|FOLDER|GLOB",
+        help="the new hospital's images (labels, if any, are not read)",
+    )
     parser.add_argument("--out", required=True, help="the adapted checkpoint to write (.pt)")
     parser.add_argument("--method", choices=ADAPT_METHODS, default="prior-em")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -41,8 +46,15 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-        point = adapt_checkpoint(args.checkpoint, args.images, args.out, method=args.method, device=args.device,
-                                 batch_size=args.batch_size, progress=not args.no_progress)
+        point = adapt_checkpoint(
+            args.checkpoint,
+            args.images,
+            args.out,
+            method=args.method,
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+        )
         priors = point.details.get("target_prior")
         estimate = f"; estimated share of pneumonia {priors[1]:.3f}" if priors else ""
         print(f"{point.describe()}{estimate}\nwritten: {args.out}")

@@ -1,7 +1,8 @@
 """Choose a trained model's decision threshold on a few labeled images of a new hospital.
 
     multimix calibrate --checkpoint runs/<run>/checkpoints/best.pt --data-root DIR --sources nih --out calibrated.pt
-    multimix calibrate --checkpoint best.pt --sources folder:/data/site-b --method sensitivity --sensitivity 0.95 --out c.pt
+    multimix calibrate --checkpoint best.pt --sources folder:/data/site-b --method sensitivity \
+        --sensitivity 0.95 --out c.pt
 
 --method youden (default) maximises sensitivity + specificity - 1; sensitivity takes the highest
 threshold that reaches --sensitivity. Images the run trained or validated on are left out. The
@@ -21,8 +22,9 @@ from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_fl
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a trained run's best.pt")
-    parser.add_argument("--sources", required=True,
-                        help="comma-separated labeled sources of the new hospital (nih, folder:PATH, ...)")
+    parser.add_argument(
+        "--sources", required=True, help="comma-separated labeled sources of the new hospital (nih, folder:PATH, ...)"
+    )
     parser.add_argument("--data-root", help="real datasets under DIR (default: where the run's data was)")
     parser.add_argument("--out", required=True, help="the calibrated checkpoint to write (.pt)")
     parser.add_argument("--method", choices=CALIBRATE_METHODS, default="youden")
@@ -43,12 +45,22 @@ def main(argv: list[str] | None = None) -> int:
         sources = [s.strip() for s in args.sources.split(",") if s.strip()]
         if not sources:
             raise ValueError("--sources names no source")
-        point = calibrate_checkpoint(args.checkpoint, sources, args.out, data_root=args.data_root, method=args.method,
-                                     sensitivity=args.sensitivity, device=args.device, batch_size=args.batch_size,
-                                     progress=not args.no_progress)
+        point = calibrate_checkpoint(
+            args.checkpoint,
+            sources,
+            args.out,
+            data_root=args.data_root,
+            method=args.method,
+            sensitivity=args.sensitivity,
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+        )
         d = point.details
-        print(f"{point.describe()}: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f} "
-              f"on {d['normals']} normal + {d['pneumonias']} pneumonia images\nwritten: {args.out}")
+        print(
+            f"{point.describe()}: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f} "
+            f"on {d['normals']} normal + {d['pneumonias']} pneumonia images\nwritten: {args.out}"
+        )
         return 0
 
     return run_main(body, debug=args.debug)

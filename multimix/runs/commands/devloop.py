@@ -33,16 +33,22 @@ FLAG_KEYS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants-file", required=True,
-                        help="YAML with variants: {name: {section.key: value}} (the checkout's configs/dev/ablation.yaml, recipe.yaml)")
+    parser.add_argument(
+        "--variants-file",
+        required=True,
+        help="YAML with variants: {name: {section.key: value}} (the checkout's configs/dev/ablation.yaml, recipe.yaml)",
+    )
     parser.add_argument("--variants", help="comma-separated variant names (default: every variant of the file)")
     parser.add_argument("--seg-labels", default="10", help="labeled lung masks (default 10)")
     parser.add_argument("--cls-labels", default="100", help="labeled classification images (default 100)")
     parser.add_argument("--cross-seg-sources", default="", help="cross-domain mask sources (default none)")
     parser.add_argument("--cross-cls-sources", default="nih", help="cross-domain label sources (default nih)")
     parser.add_argument("--unlabeled-sources", help="extra unlabeled sources for every variant")
-    parser.add_argument("--seeds", default="0,1,2",
-                        help="comma-separated seeds, the same for every variant (label draw, initialisation; default 0,1,2)")
+    parser.add_argument(
+        "--seeds",
+        default="0,1,2",
+        help="comma-separated seeds, the same for every variant (label draw, initialisation; default 0,1,2)",
+    )
     parser.add_argument("--baseline", help="variant the paired differences are taken against (default: the first)")
     add_run_flags(parser, batch_help="images per stream per step")
     args = parser.parse_args(argv)
@@ -71,9 +77,16 @@ def _run(args: argparse.Namespace) -> int:
     for variant in variants:  # a typo in the file fails now, not after hours of training
         variant_config(variant, base, overrides)
     seeds = parse_seeds(args.seeds)
-    rows = run_devloop(variants, Path(args.out), base_config=base, overrides=overrides, seeds=seeds,
-                       baseline=args.baseline or variants[0].name, device=args.device or "auto",
-                       progress=not args.no_progress)
+    rows = run_devloop(
+        variants,
+        Path(args.out),
+        base_config=base,
+        overrides=overrides,
+        seeds=seeds,
+        baseline=args.baseline or variants[0].name,
+        device=args.device or "auto",
+        progress=not args.no_progress,
+    )
     print(format_report(rows, args.baseline or variants[0].name))
     return 0
 
@@ -87,4 +100,3 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds: expected distinct seeds like 0,1,2, got {text!r}")
     return seeds
-

@@ -38,14 +38,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--student-widths", help="U-Net student widths, e.g. 8,16,32,64 (default: half the model's)")
     parser.add_argument("--width-multiplier", type=float, help="ResNet student width multiplier")
     parser.add_argument("--temperature", type=float, help="softening temperature T (default 1)")
-    parser.add_argument("--labeled-weight", type=float, help="weight of the labeled cross-entropy (default 0: unlabeled only)")
+    parser.add_argument(
+        "--labeled-weight", type=float, help="weight of the labeled cross-entropy (default 0: unlabeled only)"
+    )
     add_run_flags(parser, batch_help="unlabeled images per step per process")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_script(args, FLAG_KEYS, lambda cfg: run_distillation(cfg, resume=args.resume, progress=not args.no_progress),
-                      default_out=lambda cfg: str(Path("runs") / f"distill-{cfg.distill.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"),
-                      default_config="distill")
-
+    return run_script(
+        args,
+        FLAG_KEYS,
+        lambda cfg: run_distillation(cfg, resume=args.resume, progress=not args.no_progress),
+        default_out=lambda cfg: str(Path("runs") / f"distill-{cfg.distill.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"),
+        default_config="distill",
+    )

@@ -23,23 +23,39 @@ from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_fl
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", nargs="+", required=True, metavar="PATH", help="one or more run checkpoints (best.pt)")
-    parser.add_argument("--domain", choices=["in", "cross", "all"], default="all",
-                        help="in: the run's own test split; cross: sources it never trained on; all: both")
-    parser.add_argument("--sources", help="evaluate on these sources instead (comma-separated), minus the run's training images")
+    parser.add_argument(
+        "--checkpoint", nargs="+", required=True, metavar="PATH", help="one or more run checkpoints (best.pt)"
+    )
+    parser.add_argument(
+        "--domain",
+        choices=["in", "cross", "all"],
+        default="all",
+        help="in: the run's own test split; cross: sources it never trained on; all: both",
+    )
+    parser.add_argument(
+        "--sources", help="evaluate on these sources instead (comma-separated), minus the run's training images"
+    )
     parser.add_argument("--data-root", help="real datasets under DIR (default: the data the run was trained on)")
     parser.add_argument("--image-size", type=int, help="evaluation size (default: the run's training size)")
     parser.add_argument("--batch-size", type=int, default=32)
     add_device_flag(parser)
-    parser.add_argument("--threshold", type=float,
-                        help="decision threshold on p(pneumonia) (default: each checkpoint's operating point, set by "
-                             "multimix adapt / calibrate; 0.5 when it has none)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="decision threshold on p(pneumonia) (default: each checkpoint's operating point, set by "
+        "multimix adapt / calibrate; 0.5 when it has none)",
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the confidence intervals")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--samples", type=int, default=4, help="images per domain in the boundary and saliency figures")
     parser.add_argument("--out", help="output folder (default: <first run>/evaluation)")
-    parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
-                        help="score lung masks after keeping the two largest regions and filling holes (default: as the run's config says)")
+    parser.add_argument(
+        "--clean-masks",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="score lung masks after keeping the two largest regions and filling holes "
+        "(default: as the run's config says)",
+    )
     add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
@@ -73,4 +89,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return run_main(body, debug=args.debug)
-

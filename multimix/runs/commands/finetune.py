@@ -33,11 +33,19 @@ FLAG_KEYS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pretrained", metavar="PATH", help="a multimix pretrain checkpoint (omit to start from random weights)")
+    parser.add_argument(
+        "--pretrained", metavar="PATH", help="a multimix pretrain checkpoint (omit to start from random weights)"
+    )
     parser.add_argument("--labels", help="labeled classification images: a count (52), a percentage (2%%) or 'all'")
-    parser.add_argument("--from-proj-layer", type=int, help="projection-head layers kept under the classifier (0 = backbone features)")
-    parser.add_argument("--class-weighted", action="store_const", const="balanced",
-                        help="weight the cross-entropy by inverse class frequency of the labeled images")
+    parser.add_argument(
+        "--from-proj-layer", type=int, help="projection-head layers kept under the classifier (0 = backbone features)"
+    )
+    parser.add_argument(
+        "--class-weighted",
+        action="store_const",
+        const="balanced",
+        help="weight the cross-entropy by inverse class frequency of the labeled images",
+    )
     parser.add_argument("--split", help="use this split.json (e.g. from multimix select-labels) instead of drawing one")
     parser.add_argument("--backbone", choices=["unet", "resnet18", "resnet50"], help="network without --pretrained")
     add_run_flags(parser, batch_help="labeled images per step per process")
@@ -46,7 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_script(args, FLAG_KEYS, lambda cfg: run_finetuning(cfg, resume=args.resume, progress=not args.no_progress),
-                      default_out=lambda cfg: str(Path("runs") / f"finetune-{cfg.data.cls_labels.replace('%', 'pct')}-{time.strftime('%Y%m%d-%H%M%S')}"),
-                      default_config="finetune")
-
+    return run_script(
+        args,
+        FLAG_KEYS,
+        lambda cfg: run_finetuning(cfg, resume=args.resume, progress=not args.no_progress),
+        default_out=lambda cfg: str(
+            Path("runs") / f"finetune-{cfg.data.cls_labels.replace('%', 'pct')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        ),
+        default_config="finetune",
+    )

@@ -30,17 +30,29 @@ from multimix.runs.flags import (
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER|GLOB", help="image files, folders (searched recursively) or glob patterns")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IMAGE|FOLDER|GLOB",
+        help="image files, folders (searched recursively) or glob patterns",
+    )
     parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions/)")
     parser.add_argument("--batch-size", type=int, default=16)
     add_device_flag(parser)
     parser.add_argument("--threshold", type=float, default=0.5, help="lung probability threshold of the mask")
-    parser.add_argument("--class-threshold", type=float,
-                        help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point, "
-                             "set by multimix adapt / calibrate; 0.5 when it has none)")
-    parser.add_argument("--clean-masks", action=argparse.BooleanOptionalAction, default=None,
-                        help="keep the two largest lung regions and fill holes (default: as the checkpoint's config says)")
+    parser.add_argument(
+        "--class-threshold",
+        type=float,
+        help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point, "
+        "set by multimix adapt / calibrate; 0.5 when it has none)",
+    )
+    parser.add_argument(
+        "--clean-masks",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the two largest lung regions and fill holes (default: as the checkpoint's config says)",
+    )
     add_max_megapixels_flag(parser)
     add_progress_flag(parser)
     add_debug_flag(parser)
@@ -73,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         try:
-            report = predict_files(files, args.checkpoint, args.out, batch_size=args.batch_size, device=args.device,
-                                   seg_threshold=args.threshold, clean_masks=args.clean_masks,
-                                   class_threshold=args.class_threshold, progress=not args.no_progress)
+            report = predict_files(
+                files,
+                args.checkpoint,
+                args.out,
+                batch_size=args.batch_size,
+                device=args.device,
+                seg_threshold=args.threshold,
+                clean_masks=args.clean_masks,
+                class_threshold=args.class_threshold,
+                progress=not args.no_progress,
+            )
         except KeyboardInterrupt:
             print(f"\ninterrupted; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
             return 130
@@ -86,4 +106,3 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report.done else 1
 
     return run_main(body, debug=args.debug)
-

@@ -53,8 +53,10 @@ def _prepare(args: argparse.Namespace) -> int:
     on_error, progress = "raise" if args.strict else "skip", not args.no_progress
     cache_dir = Path(args.cache_dir or default_cache_dir())
     if args.sources:
-        prepared = [prepare_source(s.strip(), args.data_root, args.image_size, cache_dir, on_error=on_error, progress=progress)
-                    for s in args.sources.split(",")]
+        prepared = [
+            prepare_source(s.strip(), args.data_root, args.image_size, cache_dir, on_error=on_error, progress=progress)
+            for s in args.sources.split(",")
+        ]
     else:
         prepared = prepare_all(args.data_root, args.image_size, cache_dir, on_error=on_error, progress=progress)
     print(format_report(prepared))
@@ -64,4 +66,3 @@ def _prepare(args: argparse.Namespace) -> int:
         print(f"all {len(skipped)} skipped files, with their reasons: {report}")
     print(f"caches in {cache_dir}")
     return 0
-

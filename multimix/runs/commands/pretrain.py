@@ -32,17 +32,24 @@ FLAG_KEYS = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=["simclr", "barlow"])
-    parser.add_argument("--backbone", choices=["unet", "resnet18", "resnet50"], help="unet = the MultiMix encoder (default)")
+    parser.add_argument(
+        "--backbone", choices=["unet", "resnet18", "resnet50"], help="unet = the MultiMix encoder (default)"
+    )
     parser.add_argument("--width-multiplier", type=float, help="ResNet width multiplier")
     parser.add_argument("--temperature", type=float, help="NT-Xent temperature (default 0.1)")
-    parser.add_argument("--unlabeled-sources",
-                        help="more sources whose pixels join pretraining (labels never read), e.g. nih: a target hospital")
+    parser.add_argument(
+        "--unlabeled-sources",
+        help="more sources whose pixels join pretraining (labels never read), e.g. nih: a target hospital",
+    )
     add_run_flags(parser, batch_help="images per step (two views each) per process")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_script(args, FLAG_KEYS, lambda cfg: run_pretraining(cfg, resume=args.resume, progress=not args.no_progress),
-                      default_out=lambda cfg: str(Path("runs") / f"pretrain-{cfg.ssl.method}-{time.strftime('%Y%m%d-%H%M%S')}"))
-
+    return run_script(
+        args,
+        FLAG_KEYS,
+        lambda cfg: run_pretraining(cfg, resume=args.resume, progress=not args.no_progress),
+        default_out=lambda cfg: str(Path("runs") / f"pretrain-{cfg.ssl.method}-{time.strftime('%Y%m%d-%H%M%S')}"),
+    )

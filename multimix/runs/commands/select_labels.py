@@ -51,13 +51,25 @@ def _select(args: argparse.Namespace) -> int:
     split = load_split(args.checkpoint, cfg)
     records = build_pools(cfg).by_uid()
     pool = [records[u] for u in split.cls.unlabeled if u in records and u not in set(split.cls.labeled)]
-    picks = select_for_labeling(lambda x: model.to(device).classify(x).required("cls_logits"), pool, args.k, strategy=args.strategy,
-                                image_size=cfg.data.image_size, intensity=cfg.data.intensity, views=args.views, class_balanced=args.class_balanced,
-                                device=device, seed=args.seed, progress=True)
+    picks = select_for_labeling(
+        lambda x: model.to(device).classify(x).required("cls_logits"),
+        pool,
+        args.k,
+        strategy=args.strategy,
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        views=args.views,
+        class_balanced=args.class_balanced,
+        device=device,
+        seed=args.seed,
+        progress=True,
+    )
     new = with_new_labels(split, picks, strategy=args.strategy)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     new.save(args.out)
-    print(f"picked {len(picks)} of {len(pool)} unlabeled images by {args.strategy}; labeled set now {len(new.cls.labeled)}")
+    print(
+        f"picked {len(picks)} of {len(pool)} unlabeled images by {args.strategy}; "
+        f"labeled set now {len(new.cls.labeled)}"
+    )
     print(f"split written to {args.out}")
     return 0
-

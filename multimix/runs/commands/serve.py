@@ -1,6 +1,6 @@
 """Serve a trained checkpoint in the web app.
 
-    multimix serve --checkpoint runs/a/checkpoints/best.pt [--host 127.0.0.1 --port 8080]
+multimix serve --checkpoint runs/a/checkpoints/best.pt [--host 127.0.0.1 --port 8080]
 """
 
 from __future__ import annotations
@@ -14,18 +14,28 @@ from multimix.utils.logging import setup_console_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(
-        "Serve a trained checkpoint: an upload page and a JSON API (OpenAPI at /docs). "
-        "Research use only, not a diagnosis."))
+    parser = argparse.ArgumentParser(
+        description=(
+            "Serve a trained checkpoint: an upload page and a JSON API (OpenAPI at /docs). "
+            "Research use only, not a diagnosis."
+        )
+    )
     parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest accepted upload (default 20 MB)")
-    parser.add_argument("--reference", type=int, default=300,
-                        help="training images on the reference map (0: no map; needs the run's data)")
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=300,
+        help="training images on the reference map (0: no map; needs the run's data)",
+    )
     add_device_flag(parser)
-    parser.add_argument("--class-threshold", type=float,
-                        help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point)")
+    parser.add_argument(
+        "--class-threshold",
+        type=float,
+        help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point)",
+    )
     add_max_megapixels_flag(parser, refused="refuse (413) images")
     return parser.parse_args(argv)
 
@@ -44,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from multimix.serve.app import create_app
     except ImportError as err:
-        print(f"error: the web app needs the serve extra (pip install -e \".[serve]\"): {err}", file=sys.stderr)
+        print(f'error: the web app needs the serve extra (pip install -e ".[serve]"): {err}', file=sys.stderr)
         return 1
     from multimix.prediction import Predictor
     from multimix.serve.reference import reference_from_records
@@ -64,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError, OSError) as err:
             print(f"warning: no reference map ({err}); predictions still work", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: reachable from other machines; there is no authentication", file=sys.stderr)
-    uvicorn.run(create_app(predictor, reference=reference, max_upload_mb=args.max_upload_mb), host=args.host, port=args.port)
+        print(
+            f"warning: serving on {args.host}: reachable from other machines; there is no authentication",
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        create_app(predictor, reference=reference, max_upload_mb=args.max_upload_mb), host=args.host, port=args.port
+    )
     return 0
-

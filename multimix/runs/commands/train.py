@@ -1,8 +1,8 @@
 """Train MultiMix (or one of the paper's baselines) and evaluate it in- and cross-domain.
 
-    multimix train --seg-labels 10 --cls-labels 100
-    multimix train --config baselines/umtl --steps 500 --out runs/umtl
-    multimix train --out runs/umtl --resume
+multimix train --seg-labels 10 --cls-labels 100
+multimix train --config baselines/umtl --steps 500 --out runs/umtl
+multimix train --out runs/umtl --resume
 """
 
 from __future__ import annotations
@@ -35,9 +35,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", help="use this split.json instead of drawing a new one")
     parser.add_argument("--cross-seg-sources", help="cross-domain segmentation test sources (default montgomery)")
     parser.add_argument("--cross-cls-sources", help="cross-domain classification test sources (default nih)")
-    parser.add_argument("--unlabeled-sources", help="sources whose images join both unlabeled streams without their labels, "
-                        "e.g. jsrt (adults for the classifier) or nih (a target hospital: domain adaptation)")
-    parser.add_argument("--init-encoder", metavar="PATH", help="start the encoder from a multimix pretrain checkpoint (U-Net backbone)")
+    parser.add_argument(
+        "--unlabeled-sources",
+        help="sources whose images join both unlabeled streams without their labels, "
+        "e.g. jsrt (adults for the classifier) or nih (a target hospital: domain adaptation)",
+    )
+    parser.add_argument(
+        "--init-encoder", metavar="PATH", help="start the encoder from a multimix pretrain checkpoint (U-Net backbone)"
+    )
     add_run_flags(parser, batch_help="images per stream per step")
     return parser.parse_args(argv)
 
@@ -45,4 +50,3 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return run_script(args, FLAG_KEYS, lambda cfg: run_training(cfg, resume=args.resume, progress=not args.no_progress))
-

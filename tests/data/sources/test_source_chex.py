@@ -96,12 +96,19 @@ def test_empty_class_folder_raises_or_is_skipped(tmp_path):
         chex.scan(tmp_path)
     scan = chex.scan(tmp_path, on_error="skip")
     assert len(scan.records) == 1
-    assert [(Path(s.path).name, s.reason) for s in scan.skipped] == [("PNEUMONIA", "empty class folder: no image files")]
+    assert [(Path(s.path).name, s.reason) for s in scan.skipped] == [
+        ("PNEUMONIA", "empty class folder: no image files")
+    ]
 
 
 def test_unparseable_name_is_used_as_its_own_patient_and_reported(tmp_path):
-    make_tree(tmp_path, {"test/NORMAL": ["IM-0001-0001.jpeg", "scan 7.jpeg"],
-                         "test/PNEUMONIA": ["person3_virus_9.jpeg", "scan 8.jpeg"]})
+    make_tree(
+        tmp_path,
+        {
+            "test/NORMAL": ["IM-0001-0001.jpeg", "scan 7.jpeg"],
+            "test/PNEUMONIA": ["person3_virus_9.jpeg", "scan 8.jpeg"],
+        },
+    )
     for on_error in ("raise", "skip"):  # a guessed patient is not an error: the label is known
         scan = chex.scan(tmp_path, on_error=on_error)
         by_name = {Path(r.image_path).name: r for r in scan.records}
@@ -116,8 +123,13 @@ def test_unparseable_name_is_used_as_its_own_patient_and_reported(tmp_path):
 
 
 def test_follow_up_names_join_their_patient(tmp_path):
-    make_tree(tmp_path, {"train/NORMAL": ["IM-0429-0001.jpeg", "IM-0429-0001-0002.jpeg", "NORMAL2-IM-0246-0001-0001.jpeg"],
-                         "train/PNEUMONIA": ["person447_virus_921_1.jpeg", "person447_bacteria_2.jpeg"]})
+    make_tree(
+        tmp_path,
+        {
+            "train/NORMAL": ["IM-0429-0001.jpeg", "IM-0429-0001-0002.jpeg", "NORMAL2-IM-0246-0001-0001.jpeg"],
+            "train/PNEUMONIA": ["person447_virus_921_1.jpeg", "person447_bacteria_2.jpeg"],
+        },
+    )
     scan = chex.scan(tmp_path)
     assert len(scan.records) == 5 and not scan.skipped and not scan.notes
     patients = {Path(r.image_path).stem: r.patient_id for r in scan.records}
@@ -138,7 +150,11 @@ def test_non_images_incomplete_splits_and_mislabelled_names(tmp_path):
     with pytest.raises(DatasetItemError, match=r"notes\.txt: not an image file"):
         chex.scan(tmp_path)
     scan = chex.scan(tmp_path, on_error="skip")
-    assert sorted(Path(r.image_path).name for r in scan.records) == ["IM-0001-0001.jpeg", "IM-0003-0001.jpeg", "person1_bacteria_1.jpeg"]
+    assert sorted(Path(r.image_path).name for r in scan.records) == [
+        "IM-0001-0001.jpeg",
+        "IM-0003-0001.jpeg",
+        "person1_bacteria_1.jpeg",
+    ]
     reasons = {Path(s.path).name: s.reason for s in scan.skipped}
     assert reasons["notes.txt"].startswith("not an image file")
     assert "says virus but it sits in NORMAL/" in reasons["person2_virus_1.jpeg"]

@@ -20,17 +20,13 @@ def test_classification_layout(tmp_path):
     touch(tmp_path / "Pneumonia/labels.csv")
     with pytest.raises(DatasetLayoutError):  # normal2 is not a class by default
         source.scan(tmp_path)
-    result = source.scan(
-        tmp_path, class_map={"normal": 0, "Normal2": 0, "pneumonia": 1}, name="mine"
-    )
+    result = source.scan(tmp_path, class_map={"normal": 0, "Normal2": 0, "pneumonia": 1}, name="mine")
     assert [(r.uid, r.label) for r in result.records] == [
         ("mine/NORMAL/a.png", 0),
         ("mine/Pneumonia/c.jpeg", 1),
         ("mine/normal2/b.jpg", 0),
     ]
-    assert result.records[1].patient_id == "c" and result.records[1].meta == {
-        "class_folder": "Pneumonia"
-    }
+    assert result.records[1].patient_id == "c" and result.records[1].meta == {"class_folder": "Pneumonia"}
     assert Path(result.records[0].image_path).is_absolute()
     assert [Path(s.path).name for s in result.skipped] == ["labels.csv"]
 
@@ -70,12 +66,7 @@ def test_neither_layout_names_both_and_what_was_found(tmp_path):
     with pytest.raises(DatasetLayoutError) as error:
         source.scan(tmp_path)
     message = str(error.value)
-    assert (
-        "normal/" in message
-        and "pneumonia/" in message
-        and "images/" in message
-        and "masks/" in message
-    )
+    assert "normal/" in message and "pneumonia/" in message and "images/" in message and "masks/" in message
     assert "found notes.txt, scans/" in message
 
 
@@ -85,11 +76,7 @@ def test_unknown_class_folder_lists_found_and_accepted(tmp_path):
     with pytest.raises(DatasetLayoutError, match="unknown class folder") as error:
         source.scan(tmp_path)
     message = str(error.value)
-    assert (
-        "'covid'" in message
-        and "['normal', 'pneumonia']" in message
-        and "Found: covid/, normal/" in message
-    )
+    assert "'covid'" in message and "['normal', 'pneumonia']" in message and "Found: covid/, normal/" in message
 
 
 def test_masks_without_images_folder(tmp_path):

@@ -50,7 +50,9 @@ def test_real_sample_raw_and_png(real_root):
         assert r.label is None and r.split is None and r.source == "jsrt"
         assert r.meta["nodule"] is r.patient_id.startswith("JPCLN")
         assert r.patient_id == Path(r.image_path).stem and Path(r.image_path).is_absolute()
-    assert {r.uid for r in raw} == {f"jsrt/All247images/{s}.IMG" for s in ("JPCLN001", "JPCLN002", "JPCNN001", "JPCNN002")}
+    assert {r.uid for r in raw} == {
+        f"jsrt/All247images/{s}.IMG" for s in ("JPCLN001", "JPCLN002", "JPCNN001", "JPCNN002")
+    }
     assert scan.summary()["masks"] == 6
 
 

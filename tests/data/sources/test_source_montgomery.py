@@ -18,9 +18,7 @@ def test_pairs_left_and_right_masks_and_keeps_tb_in_meta(tmp_path):
         str(tmp_path / "ManualMask/leftMask/MCUCXR_0001_0.png"),
         str(tmp_path / "ManualMask/rightMask/MCUCXR_0001_0.png"),
     )
-    assert Path(first.image_path).is_absolute() and first.image_path.endswith(
-        "CXR_png/MCUCXR_0001_0.png"
-    )
+    assert Path(first.image_path).is_absolute() and first.image_path.endswith("CXR_png/MCUCXR_0001_0.png")
     assert third.mask_paths == ()  # image without mask: still a record
     assert [r.meta["tb"] for r in result.records] == [False, True, False]
     assert {r.label for r in result.records} == {None}  # TB is not pneumonia

@@ -20,7 +20,9 @@ def real_root() -> Path:
     return root
 
 
-def fake_nih(root: Path, rows: list[str], images: list[str], header: str = HEADER, folder: str = "images_001/images") -> Path:
+def fake_nih(
+    root: Path, rows: list[str], images: list[str], header: str = HEADER, folder: str = "images_001/images"
+) -> Path:
     (root / folder).mkdir(parents=True, exist_ok=True)
     (root / "Data_Entry_2017.csv").write_text(header + "".join(row + "\n" for row in rows))
     for name in images:
@@ -63,7 +65,11 @@ def test_label_rules_splits_and_nested_layout(tmp_path):
     assert [s.reason for s in scan.skipped] == ["finding not in rule 'pneumonia': Effusion"]
     assert scan.records[0].meta["view"] == "PA" and scan.records[1].meta["view"] is None
     abnormal = nih.scan(root, label_rule="abnormal")
-    assert [(r.label, r.split) for r in abnormal.records] == [(NORMAL, "train"), (PNEUMONIA, "train"), (PNEUMONIA, "test")]
+    assert [(r.label, r.split) for r in abnormal.records] == [
+        (NORMAL, "train"),
+        (PNEUMONIA, "train"),
+        (PNEUMONIA, "test"),
+    ]
     assert not abnormal.skipped
     with pytest.raises(ValueError, match=r"unknown label_rule 'covid'.*'pneumonia', 'abnormal'"):
         nih.scan(root, label_rule="covid")
@@ -71,7 +77,9 @@ def test_label_rules_splits_and_nested_layout(tmp_path):
 
 def test_missing_csv_and_wrong_layout(tmp_path):
     (tmp_path / "images").mkdir()
-    with pytest.raises(DatasetLayoutError, match=r"Data_Entry_2017\.csv not found\. Expected Data_Entry_2017\.csv beside images\*/"):
+    with pytest.raises(
+        DatasetLayoutError, match=r"Data_Entry_2017\.csv not found\. Expected Data_Entry_2017\.csv beside images\*/"
+    ):
         nih.scan(tmp_path)
     other = tmp_path / "other"
     (other / "pngs").mkdir(parents=True)
@@ -80,7 +88,12 @@ def test_missing_csv_and_wrong_layout(tmp_path):
 
 
 def test_csv_missing_column(tmp_path):
-    fake_nih(tmp_path, ["00000001_000.png,No Finding,0"], ["00000001_000.png"], header="Image Index,Finding Labels,Follow-up #\n")
+    fake_nih(
+        tmp_path,
+        ["00000001_000.png,No Finding,0"],
+        ["00000001_000.png"],
+        header="Image Index,Finding Labels,Follow-up #\n",
+    )
     with pytest.raises(DatasetLayoutError) as err:
         nih.scan(tmp_path)
     assert "Data_Entry_2017.csv lacks the required column 'Patient ID'" in str(err.value)

@@ -1,8 +1,10 @@
 """Build networks: from a run config, or back from any run checkpoint's plain data.
 
-Everything needed to rebuild a trained network lives in its checkpoint (the run config, and
-for a fine-tuned or distilled classifier its architecture), so a user, the evaluation, the
-predictor and the web app rebuild it here without importing how it was trained.
+Every checkpoint a run writes describes its network beside the weights (``run.network``:
+the class and its constructor arguments, plain data; :func:`describe_network`), so a user, the
+evaluation, the predictor and the web app rebuild it here from that alone, without the run
+config or how it was trained. Checkpoints written before that carried only the run config (and
+for a fine-tuned or distilled classifier its architecture); they rebuild from those.
 """
 
 from __future__ import annotations
@@ -56,6 +58,35 @@ def make_model(cfg: Config) -> MultiMixNet:
 
 
 CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier
+NETWORK_KEY = "network"  # run.network in a checkpoint: {"class": ..., "kwargs": ...}
+# class name -> how to rebuild it from its plain-data arguments
+_NETWORKS: dict[str, Any] = {
+    "MultiMixNet": lambda kwargs: MultiMixNet(**kwargs),
+    "SSLClassifier": build_classifier,  # its arguments are the architecture of classifier_architecture
+}
+
+
+def describe_network(model: nn.Module, architecture: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The plain-data description :func:`build_network` rebuilds ``model`` from: ``{"class",
+    "kwargs"}``; an :class:`SSLClassifier` is described by its ``architecture``. ``None`` for a
+    network this factory does not rebuild (a pretraining network)."""
+    if isinstance(model, MultiMixNet):
+        return {"class": "MultiMixNet", "kwargs": model.constructor_kwargs()}
+    if isinstance(model, SSLClassifier) and architecture is not None:
+        return {"class": "SSLClassifier", "kwargs": dict(architecture)}
+    return None
+
+
+def build_network(description: dict[str, Any], *, origin: str = "network") -> TrainedModel:
+    """A network (fresh weights) from :func:`describe_network`'s data; ``ValueError`` naming
+    ``origin`` when the description names no known class or arguments that do not fit it."""
+    name = description.get("class") if isinstance(description, dict) else None
+    if name not in _NETWORKS:
+        raise ValueError(f"{origin}: unknown network class {name!r}; known: {', '.join(sorted(_NETWORKS))}")
+    try:
+        return as_trained_model(_NETWORKS[name](description.get("kwargs") or {}))
+    except (TypeError, KeyError, ValueError) as err:
+        raise ValueError(f"{origin}: cannot rebuild the {name} it describes: {err}") from err
 
 
 def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[TrainedModel, Config]:
@@ -81,8 +112,15 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
             "multimix finetune --pretrained, or start MultiMix from it with --init-encoder"
         )
     cfg = Config.from_dict(run["config"], origin=origin)
-    model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
-    model.load_state_dict(state["model"])
+    if run.get(NETWORK_KEY) is not None:
+        model = build_network(run[NETWORK_KEY], origin=origin)
+    else:  # written before checkpoints described their network
+        model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        detail = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise ValueError(f"{origin}: its weights do not fit the network it describes ({detail})") from None
     return model.eval(), cfg
 
 

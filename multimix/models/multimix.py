@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,20 @@ class MultiMixNet(nn.Module):
         domain_head: bool = False,
     ) -> None:
         super().__init__()
+        # plain data that rebuilds this network (stored in checkpoints: multimix.models.factory)
+        self._constructor_kwargs: dict[str, Any] = dict(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            seg_channels=seg_channels,
+            widths=[int(w) for w in widths],
+            dropout=dropout,
+            norm=norm,
+            negative_slope=negative_slope,
+            seg_head=seg_head,
+            bridge=bridge,
+            cls_pooling=cls_pooling,
+            domain_head=domain_head,
+        )
         if bridge and not (seg_head and num_classes > 0):
             raise ValueError("the saliency bridge needs both a classification head and a segmentation decoder")
         if not seg_head and num_classes <= 0:
@@ -121,6 +136,11 @@ class MultiMixNet(nn.Module):
         if not self.has_cls_head:
             raise ValueError("saliency needs a classification head; this variant has none")
         return self._encode_with_saliency(x)[1]
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """The arguments this network was built with, as plain data: ``MultiMixNet(**kwargs)``
+        rebuilds it (with fresh weights)."""
+        return copy.deepcopy(self._constructor_kwargs)
 
     def forward(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
         """Full pass; one encoder pass serves the class head, the saliency and the decoder skips."""

@@ -32,6 +32,7 @@ from multimix.engine.distributed import (
 from multimix.engine.trainer import Trainer
 from multimix.evaluation.evaluate import evaluate_records, selection_score
 from multimix.methods import Method
+from multimix.models.factory import NETWORK_KEY, describe_network
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import CheckpointError, load_checkpoint
 from multimix.utils.device import resolve_device
@@ -368,6 +369,9 @@ def fit_and_evaluate(
         return metrics
 
     info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
+    network = describe_network(model, info.get("architecture"))
+    if network is not None:  # the checkpoint rebuilds its network from this alone
+        info[NETWORK_KEY] = network
     optimizer, scheduler = method.configure_optimizer(model, cfg.train)
     trainer = Trainer(
         model,

@@ -208,6 +208,8 @@ def test_finetune_cli_starts_from_the_pretrained_weights(finetuned, pretrained):
     assert (
         isinstance(model, SSLClassifier) and model.name == "SimCLR-FT (unet)" and cfg.method.class_weights == "balanced"
     )
+    network = load_checkpoint(finetuned / "checkpoints" / "last.pt")["run"]["network"]
+    assert network["class"] == "SSLClassifier" and network["kwargs"]["name"] == "SimCLR-FT (unet)"
     # two steps moved the backbone away from, but it still has the shape of, the pretrained one
     ssl, _ = load_pretrained_ssl(pretrained)
     assert model.backbone.state_dict().keys() == ssl.backbone.state_dict().keys()

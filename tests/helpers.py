@@ -62,6 +62,7 @@ def fixed_batches(start_step):
 def make_trainer(out, steps=6, method=None, **cfg):
     torch.manual_seed(0)
     model = build_model("umtls", widths=(4, 8), dropout=0.25)
+    cfg.setdefault("precision", "fp32")  # `auto` measures the CPU, which a busy machine may measure otherwise
     config = TrainConfig(steps=steps, steps_per_epoch=2, lr=1e-2, warmup_steps=0, device="cpu", log_every=1, **cfg)
     method = method or MultiMixMethod(cls_ssl=False, seg_ssl=False)
     evaluate = lambda m: {"score": -sum(float(p.detach().abs().sum()) for p in m.parameters())}  # noqa: E731

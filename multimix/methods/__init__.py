@@ -2,7 +2,7 @@
 (with the paper's baselines as flags), ``simclr``, ``barlow``, ``finetune``, ``distill``."""
 
 from multimix.methods.barlow import BarlowTwinsMethod
-from multimix.methods.base import METHODS, Method, available_methods, build_method, register_method
+from multimix.methods.base import METHODS, Method, available_methods, build_method, method_class, register_method
 from multimix.methods.distill import DistillationMethod
 from multimix.methods.finetune import FineTuneMethod
 from multimix.methods.multimix import MultiMixMethod
@@ -19,5 +19,6 @@ __all__ = [
     "SimCLRMethod",
     "available_methods",
     "build_method",
+    "method_class",
     "register_method",
 ]

@@ -20,6 +20,13 @@ class BarlowTwinsMethod(SimCLRMethod):
 
     lambda_offdiag: float = 5e-3
 
+    display_name = "Barlow"
+
+    @classmethod
+    def head_spec(cls, cfg: Config) -> dict[str, Any]:
+        """The Barlow Twins projector: hidden layers ``ssl.barlow_dims``."""
+        return {"kind": "barlow", "hidden_dims": list(cfg.ssl.barlow_dims)}
+
     @classmethod
     def from_config(cls, cfg: Config, **context: Any) -> BarlowTwinsMethod:
         """``ssl.barlow_lambda`` and ``ssl.optimizer``."""

@@ -32,7 +32,16 @@ class Method:
 
     name: ClassVar[str] = ""
     config_section: ClassVar[str] = "method"
+    display_name: ClassVar[str] = ""  # how reports name it (and what was pretrained with it); default: name
+    pretraining: ClassVar[bool] = False  # a stage-1 method of `multimix pretrain` (see head_spec)
     optimizer: str = "adam"
+
+    @classmethod
+    def head_spec(cls, cfg: Config) -> dict[str, Any] | None:
+        """For a pretraining method: the projection head its loss works on, as plain data for
+        :func:`multimix.models.classifier.build_head` (``{"kind": ..., ...}``, options from
+        ``cfg``). ``None`` for every other method."""
+        return None
 
     @classmethod
     def from_config(cls, cfg: Config, **context: Any) -> Method:
@@ -81,15 +90,25 @@ def register_method(name: str) -> Callable[[M], M]:
         if name in METHODS and METHODS[name] is not cls:
             raise ValueError(f"a method named {name!r} is already registered ({METHODS[name].__name__})")
         cls.name = name
+        if "display_name" not in vars(cls):  # a subclass never inherits its parent's display name
+            cls.display_name = name
         METHODS[name] = cls
         return cls
 
     return register
 
 
-def available_methods() -> list[str]:
-    """Names :func:`build_method` accepts."""
-    return sorted(METHODS)
+def available_methods(*, pretraining: bool | None = None) -> list[str]:
+    """Names :func:`build_method` accepts; ``pretraining=True`` only stage-1 methods (the choices
+    of ``multimix pretrain --method``), ``False`` only the others."""
+    return sorted(name for name, cls in METHODS.items() if pretraining is None or cls.pretraining == pretraining)
+
+
+def method_class(name: str) -> type[Method]:
+    """The registered class of ``name`` (``ValueError`` listing the registered ones)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {available_methods()}")
+    return METHODS[name]
 
 
 def build_method(name: str, cfg: Config, **context: Any) -> Method:
@@ -98,9 +117,7 @@ def build_method(name: str, cfg: Config, **context: Any) -> Method:
     Raises:
         ValueError: no method of that name (the message lists the registered ones).
     """
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {available_methods()}")
-    return METHODS[name].from_config(cfg, **context)
+    return method_class(name).from_config(cfg, **context)
 
 
 def class_weights_for(cfg: Config, labels: list[int]) -> torch.Tensor | None:

@@ -68,6 +68,13 @@ class SimCLRMethod(Method):
     optimizer: str = "adam"
 
     config_section = "ssl"
+    display_name = "SimCLR"
+    pretraining = True
+
+    @classmethod
+    def head_spec(cls, cfg: Config) -> dict[str, Any]:
+        """SimCLRv2's deep projection head: ``ssl.proj_depth`` layers to ``ssl.proj_dim``."""
+        return {"kind": "simclr", "out_dim": cfg.ssl.proj_dim, "depth": cfg.ssl.proj_depth}
 
     @classmethod
     def from_config(cls, cfg: Config, **context: Any) -> SimCLRMethod:

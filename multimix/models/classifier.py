@@ -12,7 +12,7 @@ in every checkpoint, so :func:`build_classifier` rebuilds a network without its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import torch
@@ -41,18 +41,43 @@ def ssl_architecture(backbone: str, backbone_kwargs: dict[str, Any], head: dict[
     }
 
 
-def build_head(head: dict[str, Any], in_dim: int) -> ProjectionHead | BarlowProjector:
+HeadBuilder = Callable[[dict[str, Any], int], nn.Module]
+HEADS: dict[str, HeadBuilder] = {}  # head kind -> builder(description, backbone output size)
+
+
+def register_head(kind: str) -> Callable[[HeadBuilder], HeadBuilder]:
+    """Decorator: make ``build_head`` build heads described as ``{"kind": kind, ...}``. A head
+    must keep its layers in ``.layers`` (an ``nn.Sequential``), so fine-tuning can keep some."""
+
+    def register(builder: HeadBuilder) -> HeadBuilder:
+        if kind in HEADS and HEADS[kind] is not builder:
+            raise ValueError(f"a head kind {kind!r} is already registered")
+        HEADS[kind] = builder
+        return builder
+
+    return register
+
+
+@register_head("simclr")
+def _projection_head(head: dict[str, Any], in_dim: int) -> nn.Module:
+    return ProjectionHead(in_dim, out_dim=int(head["out_dim"]), depth=int(head["depth"]))
+
+
+@register_head("barlow")
+def _barlow_projector(head: dict[str, Any], in_dim: int) -> nn.Module:
+    return BarlowProjector(in_dim, hidden_dims=tuple(int(d) for d in head["hidden_dims"]))
+
+
+def build_head(head: dict[str, Any], in_dim: int) -> nn.Module:
     """The projection head described by ``head`` (see :func:`ssl_architecture`).
 
     Raises:
         ValueError: for an unknown kind.
     """
     kind = head.get("kind")
-    if kind == "simclr":
-        return ProjectionHead(in_dim, out_dim=int(head["out_dim"]), depth=int(head["depth"]))
-    if kind == "barlow":
-        return BarlowProjector(in_dim, hidden_dims=tuple(int(d) for d in head["hidden_dims"]))
-    raise ValueError(f"unknown projection head kind {kind!r}; expected 'simclr' or 'barlow'")
+    if kind not in HEADS:
+        raise ValueError(f"unknown projection head kind {kind!r}; expected one of {', '.join(sorted(HEADS))}")
+    return HEADS[kind](head, in_dim)
 
 
 def build_ssl_model(architecture: Architecture) -> SSLModel:

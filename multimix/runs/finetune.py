@@ -33,12 +33,10 @@ from multimix.runs.common import (
     stream_pools,
     write_summary,
 )
-from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture
+from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture, pretrained_with
 from multimix.utils.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
-
-HEAD_NAMES = {"simclr": "SimCLR", "barlow": "Barlow"}  # how reports name the pretraining
 
 
 def make_finetune_model(cfg: Config) -> tuple[SSLClassifier, Architecture]:
@@ -49,7 +47,7 @@ def make_finetune_model(cfg: Config) -> tuple[SSLClassifier, Architecture]:
     else:
         ssl_arch = pretrain_architecture(cfg)
         ssl_model = build_ssl_model(ssl_arch)
-    start = HEAD_NAMES[ssl_arch["head"]["kind"]] if cfg.ssl.pretrained else "Scratch"
+    start = pretrained_with(ssl_arch) if cfg.ssl.pretrained else "Scratch"
     name = f"{start}-FT ({ssl_arch['backbone']})"
     k, classes = cfg.ssl.from_proj_layer, cfg.model.num_classes
     return classifier_on(ssl_model, k, classes, name), classifier_architecture(ssl_arch, k, classes, name)

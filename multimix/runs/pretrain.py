@@ -25,7 +25,7 @@ from multimix.data.records import Record
 from multimix.data.streams import ContrastiveBatches, EvalDataset, step_loader
 from multimix.engine.distributed import rank_device, with_process_group
 from multimix.engine.trainer import Trainer
-from multimix.methods import Method, PretrainNet, build_method
+from multimix.methods import Method, PretrainNet, available_methods, method_class
 from multimix.models import SSLModel
 from multimix.models.classifier import Architecture, build_ssl_model, ssl_architecture
 from multimix.runs.common import build_pools_once, holding_run_folder, prepare_run_folder
@@ -53,13 +53,8 @@ def pretrain_architecture(cfg: Config) -> Architecture:
         )
     else:
         kwargs = dict(width_multiplier=s.width_multiplier, in_channels=m.in_channels)
-    if s.method == "simclr":
-        head = {"kind": "simclr", "out_dim": s.proj_dim, "depth": s.proj_depth}
-    elif s.method == "barlow":
-        head = {"kind": "barlow", "hidden_dims": list(s.barlow_dims)}
-    else:
-        raise ValueError(f"ssl.method must be 'simclr' or 'barlow', got {s.method!r}")
-    return ssl_architecture(s.backbone, kwargs, head)
+    head = pretraining_method(cfg).head_spec(cfg)
+    return {**ssl_architecture(s.backbone, kwargs, head), "method": s.method}
 
 
 def make_pretrain_model(cfg: Config) -> PretrainNet:
@@ -84,14 +79,24 @@ def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
     return model, architecture
 
 
-PRETRAINING_METHODS = ("simclr", "barlow")
+def pretraining_method(cfg: Config) -> type[Method]:
+    """The registered class of ``ssl.method``; ``ValueError`` unless it is a pretraining method."""
+    choices = available_methods(pretraining=True)
+    if cfg.ssl.method not in choices:
+        raise ValueError(f"ssl.method must be one of {', '.join(choices)}, got {cfg.ssl.method!r}")
+    return method_class(cfg.ssl.method)
 
 
 def make_pretrain_method(cfg: Config) -> Method:
-    """The registered pretraining method ``ssl.method`` (``simclr`` or ``barlow``)."""
-    if cfg.ssl.method not in PRETRAINING_METHODS:
-        raise ValueError(f"ssl.method must be one of {PRETRAINING_METHODS}, got {cfg.ssl.method!r}")
-    return build_method(cfg.ssl.method, cfg)
+    """The registered pretraining method ``ssl.method`` with its options from ``cfg``."""
+    return pretraining_method(cfg).from_config(cfg)
+
+
+def pretrained_with(architecture: dict[str, Any]) -> str:
+    """How reports name what a pretraining network was trained with: its method's display name
+    (older checkpoints name only their head's kind, which was the method's name)."""
+    name = architecture.get("method") or (architecture.get("head") or {}).get("kind", "")
+    return method_class(name).display_name if name in available_methods(pretraining=True) else str(name)
 
 
 @torch.no_grad()

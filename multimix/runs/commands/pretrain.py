@@ -15,6 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
+from multimix.methods import available_methods
 from multimix.runs.cli import run_script
 from multimix.runs.flags import add_run_flags
 from multimix.runs.pretrain import run_pretraining
@@ -31,7 +32,7 @@ FLAG_KEYS = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", choices=["simclr", "barlow"])
+    parser.add_argument("--method", choices=available_methods(pretraining=True), help="stage-1 method (default simclr)")
     parser.add_argument(
         "--backbone", choices=["unet", "resnet18", "resnet50"], help="unet = the MultiMix encoder (default)"
     )

@@ -9,7 +9,9 @@ for a fine-tuned or distilled classifier its architecture); they rebuild from th
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,32 +154,68 @@ def trained_model_name(model: nn.Module, cfg: Config) -> str:
     return model.name if isinstance(model, SSLClassifier) else display_name(cfg)
 
 
-# The paper's baselines differ only in which heads exist and whether the bridge is on;
-# the semi-supervised losses that turn UMTLS into MultiMix belong to the method, not the model.
-_VARIANTS: dict[str, dict[str, Any]] = {
-    "unet": dict(num_classes=0, seg_head=True, bridge=False),
-    "enc": dict(seg_head=False, bridge=False),
-    "umtl": dict(seg_head=True, bridge=False),
-    "umtls": dict(seg_head=True, bridge=True),
-    "multimix": dict(seg_head=True, bridge=True),
-}
+# name -> builder(**MultiMixNet arguments); the paper's baselines differ only in which heads
+# exist and whether the bridge is on (the semi-supervised losses that turn UMTLS into MultiMix
+# belong to the method, not the model)
+ModelBuilder = Callable[..., MultiMixNet]
+MODELS: dict[str, ModelBuilder] = {}
+
+
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator: make a builder (keyword arguments of :class:`MultiMixNet` in, network out)
+    buildable as ``model.name: <name>`` (``--model``)."""
+
+    def register(builder: ModelBuilder) -> ModelBuilder:
+        if name in MODELS and MODELS[name] is not builder:
+            raise ValueError(f"a model named {name!r} is already registered")
+        MODELS[name] = builder
+        return builder
+
+    return register
+
+
+@register_model("unet")
+def _unet(**kwargs: Any) -> MultiMixNet:
+    return MultiMixNet(**{**kwargs, "num_classes": 0, "seg_head": True, "bridge": False})
+
+
+@register_model("enc")
+def _enc(**kwargs: Any) -> MultiMixNet:
+    return MultiMixNet(**{**kwargs, "seg_head": False, "bridge": False})
+
+
+@register_model("umtl")
+def _umtl(**kwargs: Any) -> MultiMixNet:
+    return MultiMixNet(**{"seg_head": True, **kwargs, "bridge": False})
+
+
+@register_model("umtls")
+@register_model("multimix")
+def _bridged(**kwargs: Any) -> MultiMixNet:
+    return MultiMixNet(**{"seg_head": True, "bridge": True, **kwargs})
 
 
 def available_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
-    return sorted(_VARIANTS)
+    return sorted(MODELS)
 
 
 def build_model(name: str = "multimix", **kwargs: Any) -> MultiMixNet:
-    """Build a registered variant; ``kwargs`` override any :class:`MultiMixNet` argument.
+    """Build a registered model; ``kwargs`` are :class:`MultiMixNet` arguments (a variant keeps
+    what makes it that variant, e.g. a U-Net never gets a class head).
 
     >>> build_model("umtl", widths=(8, 16, 32)).has_bridge
     False
     """
     key = name.lower()
-    if key not in _VARIANTS:
+    if key not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
-    args = {**_VARIANTS[key], **kwargs}
-    if key == "unet":
-        args["num_classes"] = 0
-    return MultiMixNet(**args)
+    return MODELS[key](**kwargs)
+
+
+@functools.cache
+def model_heads(name: str) -> tuple[bool, bool]:
+    """(has a segmentation decoder, has a class head) of model ``name``, read from a tiny instance:
+    the ablation grid knows which label budget a model ignores from the model itself."""
+    model = build_model(name, widths=(4, 8))
+    return model.has_seg_head, model.has_cls_head

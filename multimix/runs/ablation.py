@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from multimix.config.presets import PRESET_NAMES, preset_overrides
+from multimix.config.presets import PRESET_NAMES, preset_overrides, preset_table
 from multimix.evaluation.report import (
     paper_table,
     report_markdown,
@@ -24,6 +24,7 @@ from multimix.evaluation.report import (
     write_figures,
 )
 from multimix.evaluation.results import EvaluationSettings, ModelResult
+from multimix.models.factory import model_heads
 from multimix.runs.evaluate import evaluate_checkpoints
 from multimix.runs.flags import DEFAULT_CONFIG
 from multimix.runs.grid import train_or_resume
@@ -44,8 +45,15 @@ QUICK_OVERRIDES: dict[str, Any] = {
     "synthetic.cls_pool": 2000,  # so that 1000 labels are not already all of them
 }
 
-NO_SEG = {"enc", "enc_ssl"}  # presets without a segmentation decoder
-NO_CLS = {"unet"}  # presets without a class head
+
+def ignores_masks(preset: str) -> bool:
+    """The preset's model has no segmentation decoder (read from the model), so its mask budget is moot."""
+    return not model_heads(preset_table()[preset][0])[0]
+
+
+def ignores_labels(preset: str) -> bool:
+    """The preset's model has no class head (read from the model), so its class-label budget is moot."""
+    return not model_heads(preset_table()[preset][0])[1]
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,8 @@ def grid(
                 for seed in seeds:
                     cell = Cell(
                         preset,
-                        seg_budgets[0] if preset in NO_SEG else seg,
-                        cls_budgets[0] if preset in NO_CLS else cls,
+                        seg_budgets[0] if ignores_masks(preset) else seg,
+                        cls_budgets[0] if ignores_labels(preset) else cls,
                         seed,
                     )
                     cells[cell] = None
@@ -98,10 +106,10 @@ def train_cell(cell: Cell, out: Path, *, base_config: str | Path, overrides: dic
 
 def display_budgets(result: ModelResult) -> None:
     """Show ``-`` for the budget a model ignores, so its row reads like the paper's."""
-    preset = result.config.model.name
-    if preset == "enc":
+    seg_head, cls_head = model_heads(result.config.model.name)
+    if not seg_head:
         result.config.data.seg_labels = "-"
-    if preset == "unet":
+    if not cls_head:
         result.config.data.cls_labels = "-"
 
 
@@ -152,13 +160,16 @@ def _first_seed_per_budget(
 ) -> dict[tuple[str, str], list[ModelResult]]:
     """Results of the lowest seed, grouped by (seg, cls) budget; budget-blind models join every group."""
     first = min(c.seed for c in cells)
-    budgets = list(dict.fromkeys((c.seg_labels, c.cls_labels) for c in cells if c.preset not in NO_SEG | NO_CLS))
+    blind = {c.preset for c in cells if ignores_masks(c.preset) or ignores_labels(c.preset)}
+    budgets = list(dict.fromkeys((c.seg_labels, c.cls_labels) for c in cells if c.preset not in blind))
     groups: dict[tuple[str, str], list[ModelResult]] = {b: [] for b in budgets}
     for cell, result in zip(cells, results, strict=True):
         if cell.seed != first:
             continue
         for seg, cls in budgets or [(cell.seg_labels, cell.cls_labels)]:
-            if (cell.preset in NO_SEG or cell.seg_labels == seg) and (cell.preset in NO_CLS or cell.cls_labels == cls):
+            if (ignores_masks(cell.preset) or cell.seg_labels == seg) and (
+                ignores_labels(cell.preset) or cell.cls_labels == cls
+            ):
                 groups.setdefault((seg, cls), []).append(result)
     for group in groups.values():
         for r in group:

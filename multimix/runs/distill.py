@@ -28,13 +28,9 @@ from multimix.models.classifier import (
     ssl_architecture,
 )
 from multimix.models.factory import TrainedModel, load_trained_model
-from multimix.runs.common import (
-    fit_and_evaluate,
-    holding_run_folder,
-    labeled_classes,
-    open_run,
-    write_summary,
-)
+from multimix.runs.fit import fit_and_evaluate, write_summary
+from multimix.runs.folder import holding_run_folder
+from multimix.runs.wiring import labeled_classes, open_run
 from multimix.utils.device import resolve_device
 from multimix.utils.seeding import seed_everything
 

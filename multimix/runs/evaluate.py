@@ -31,8 +31,8 @@ from multimix.evaluation.results import (
 from multimix.evaluation.summary import summarise_results
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
-from multimix.runs.common import make_split
 from multimix.runs.flags import with_data_root
+from multimix.runs.wiring import make_split
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 

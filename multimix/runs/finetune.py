@@ -25,15 +25,10 @@ from multimix.models.classifier import (
     classifier_architecture,
     classifier_on,
 )
-from multimix.runs.common import (
-    fit_and_evaluate,
-    holding_run_folder,
-    labeled_classes,
-    open_run,
-    stream_pools,
-    write_summary,
-)
+from multimix.runs.fit import fit_and_evaluate, write_summary
+from multimix.runs.folder import holding_run_folder
 from multimix.runs.pretrain import load_pretrained_ssl, pretrain_architecture, pretrained_with
+from multimix.runs.wiring import labeled_classes, open_run, stream_records
 from multimix.utils.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -72,7 +67,7 @@ def _finetune(cfg: Config, context: DistributedContext, *, resume: bool, progres
     run = open_run(cfg, context, resume=resume, progress=progress)
     labels = labeled_classes(run)
     method = build_method("finetune", cfg, labeled_class_labels=labels)
-    streams = stream_pools(run.split, run.records, method.streams(model))
+    streams = stream_records(run.split, run.records, method.streams(model))
     if context.is_main:
         start = cfg.ssl.pretrained or "random weights (no --pretrained)"
         logger.info(

@@ -28,7 +28,8 @@ from multimix.engine.trainer import Trainer
 from multimix.methods import Method, PretrainNet, available_methods, method_class
 from multimix.models import SSLModel
 from multimix.models.classifier import Architecture, build_ssl_model, ssl_architecture
-from multimix.runs.common import build_pools_once, holding_run_folder, prepare_run_folder
+from multimix.runs.folder import holding_run_folder, prepare_run_folder
+from multimix.runs.wiring import build_pools_once
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device

@@ -12,15 +12,9 @@ from multimix.config.schema import Config
 from multimix.engine.distributed import DistributedContext, with_process_group
 from multimix.methods import build_method
 from multimix.models.factory import load_pretrained_encoder, make_model
-from multimix.runs.common import (
-    class_prior,
-    fit_and_evaluate,
-    holding_run_folder,
-    labeled_classes,
-    open_run,
-    stream_pools,
-    write_summary,
-)
+from multimix.runs.fit import fit_and_evaluate, write_summary
+from multimix.runs.folder import holding_run_folder
+from multimix.runs.wiring import class_prior, labeled_classes, open_run, stream_records
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +46,7 @@ def _train_and_evaluate(
             logger.info(f"encoder initialised from {cfg.model.init_encoder}")
     labels = labeled_classes(run)
     method = build_method(cfg.method.name, cfg, labeled_class_labels=labels)
-    streams = stream_pools(run.split, run.records, method.streams(model))
+    streams = stream_records(run.split, run.records, method.streams(model))
     summary = fit_and_evaluate(
         cfg,
         context,

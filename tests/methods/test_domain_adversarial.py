@@ -74,14 +74,14 @@ def test_without_weight_or_head_there_is_no_domain_term():
 def test_training_gives_every_stream_its_domains(tmp_path):
     from multimix.data.pools import build_pools
     from multimix.engine.distributed import DistributedContext
-    from multimix.runs.common import _step_batches, make_split, stream_pools, training_domains
+    from multimix.runs.wiring import make_split, step_batches, stream_records, training_domains
 
     cfg = tiny_config(method__domain_weight=0.1, data__unlabeled_sources="nih")
     pools = build_pools(cfg)
     split = make_split(cfg, pools, tmp_path / "split.json", resume=False)
-    streams = stream_pools(split, pools.by_uid(), ["seg_x", "seg_u", "cls_x", "cls_u"])
+    streams = stream_records(split, pools.by_uid(), ["seg_x", "seg_u", "cls_x", "cls_u"])
     assert training_domains(streams) == {"synthetic-chex": 0, "synthetic-jsrt": 1, "synthetic-nih": 1}
-    step = _step_batches(cfg, streams, DistributedContext(), 0)[0]
+    step = step_batches(cfg, streams, DistributedContext(), 0)[0]
     assert step["seg_x_domain"].tolist() == [1, 1] and step["cls_x_domain"].tolist() == [0, 0]
     assert set(step["cls_u_domain"].tolist()) <= {0, 1} and step["cls_u_domain"].shape == (2,)
 

@@ -4,7 +4,7 @@ import torch
 from multimix.data.pools import build_pools
 from multimix.methods import build_method
 from multimix.models.factory import make_model
-from multimix.runs.common import make_split
+from multimix.runs.wiring import make_split
 
 from helpers import tiny_config
 

@@ -1,0 +1,154 @@
+"""Training a prepared run to its end: the trainer with the method's optimiser, validation that
+picks ``best.pt``, the checks across processes, and the evaluation of ``best.pt`` on the held-out
+images written to ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from multimix.config import Config
+from multimix.data.streams import StepBatches, step_loader
+from multimix.engine.distributed import (
+    DistributedContext,
+    all_gather,
+    parameter_digest,
+    rank_device,
+)
+from multimix.engine.trainer import Trainer
+from multimix.evaluation.evaluate import evaluate_records, selection_score
+from multimix.methods import Method
+from multimix.models.factory import NETWORK_KEY, describe_network
+from multimix.runs.wiring import RunStart, step_batches
+from multimix.utils.atomic import atomic_write_text
+from multimix.utils.checkpoints import load_checkpoint
+from multimix.utils.device import resolve_device
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("accuracy", "f1_normal", "f1_pneumonia", "dice")
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The final results as a small fixed-width table."""
+    header = f"{'':<14}" + "".join(f"{k:>14}" for k in SUMMARY_KEYS)
+    rows = [header]
+    for domain in ("in_domain", "cross_domain"):
+        values = summary.get(domain, {})
+        cells = "".join(f"{values[k]:>14.4f}" if k in values else f"{'-':>14}" for k in SUMMARY_KEYS)
+        rows.append(f"{domain:<14}{cells}")
+    return "\n".join(rows)
+
+
+def check_replicas(context: DistributedContext, model: torch.nn.Module, batches: StepBatches) -> dict[str, Any]:
+    """After training: are the weights bit-identical on every rank, and did the ranks draw
+    disjoint images (first step of every stream)? Recorded in ``summary.json``."""
+    first_step = {
+        name: sorted(batches.streams[name][i].uid for i in batches.indices(name, 0)) for name in batches.streams
+    }
+    digests = all_gather(context, parameter_digest(model))
+    draws = all_gather(context, first_step)
+    disjoint = all(not set(a[name]) & set(b[name]) for i, a in enumerate(draws) for b in draws[i + 1 :] for name in a)
+    return {
+        "world_size": context.world_size,
+        "backend": context.backend,
+        "parameters_identical": len(set(digests)) == 1,
+        "ranks_drew_disjoint_images": disjoint,
+    }
+
+
+def fit_and_evaluate(
+    cfg: Config,
+    context: DistributedContext,
+    run: RunStart,
+    model: torch.nn.Module,
+    method: Method,
+    streams: dict[str, list],
+    *,
+    resume: bool,
+    progress: bool,
+    run_info: dict[str, Any] | None = None,
+    strong_views: bool = True,
+) -> dict[str, Any] | None:
+    """Train ``model`` with ``method`` on ``streams`` (validation picks ``best.pt``), then evaluate
+    ``best.pt`` on the split's test and cross-domain images; writes and returns ``summary.json``'s
+    content on rank 0 (``None`` on other ranks). ``run_info`` adds to what every checkpoint stores."""
+    split, records = run.split, run.records
+    if context.is_main:
+        logger.info(
+            f"run folder: {run.out_dir}"
+            + (f" ({context.world_size} processes, {context.backend})" if context.enabled else "")
+        )
+        logger.info("streams: " + ", ".join(f"{name} {len(pool)}" for name, pool in streams.items()))
+        logger.info(f"held out: val {len(split.val)}, test {len(split.test)}, cross-domain {len(split.cross)}")
+    device = rank_device(context, resolve_device(cfg.train.device))
+    eval_kw = dict(
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        batch_size=cfg.train.eval_batch_size,
+        device=device,
+    )
+    val_records = [records[uid] for uid in split.val]
+
+    def batches(start_step: int):
+        dataset = step_batches(cfg, streams, context, start_step, strong_views)
+        return step_loader(dataset, num_workers=cfg.data.num_workers, pin_memory=device.type == "cuda")
+
+    def evaluate(eval_model):
+        metrics = evaluate_records(eval_model, val_records, **eval_kw)
+        metrics["score"] = selection_score(metrics, cfg.train.select_by)
+        return metrics
+
+    info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
+    network = describe_network(model, info.get("architecture"))
+    if network is not None:  # the checkpoint rebuilds its network from this alone
+        info[NETWORK_KEY] = network
+    optimizer, scheduler = method.configure_optimizer(model, cfg.train)
+    trainer = Trainer(
+        model,
+        method,
+        batches,
+        cfg.train,
+        run.out_dir,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        evaluate=evaluate,
+        run_info=info,
+        context=context,
+    )
+    result = trainer.fit(resume=resume, progress=progress)
+    replicas = (
+        check_replicas(context, trainer.model, step_batches(cfg, streams, context, 0)) if context.enabled else None
+    )
+    if not context.is_main:
+        return None
+
+    best = load_checkpoint(run.out_dir / "checkpoints" / "best.pt", map_location=device)
+    model.load_state_dict(best["model"])
+    summary = {
+        "in_domain": evaluate_records(model, [records[u] for u in split.test], **eval_kw),
+        "cross_domain": evaluate_records(model, [records[u] for u in split.cross], **eval_kw),
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "wall_seconds": round(time.perf_counter() - run.started, 2),
+        "train_images_per_second": round(result.images_per_second, 2),
+        "precision": trainer.precision_name,
+    }
+    if replicas is not None:
+        summary["distributed"] = replicas
+    return summary
+
+
+def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
+    """``summary.json`` (atomic) and the results table on the console."""
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    logger.info(format_table(summary))
+    logger.info(
+        f"wall time {summary['wall_seconds']:.1f} s, "
+        f"training throughput {summary['train_images_per_second']:.1f} images/s"
+    )

@@ -1,0 +1,138 @@
+"""A run folder: its name, its lock (one writer at a time), whether a stopped run may resume
+with the given config, and what it holds before training starts (``config.yaml``,
+``environment.json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from multimix.config import Config, save_config
+from multimix.engine.distributed import (
+    DistributedContext,
+)
+from multimix.utils.atomic import atomic_write_text
+from multimix.utils.checkpoints import CheckpointError, load_checkpoint
+from multimix.utils.device import resolve_device
+from multimix.utils.environment import environment_info
+from multimix.utils.locks import exclusive_lock
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def default_run_name(cfg: Config) -> str:
+    """A fresh run folder's name: the model, the label budgets and the start time."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{cfg.model.name}-seg{cfg.data.seg_labels}-cls{cfg.data.cls_labels}-{stamp}"
+
+
+def resolve_run_folder(cfg: Config) -> Path:
+    """``train.out``, or ``runs/<name>`` when unset; fixed in the config on first use, so the
+    timestamped default name is chosen once per run."""
+    cfg.train.out = str(Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg))))
+    return Path(cfg.train.out)
+
+
+RUN_LOCK = ".lock"
+
+
+SKIP_REPORT = "skipped.csv"
+
+
+def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[[], T]) -> T:
+    """Run ``body`` while this process (rank 0) holds the run folder's lock, so a second
+    training into the same ``--out`` refuses instead of interleaving files with this one."""
+    out_dir = resolve_run_folder(cfg)
+    if not context.is_main:
+        return body()
+    created = not out_dir.exists()
+    try:
+        with exclusive_lock(out_dir / RUN_LOCK, what=f"run folder {out_dir}"):
+            return body()
+    except BaseException:
+        if (
+            created and out_dir.is_dir() and [p.name for p in out_dir.iterdir()] == [RUN_LOCK]
+        ):  # refused before writing: leave no trace
+            (out_dir / RUN_LOCK).unlink()
+            out_dir.rmdir()
+        raise
+
+
+# settings a resumed run may change: how long it trains and where/how it runs, nothing that
+# changes the data, the model or the method its checkpoint was trained with
+
+
+RESUMABLE_CHANGES = frozenset(
+    {
+        "train.steps",
+        "train.epochs",
+        "train.device",
+        "train.out",
+        "train.name",
+        "train.log_every",
+        "train.eval_batch_size",
+        "data.num_workers",
+        "real.root",
+        "real.cache_dir",
+    }
+)
+
+
+def check_resumable(cfg: Config, last: Path) -> int:
+    """Check that ``cfg`` can continue the checkpoint ``last``; returns its step.
+
+    Raises:
+        CheckpointError: ``last`` is truncated or not a run checkpoint.
+        ValueError: a setting differs from the one the checkpoint was trained with (named).
+    """
+    state = load_checkpoint(last)
+    stored = state.get("run", {}).get("config")
+    if stored is None:
+        raise ValueError(f"{last}: checkpoint carries no run config; it cannot be resumed")
+    before = _flatten(Config.from_dict(stored, origin=str(last)).to_dict())
+    now = _flatten(cfg.to_dict())
+    conflicts = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
+    if conflicts:
+        changes = "; ".join(f"{k} was {before.get(k)!r}, now {now[k]!r}" for k in conflicts[:4])
+        raise ValueError(
+            f"cannot resume {last.parent.parent}: {changes}. Resume without changing "
+            "them, or start a new run with another --out (nothing was written)"
+        )
+    return int(state.get("step", 0))
+
+
+def _flatten(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in sections.items() for key, value in values.items()}
+
+
+def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool) -> tuple[Path, dict[str, Any]]:
+    """Create (or check, when resuming) the run folder; ``config.yaml`` is written only once the
+    command is known to fit the run, so a refused ``--resume`` leaves the run as it was."""
+    resolve_device(cfg.train.device)  # a missing GPU fails here, before any data is read
+    out_dir = resolve_run_folder(cfg)
+    last = out_dir / "checkpoints" / "last.pt"
+    if not resume and last.exists():
+        raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and context.is_main:
+        if last.exists():
+            try:
+                step = check_resumable(cfg, last)
+            except CheckpointError as err:
+                raise CheckpointError(
+                    f"{err}; this run cannot continue from it (its best.pt may still be usable)"
+                ) from err
+            logger.info(f"resuming {out_dir} from step {step} of {cfg.train.total_steps}")
+        else:
+            logger.info(f"note: --resume: {out_dir} has no checkpoint yet; starting a new run there")
+    environment = environment_info()
+    if context.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out_dir / "config.yaml")
+        atomic_write_text(out_dir / "environment.json", json.dumps(environment, indent=2))
+    return out_dir, environment

@@ -107,8 +107,8 @@ def test_boundary_overlays_writes_png(tmp_path):
 def test_boundary_overlays_dice_matches_rule():
     a, b = ellipses(1)[0], ellipses(1, shift=3)[0]
     expected = 2 * np.sum(a & b) / (a.sum() + b.sum())
-    assert figures._dice(a, b) == pytest.approx(expected)
-    assert figures._dice(np.zeros_like(a), np.zeros_like(a)) == 1.0
+    assert figures.boundaries._dice(a, b) == pytest.approx(expected)
+    assert figures.boundaries._dice(np.zeros_like(a), np.zeros_like(a)) == 1.0
 
 
 @pytest.mark.parametrize(

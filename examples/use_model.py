@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from skimage import io as skio
 
-from multimix.data.sources.synthetic import generate_arrays
+from multimix.data.synthetic import generate_arrays
 from multimix.models import available_models, build_model, load_trained_model
 
 

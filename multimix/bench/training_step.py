@@ -46,7 +46,7 @@ from multimix.data.keys import (
     SEG_Y,
     Batch,
 )
-from multimix.data.sources.synthetic import generate_arrays
+from multimix.data.synthetic import generate_arrays
 from multimix.engine.trainer import move_to
 from multimix.methods import MultiMixMethod
 from multimix.models import MultiMixNet, build_model, normalise_per_image

@@ -10,8 +10,8 @@ from pathlib import Path
 from multimix.config import Config, RealDataConfig
 from multimix.data.io import set_max_megapixels
 from multimix.data.records import Record
-from multimix.data.sources.synthetic import SITES, generate_records
 from multimix.data.splits import holdout
+from multimix.data.synthetic import SITES, generate_records
 
 logger = logging.getLogger(__name__)
 

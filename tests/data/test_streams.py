@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from multimix.data.records import Record
-from multimix.data.sources.synthetic import generate_records
 from multimix.data.streams import EvalDataset, StepBatches
+from multimix.data.synthetic import generate_records
 from multimix.methods import MultiMixMethod
 from multimix.models import build_model
 

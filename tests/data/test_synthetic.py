@@ -10,8 +10,9 @@ from scipy import ndimage
 from skimage.measure import label as connected_components
 
 from multimix.data.records import NORMAL, PNEUMONIA, Record
-from multimix.data.sources import synthetic
-from multimix.data.sources.synthetic import SITES, SiteStyle, generate_arrays, generate_records
+from multimix.data.synthetic import SITES, SiteStyle, generate_arrays, generate_records
+from multimix.data.synthetic.anatomy import clean_mask
+from multimix.data.synthetic.generator import _render_case
 
 REQUIRED_SITES = ("chex", "jsrt", "montgomery", "nih", "shenzhen")
 
@@ -100,7 +101,7 @@ def test_clean_mask_repairs_touching_lungs_and_specks():
     mask = np.zeros((20, 20), bool)
     mask[5:15, 3:17] = True  # one blob straddling the midline
     mask[1, 1] = True  # a stray speck
-    cleaned = synthetic._clean_mask(mask, x)
+    cleaned = clean_mask(mask, x)
     assert connected_components(cleaned, connectivity=2).max() == 2
     assert not cleaned[1, 1]
     assert cleaned[5:15, 3:9].all() and cleaned[5:15, 12:17].all()
@@ -115,7 +116,7 @@ def test_all_sizes_render(size):
 
 def test_opacity_layer_lies_inside_the_lungs():
     for index in range(6):
-        case = synthetic._render_case("shenzhen", 0, index, PNEUMONIA, 48)
+        case = _render_case("shenzhen", 0, index, PNEUMONIA, 48)
         assert case.n_opacities >= 1
         assert case.opacity.max() > 0
         assert np.all(case.opacity[case.mask == 0] == 0)
@@ -125,8 +126,8 @@ def test_pneumonia_changes_only_the_lungs():
     """Same index rendered normal and pneumonia: identical except in and just around the lungs
     (the site blur spreads the opacity edge by a pixel or two)."""
     for index in range(4):
-        normal = synthetic._render_case("jsrt", 1, index, NORMAL, 48)
-        sick = synthetic._render_case("jsrt", 1, index, PNEUMONIA, 48)
+        normal = _render_case("jsrt", 1, index, NORMAL, 48)
+        sick = _render_case("jsrt", 1, index, PNEUMONIA, 48)
         np.testing.assert_array_equal(normal.mask, sick.mask)
         changed = np.abs(sick.image - normal.image) > 1e-6
         near_lungs = ndimage.binary_dilation(normal.mask.astype(bool), iterations=3)

@@ -223,7 +223,7 @@ def test_builder_errors() -> None:
 
 
 def test_contrastive_views_differ_keep_the_size_and_are_seeded():
-    from multimix.data.sources.synthetic import generate_arrays
+    from multimix.data.synthetic import generate_arrays
     from multimix.data.transforms import build_transform, contrastive_transform
 
     image = generate_arrays(1, image_size=64, seed=0)[0][0]

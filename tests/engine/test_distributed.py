@@ -84,7 +84,7 @@ def test_fine_tuning_and_distillation_run_on_two_processes(tmp_path):
 
 
 def test_ranks_take_disjoint_positions_of_every_stream():
-    from multimix.data.sources.synthetic import generate_records
+    from multimix.data.synthetic import generate_records
 
     pool = generate_records(12, site="chex", image_size=16, seed=0)
     shards = [

@@ -204,7 +204,7 @@ def test_a_checkpoint_without_its_split_file_gets_the_split_rebuilt(tmp_path, ru
 
 
 def test_batches_without_any_mask_keep_every_metric_column_aligned(runs):
-    from multimix.data.sources.synthetic import generate_records
+    from multimix.data.synthetic import generate_records
     from multimix.models.factory import load_trained_model
 
     model, _ = load_trained_model(runs["multimix"])

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from multimix.data.sources.synthetic import generate_records
+from multimix.data.synthetic import generate_records
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.prediction import Predictor
 from multimix.runs.cli import main as multimix

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from multimix.data.sources.synthetic import generate_records
 from multimix.data.splits import Split, TaskSplit
+from multimix.data.synthetic import generate_records
 from multimix.selection.active import (
     pool_probabilities,
     predictive_entropy,

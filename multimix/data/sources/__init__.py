@@ -1,8 +1,8 @@
 """Dataset sources: each turns a folder in its publisher's layout into records.
 
 ``scan_source("chex", data_root="DIR")`` scans ``DIR/chex``; ``scan_source("folder:/path")``
-scans a user's own folder dataset. The synthetic generator lives here too
-(:mod:`multimix.data.sources.synthetic`).
+scans a user's own folder dataset. The synthetic generator is no scanner: it is
+:mod:`multimix.data.synthetic`.
 """
 
 from __future__ import annotations

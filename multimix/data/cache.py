@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from multimix.data.io import ImageReadError, read_image_file, read_mask_files
 from multimix.data.records import Record
+from multimix.data.sources.base import check_on_error
 from multimix.utils.locks import exclusive_lock
 
 logger = logging.getLogger(__name__)
@@ -121,8 +122,7 @@ def build_cache(
     Returns records whose ``image``/``mask`` are views into the on-disk arrays (read lazily).
     ``on_error="skip"`` leaves undecodable files out and lists them with the reason.
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    check_on_error(on_error)
     cache_dir = Path(cache_dir)
     folder = cache_dir / f"{name}-{image_size}px-{cache_key(records, image_size)}"
     if (folder / "index.json").exists():

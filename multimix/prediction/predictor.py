@@ -12,14 +12,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from multimix.data.records import CLASS_NAMES
 from multimix.data.transforms import eval_transform
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.models.postprocess import clean_lung_mask
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
-
-CLASS_NAMES = ("normal", "pneumonia")
 
 
 @dataclass

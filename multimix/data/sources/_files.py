@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from multimix.data.sources.base import ON_ERROR, Skipped, SourceScan
+from multimix.data.sources.base import Skipped, SourceScan
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -57,9 +57,3 @@ def make_uid(source: str, root: Path, path: Path) -> str:
 def absolute(path: Path) -> str:
     """An absolute path string, without resolving symlinks (users' links stay as they are)."""
     return str(path.absolute())
-
-
-def check_on_error(on_error: str) -> None:
-    """Reject a bad ``on_error`` up front, not only when the first bad item turns up."""
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")

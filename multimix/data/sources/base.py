@@ -18,6 +18,12 @@ from multimix.data.records import CLASS_NAMES, Record
 ON_ERROR = ("raise", "skip")
 
 
+def check_on_error(on_error: str) -> None:
+    """``ValueError`` unless ``on_error`` is one of :data:`ON_ERROR` (what to do with a bad item)."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
 class DatasetLayoutError(ValueError):
     """A dataset root is missing or not in the layout its publisher ships."""
 
@@ -46,8 +52,7 @@ class SourceScan:
 
     def skip_or_raise(self, path: str | Path, reason: str, on_error: str) -> None:
         """Record ``path`` as skipped, or raise :class:`DatasetItemError` when ``on_error="raise"``."""
-        if on_error not in ON_ERROR:
-            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        check_on_error(on_error)
         if on_error == "raise":
             raise DatasetItemError(f"{path}: {reason}")
         self.skipped.append(Skipped(str(path), reason))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from multimix.data.records import NORMAL, PNEUMONIA, Record
 from multimix.data.sources._files import absolute, make_uid
-from multimix.data.sources.base import ON_ERROR, SourceScan, locate_root
+from multimix.data.sources.base import SourceScan, check_on_error, locate_root
 
 __all__ = ["CLASS_FOLDERS", "IMAGE_SUFFIXES", "NAME", "SPLITS", "parse_file_name", "scan"]
 
@@ -72,8 +72,7 @@ def scan(root: str | Path, *, on_error: str = "raise") -> SourceScan:
     Raises:
         DatasetLayoutError: no split folder holding both ``NORMAL/`` and ``PNEUMONIA/`` exists.
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    check_on_error(on_error)
     base = locate_root(root, name=NAME, looks_right=_has_complete_split, expected=EXPECTED)
     result = SourceScan(name=NAME, root=base)
     for split in SPLITS:

@@ -25,13 +25,12 @@ from pathlib import Path
 from multimix.data.records import CLASS_NAMES, NORMAL, PNEUMONIA, Record
 from multimix.data.sources._files import (
     absolute,
-    check_on_error,
     image_files,
     make_uid,
     visible_children,
     visible_dirs,
 )
-from multimix.data.sources.base import DatasetLayoutError, Skipped, SourceScan, locate_root
+from multimix.data.sources.base import DatasetLayoutError, Skipped, SourceScan, check_on_error, locate_root
 
 IMAGES, MASKS = "images", "masks"
 MASK_SUFFIX = "_mask"

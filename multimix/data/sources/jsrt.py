@@ -33,7 +33,7 @@ from pathlib import Path
 
 from multimix.data.records import Record
 from multimix.data.sources._files import absolute, make_uid, visible_children
-from multimix.data.sources.base import ON_ERROR, Skipped, SourceScan, locate_root
+from multimix.data.sources.base import Skipped, SourceScan, check_on_error, locate_root
 
 __all__ = ["NAME", "scan"]
 
@@ -61,8 +61,7 @@ def scan(root: str | Path, *, on_error: str = "raise") -> SourceScan:
     Raises:
         DatasetLayoutError: neither ``All247images/`` nor ``png/images/`` exists.
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    check_on_error(on_error)
     base = locate_root(root, name=NAME, looks_right=_looks_like_jsrt, expected=EXPECTED)
     result = SourceScan(name=NAME, root=base)
     if (base / RAW_DIR).is_dir():

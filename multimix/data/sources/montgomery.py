@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from multimix.data.sources._files import check_on_error, image_files
-from multimix.data.sources.base import SourceScan, locate_root
+from multimix.data.sources._files import image_files
+from multimix.data.sources.base import SourceScan, check_on_error, locate_root
 from multimix.data.sources.nlm import (
     name_pattern,
     nlm_records,

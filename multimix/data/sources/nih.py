@@ -33,10 +33,10 @@ from pathlib import Path
 
 from multimix.data.records import NORMAL, PNEUMONIA, Record
 from multimix.data.sources.base import (
-    ON_ERROR,
     DatasetLayoutError,
     Skipped,
     SourceScan,
+    check_on_error,
     locate_root,
 )
 
@@ -77,8 +77,7 @@ def scan(root: str | Path, *, on_error: str = "raise", label_rule: str = "pneumo
         ValueError: unknown ``label_rule`` or ``on_error``.
         DatasetLayoutError: no CSV, or the CSV lacks a required column.
     """
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    check_on_error(on_error)
     map_findings([NO_FINDING], label_rule)  # validates the rule before touching the disk
     base = locate_root(root, name=NAME, looks_right=_looks_like_nih, expected=EXPECTED)
     result = SourceScan(name=NAME, root=base)

@@ -20,13 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from multimix.data.sources._files import (
-    check_on_error,
     image_files,
     is_image,
     visible_children,
     visible_dirs,
 )
-from multimix.data.sources.base import SourceScan, locate_root
+from multimix.data.sources.base import SourceScan, check_on_error, locate_root
 from multimix.data.sources.nlm import (
     name_pattern,
     nlm_records,

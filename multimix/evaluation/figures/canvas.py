@@ -36,7 +36,6 @@ HEAT_ALPHA = (0.2, 0.7)  # opacity of the heat map at saliency 0 and 1
 PANEL = 1.8  # inches per image panel of the saliency grid
 DPI = 120
 SMALL = 8
-CLASS_NAMES = ("normal", "pneumonia")
 
 
 def model_colour(index: int) -> str:

@@ -12,8 +12,8 @@ from matplotlib.lines import Line2D
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from multimix.data.records import CLASS_NAMES
 from multimix.evaluation.figures.canvas import (
-    CLASS_NAMES,
     MARKERS,
     MODEL_COLOURS,
     SMALL,

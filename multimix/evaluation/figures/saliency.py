@@ -10,8 +10,8 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 
+from multimix.data.records import CLASS_NAMES
 from multimix.evaluation.figures.canvas import (
-    CLASS_NAMES,
     HEAT_ALPHA,
     HEAT_MAP,
     PANEL,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from multimix.models.blocks import DoubleConv, Down, Up
 from multimix.models.factory import available_models, build_model, load_trained_model
-from multimix.models.multimix import MultiMixNet, MultiMixOutput
+from multimix.models.multimix import MultiMixNet
+from multimix.models.output import MultiMixOutput, TaskOutput
 from multimix.models.saliency import SaliencyBridge, class_saliency, normalise_per_image
 from multimix.models.ssl import (
     Backbone,
@@ -28,6 +29,7 @@ __all__ = [
     "Down",
     "MultiMixNet",
     "MultiMixOutput",
+    "TaskOutput",
     "ProjectionHead",
     "ResNetBackbone",
     "SSLModel",

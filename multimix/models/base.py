@@ -2,7 +2,7 @@
 
 :class:`~multimix.models.MultiMixNet` (every paper variant) and
 :class:`~multimix.models.classifier.SSLClassifier` (fine-tuned and distilled networks) both
-implement it; a field a model cannot produce is ``None`` in its :class:`MultiMixOutput`.
+implement it; a field a model cannot produce is ``None`` in its :class:`TaskOutput`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from multimix.models.multimix import MultiMixOutput
+from multimix.models.output import TaskOutput
 
 
 @runtime_checkable
@@ -24,11 +24,11 @@ class TaskModel(Protocol):
     @property
     def has_seg_head(self) -> bool: ...
 
-    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> MultiMixOutput:
+    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> TaskOutput:
         """The class head only (no decoder): ``cls_logits`` (and ``embedding`` if asked)."""
         ...
 
-    def __call__(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
+    def __call__(self, x: torch.Tensor, *, return_features: bool = False) -> TaskOutput:
         """Every head the model has, with its saliency."""
         ...
 

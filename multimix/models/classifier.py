@@ -18,7 +18,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from multimix.models.multimix import MultiMixOutput
+from multimix.models.output import TaskOutput
 from multimix.models.saliency import class_saliency
 from multimix.models.ssl import Backbone, BarlowProjector, ProjectionHead, SSLModel, build_backbone
 
@@ -146,10 +146,10 @@ class SSLClassifier(nn.Module):
     def has_cls_head(self) -> bool:
         return True
 
-    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> MultiMixOutput:
+    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> TaskOutput:
         """Class logits; ``embedding`` is the pooled backbone feature (as for MultiMix)."""
         features = self.backbone(x)
-        out = MultiMixOutput(cls_logits=self.classifier(self.projection(features)))
+        out = TaskOutput(cls_logits=self.classifier(self.projection(features)))
         if return_embedding:
             out.embedding = features
         return out
@@ -161,7 +161,7 @@ class SSLClassifier(nn.Module):
             leaf = x.detach().requires_grad_(True)
             return class_saliency(leaf, self.classify(leaf).required("cls_logits"), retain_graph=False)
 
-    def forward(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
+    def forward(self, x: torch.Tensor, *, return_features: bool = False) -> TaskOutput:
         """Same as :meth:`classify` (there is no decoder); ``return_features`` adds the embedding."""
         return self.classify(x, return_embedding=return_features)
 

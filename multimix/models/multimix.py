@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -12,41 +11,13 @@ from torch import nn
 from torch.profiler import record_function
 
 from multimix.models.domain import DomainHead
+from multimix.models.output import TaskOutput
 from multimix.models.saliency import SaliencyBridge, class_saliency
 from multimix.models.unet import UNetDecoder, UNetEncoder
 
 # profiler scopes of a forward pass (multimix benchmark --profile reads them)
 SCOPE_SALIENCY = "saliency"
 SCOPE_DECODER = "bridge + decoder"
-
-
-@dataclass
-class MultiMixOutput:
-    """What one forward pass returns; fields a variant does not compute are ``None``.
-
-    Attributes:
-        seg_logits: ``(B, seg_channels, H, W)`` segmentation logits (sigmoid for probabilities).
-        cls_logits: ``(B, num_classes)`` classification logits.
-        saliency: ``(B, 1, H, W)`` saliency of the predicted class in ``[0, 1]``, detached.
-        features: encoder features of every level, shallow to deep (only when asked for).
-        embedding: ``(B, widths[-1])`` the pooled bottleneck the class head reads (only when asked for).
-        lung_logits: ``(B, 1, h, w)`` coarse lung map on the bottleneck grid, for
-            ``cls_pooling="lung"`` (``None`` otherwise).
-    """
-
-    seg_logits: torch.Tensor | None = None
-    cls_logits: torch.Tensor | None = None
-    saliency: torch.Tensor | None = None
-    features: list[torch.Tensor] | None = None
-    embedding: torch.Tensor | None = None
-    lung_logits: torch.Tensor | None = None
-
-    def required(self, name: str) -> torch.Tensor:
-        """The tensor field ``name``; ``ValueError`` when this model or call did not compute it."""
-        value = getattr(self, name)
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"the model computed no {name} (a variant without that head, or not asked for)")
-        return value
 
 
 class MultiMixNet(nn.Module):
@@ -122,10 +93,10 @@ class MultiMixNet(nn.Module):
     def has_bridge(self) -> bool:
         return self.bridge is not None
 
-    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> MultiMixOutput:
+    def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> TaskOutput:
         """Encoder and class head only: classification images never pay for decoder or saliency."""
         bottleneck = self.encoder(x)[-1]
-        out = MultiMixOutput(cls_logits=self.encoder.classify(bottleneck))
+        out = TaskOutput(cls_logits=self.encoder.classify(bottleneck))
         if return_embedding:
             out.embedding = self.encoder.pool(bottleneck)
         return out
@@ -142,14 +113,14 @@ class MultiMixNet(nn.Module):
         rebuilds it (with fresh weights)."""
         return copy.deepcopy(self._constructor_kwargs)
 
-    def forward(self, x: torch.Tensor, *, return_features: bool = False) -> MultiMixOutput:
+    def forward(self, x: torch.Tensor, *, return_features: bool = False) -> TaskOutput:
         """Full pass; one encoder pass serves the class head, the saliency and the decoder skips."""
         if self.bridge is None:
             features = self.encoder(x)
             saliency = None
         else:
             features, saliency, x = self._encode_with_saliency(x)
-        out = MultiMixOutput(saliency=saliency, lung_logits=self.encoder.lung_logits(features[-1]))
+        out = TaskOutput(saliency=saliency, lung_logits=self.encoder.lung_logits(features[-1]))
         if self.has_cls_head:
             out.cls_logits = self.encoder.classify(features[-1])
         if self.decoder is not None:

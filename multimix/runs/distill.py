@@ -19,7 +19,7 @@ from torch import nn
 from multimix.config import Config
 from multimix.data.keys import CLS_U, CLS_X
 from multimix.engine.distributed import DistributedContext, rank_device, with_process_group
-from multimix.evaluation.evaluate import evaluate_records
+from multimix.evaluation.validation import evaluate_records
 from multimix.methods import build_method
 from multimix.models.classifier import (
     Architecture,

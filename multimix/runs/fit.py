@@ -21,7 +21,7 @@ from multimix.engine.distributed import (
     rank_device,
 )
 from multimix.engine.trainer import Trainer
-from multimix.evaluation.evaluate import evaluate_records, selection_score
+from multimix.evaluation.validation import evaluate_records, selection_score
 from multimix.methods import Method
 from multimix.models.factory import NETWORK_KEY, describe_network
 from multimix.runs.wiring import RunStart, step_batches

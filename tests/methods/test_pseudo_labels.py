@@ -113,9 +113,9 @@ class FixedTeacher(torch.nn.Module):
     """Always certain of class 0, whatever the image."""
 
     def classify(self, x):
-        from multimix.models import MultiMixOutput
+        from multimix.models import TaskOutput
 
-        return MultiMixOutput(cls_logits=torch.tensor([[9.0, -9.0]]).expand(x.shape[0], 2))
+        return TaskOutput(cls_logits=torch.tensor([[9.0, -9.0]]).expand(x.shape[0], 2))
 
 
 def test_pseudo_labels_come_from_the_attached_teacher():

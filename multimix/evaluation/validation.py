@@ -14,7 +14,7 @@ from multimix.metrics import classification_metrics
 from multimix.models.factory import as_trained_model
 
 
-def summarise(results: ImageResults) -> dict[str, float]:
+def point_metrics(results: ImageResults) -> dict[str, float]:
     """Accuracy, F1 per class and mean Dice of one evaluation set (keys absent when not defined)."""
     metrics: dict[str, float] = {}
     labeled = results.labels >= 0
@@ -30,8 +30,8 @@ def summarise(results: ImageResults) -> dict[str, float]:
 
 
 def evaluate_records(model: nn.Module, records: Sequence[Record], **kwargs) -> dict[str, float]:
-    """:func:`~multimix.evaluation.inference.infer` (Dice only) then :func:`summarise`."""
-    return summarise(infer(as_trained_model(model), records, full_metrics=False, **kwargs))
+    """:func:`~multimix.evaluation.inference.infer` (Dice only) then :func:`point_metrics`."""
+    return point_metrics(infer(as_trained_model(model), records, full_metrics=False, **kwargs))
 
 
 def selection_score(metrics: dict[str, float], by: str = "accuracy") -> float:

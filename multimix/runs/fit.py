@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,38 @@ def check_replicas(context: DistributedContext, model: torch.nn.Module, batches:
     }
 
 
+def build_trainer(
+    cfg: Config,
+    context: DistributedContext,
+    out_dir: Path,
+    environment: dict[str, Any],
+    model: torch.nn.Module,
+    method: Method,
+    batches: Callable[[int], Any],
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None,
+    run_info: dict[str, Any] | None = None,
+) -> Trainer:
+    """The trainer of every kind of run: the method's optimiser and schedule, and checkpoints
+    that carry the config, the environment, ``run_info`` and the network's description."""
+    info = {"config": cfg.to_dict(), "environment": environment, **(run_info or {})}
+    network = describe_network(model, info.get("architecture"))
+    if network is not None:  # the checkpoint rebuilds its network from this alone
+        info[NETWORK_KEY] = network
+    optimizer, scheduler = method.configure_optimizer(model, cfg.train)
+    return Trainer(
+        model,
+        method,
+        batches,
+        cfg.train,
+        out_dir,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        evaluate=evaluate,
+        run_info=info,
+        context=context,
+    )
+
+
 def fit_and_evaluate(
     cfg: Config,
     context: DistributedContext,
@@ -104,23 +137,7 @@ def fit_and_evaluate(
         metrics["score"] = selection_score(metrics, cfg.train.select_by)
         return metrics
 
-    info = {"config": cfg.to_dict(), "environment": run.environment, **(run_info or {})}
-    network = describe_network(model, info.get("architecture"))
-    if network is not None:  # the checkpoint rebuilds its network from this alone
-        info[NETWORK_KEY] = network
-    optimizer, scheduler = method.configure_optimizer(model, cfg.train)
-    trainer = Trainer(
-        model,
-        method,
-        batches,
-        cfg.train,
-        run.out_dir,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        evaluate=evaluate,
-        run_info=info,
-        context=context,
-    )
+    trainer = build_trainer(cfg, context, run.out_dir, run.environment, model, method, batches, evaluate, run_info)
     result = trainer.fit(resume=resume, progress=progress)
     replicas = (
         check_replicas(context, trainer.model, step_batches(cfg, streams, context, 0)) if context.enabled else None

@@ -24,16 +24,15 @@ from multimix.config import Config
 from multimix.data.records import Record
 from multimix.data.streams import ContrastiveBatches, EvalDataset, step_loader
 from multimix.engine.distributed import rank_device, with_process_group
-from multimix.engine.trainer import Trainer
 from multimix.methods import Method, PretrainNet, available_methods, method_class
 from multimix.models import SSLModel
 from multimix.models.classifier import Architecture, build_ssl_model, ssl_architecture
-from multimix.runs.folder import holding_run_folder, prepare_run_folder
-from multimix.runs.wiring import build_pools_once
+from multimix.runs.fit import build_trainer
+from multimix.runs.folder import holding_run_folder
+from multimix.runs.wiring import start_run
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
-from multimix.utils.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -157,10 +156,8 @@ def run_pretraining(cfg: Config, *, resume: bool = False, progress: bool = True)
 
 
 def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str, Any] | None:
-    started = time.perf_counter()
-    out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
-    seed_everything(cfg.train.seed)
-    pools = build_pools_once(cfg, context, progress=progress)
+    run = start_run(cfg, context, resume=resume, progress=progress)
+    out_dir, pools = run.out_dir, run.pools
     # every training source's images, and those of data.unlabeled_sources
     # (e.g. a target hospital's pixels, never its labels)
     images = list({r.uid: r for r in [*pools.seg_pool, *pools.cls_pool, *pools.extra_unlabeled]}.values())
@@ -193,25 +190,9 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
         )
         return {"probe_accuracy": accuracy, "score": accuracy}
 
-    run_info = {
-        "config": cfg.to_dict(),
-        "environment": environment,
-        "stage": "pretrain",
-        "architecture": pretrain_architecture(cfg),
-    }
-    optimizer, scheduler = method.configure_optimizer(model, cfg.train)
-    trainer = Trainer(
-        model,
-        method,
-        batches,
-        cfg.train,
-        out_dir,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        evaluate=evaluate if probe_val else None,
-        run_info=run_info,
-        context=context,
-    )
+    run_info = {"stage": "pretrain", "architecture": pretrain_architecture(cfg)}
+    evaluation = evaluate if probe_val else None
+    trainer = build_trainer(cfg, context, out_dir, run.environment, model, method, batches, evaluation, run_info)
     result = trainer.fit(resume=resume, progress=progress)
     if not context.is_main:
         return None
@@ -221,7 +202,7 @@ def _pretrain(cfg: Config, context, *, resume: bool, progress: bool) -> dict[str
             "pretraining_images": len(images),
             "steps": result.steps,
             "best_step": result.best_step,
-            "wall_seconds": round(time.perf_counter() - started, 2),
+            "wall_seconds": round(time.perf_counter() - run.started, 2),
             "train_images_per_second": round(result.images_per_second, 2),
         }
     )

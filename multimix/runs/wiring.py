@@ -159,9 +159,19 @@ class RunStart:
     started: float
 
 
-def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool = True) -> RunStart:
-    """Run folder, seeds, data pools and the split (saved as ``split.json``); every file the
-    data sources had to leave out is listed in ``skipped.csv``."""
+@dataclass
+class RunFolder:
+    """A run started: its folder (locked, checked, ``config.yaml`` written), seeds set, pools built."""
+
+    out_dir: Path
+    environment: dict[str, Any]
+    pools: DataPools
+    started: float
+
+
+def start_run(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool = True) -> RunFolder:
+    """Run folder, seeds and data pools, shared by every kind of run (pretraining included); every
+    file the data sources had to leave out is listed in ``skipped.csv``."""
     started = time.perf_counter()
     out_dir, environment = prepare_run_folder(cfg, context, resume=resume)
     seed_everything(cfg.train.seed)
@@ -169,8 +179,15 @@ def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress
     if pools.skipped and context.is_main:
         report = write_skip_report(pools.skipped, out_dir / SKIP_REPORT)
         logger.info(f"all {len(pools.skipped)} skipped files, with their reasons: {report}")
-    records = pools.by_uid()
-    split = make_split(cfg, pools, out_dir / "split.json", resume=resume)  # deterministic: equal on every rank
+    return RunFolder(out_dir, environment, pools, started)
+
+
+def open_run(cfg: Config, context: DistributedContext, *, resume: bool, progress: bool = True) -> RunStart:
+    """:func:`start_run`, then the split (saved as ``split.json``)."""
+    folder = start_run(cfg, context, resume=resume, progress=progress)
+    records = folder.pools.by_uid()
+    # deterministic: equal on every rank
+    split = make_split(cfg, folder.pools, folder.out_dir / "split.json", resume=resume)
     if context.is_main:
-        split.save(out_dir / "split.json")
-    return RunStart(out_dir, environment, pools, records, split, started)
+        split.save(folder.out_dir / "split.json")
+    return RunStart(folder.out_dir, folder.environment, folder.pools, records, split, folder.started)

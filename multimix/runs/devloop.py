@@ -59,7 +59,7 @@ from multimix.metrics import classification_metrics
 from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
 from multimix.models.factory import model_from_checkpoint
 from multimix.runs.evaluate import load_split
-from multimix.runs.grid import train_or_resume
+from multimix.runs.grid import cell_state, train_or_resume
 from multimix.runs.operating_point import source_prior
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
@@ -313,11 +313,13 @@ def run_devloop(
     baseline: str | None = None,
     device: str = "auto",
     progress: bool = True,
+    train: bool = True,
 ) -> list[dict[str, Any]]:
     """Train and score every variant with every seed (seeds outer, variants inner); writes
     ``<out>/<variant>/seed<k>/dev_scores.json``, ``<out>/scores.json`` (every run's row) and
     ``<out>/table.md`` (mean ± sd per variant, paired differences to ``baseline``) after every run,
-    and returns the per-run rows."""
+    and returns the per-run rows. ``train=False`` trains nothing: the table of the runs finished
+    so far (a grid still running elsewhere, or one stopped for good)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if baseline is not None and baseline not in [v.name for v in variants]:
@@ -325,13 +327,16 @@ def run_devloop(
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         for variant in variants:
+            run_dir = seed_folder(out, variant.name, seed)
+            if not train and cell_state(run_dir) != "finished":
+                continue
             values = {**overrides, "train.seed": seed, **variant.overrides}
-            run_dir = train_or_resume(
-                seed_folder(out, variant.name, seed), base_config=base_config, values=values, progress=progress
-            )
+            train_or_resume(run_dir, base_config=base_config, values=values, progress=progress)
             rows.append(variant_row(variant, run_dir, seed=seed, device=device))
             atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
             atomic_write_text(out / "table.md", format_report(rows, baseline) + "\n")
+    if not rows:
+        raise ValueError(f"{out}: no finished run of these variants and seeds yet")
     child_mask_figure([r for r in rows if r["seed"] == seeds[0]], out, seed=seeds[0])
     return rows
 

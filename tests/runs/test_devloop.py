@@ -98,6 +98,25 @@ def test_devloop_refuses_a_baseline_it_does_not_run(tmp_path):
         run_devloop([Variant("a", {})], tmp_path, base_config=None, overrides={}, baseline="other")
 
 
+def test_table_only_reports_the_finished_runs_and_trains_nothing(tmp_path, monkeypatch):
+    from multimix.runs import grid
+
+    monkeypatch.setattr(grid, "run_training", lambda *a, **k: pytest.fail("--table-only must not train"))
+    for variant, seed, auroc in (("a", 0, 0.6), ("b", 0, 0.7), ("a", 1, 0.65)):  # b seed 1 is still running
+        run = tmp_path / variant / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text("{}")
+        row = {"variant": variant, "seed": seed, "cross_auroc": auroc}
+        (run / "dev_scores.json").write_text(json.dumps(row))
+    (tmp_path / "b" / "seed1" / "checkpoints").mkdir(parents=True)
+    variants = [Variant("a", {}), Variant("b", {})]
+    rows = run_devloop(variants, tmp_path, base_config="real", overrides={}, seeds=[0, 1], baseline="a", train=False)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("a", 0), ("b", 0), ("a", 1)]
+    assert "| b | 1 |" in (tmp_path / "table.md").read_text()  # one seed of b so far, and the table says so
+    with pytest.raises(ValueError, match="no finished run"):
+        run_devloop([Variant("c", {})], tmp_path, base_config="real", overrides={}, seeds=[0], train=False)
+
+
 ROWS = [
     {"variant": "base", "seed": 0, "cross_auroc": 0.60, "val_f1_normal_min": 0.5},
     {"variant": "base", "seed": 1, "cross_auroc": 0.70, "val_f1_normal_min": 0.4},

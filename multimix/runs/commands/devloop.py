@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated seeds, the same for every variant (label draw, initialisation; default 0,1,2)",
     )
     parser.add_argument("--baseline", help="variant the paired differences are taken against (default: the first)")
+    parser.add_argument(
+        "--table-only", action="store_true", help="train nothing: the table of the runs finished so far"
+    )
     add_run_flags(parser, batch_help="images per stream per step")
     args = parser.parse_args(argv)
     if args.out is None:
@@ -86,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         baseline=args.baseline or variants[0].name,
         device=args.device or "auto",
         progress=not args.no_progress,
+        train=not args.table_only,
     )
     print(format_report(rows, args.baseline or variants[0].name))
     return 0

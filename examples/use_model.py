@@ -35,7 +35,7 @@ def main() -> None:
         args.size = cfg.data.image_size  # evaluate at the size the model was trained on
         state = "trained"
     else:
-        model = build_model("multimix").eval()  # paper defaults: widths 16-256, InstanceNorm, 2 classes
+        model = build_model("multimix").eval()  # the training defaults: widths 16-128, InstanceNorm, 2 classes
         state = "untrained"
 
     images, masks, labels = generate_arrays(1, site="chex", image_size=args.size, seed=7, pneumonia_fraction=1.0)

@@ -10,10 +10,16 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from multimix.config.schema import ModelConfig
 from multimix.models.domain import DomainHead
 from multimix.models.output import TaskOutput
 from multimix.models.saliency import SaliencyBridge, class_saliency
 from multimix.models.unet import UNetDecoder, UNetEncoder
+
+# the training default (config: model.widths), so build_model("multimix") loads a default run's
+# weights; the paper's network is 5 levels at 256 px
+DEFAULT_WIDTHS: tuple[int, ...] = tuple(ModelConfig().widths)
+PAPER_WIDTHS: tuple[int, ...] = (16, 32, 64, 128, 256)
 
 # profiler scopes of a forward pass (multimix benchmark --profile reads them)
 SCOPE_SALIENCY = "saliency"
@@ -40,7 +46,7 @@ class MultiMixNet(nn.Module):
         in_channels: int = 1,
         num_classes: int = 2,
         seg_channels: int = 1,
-        widths: Sequence[int] = (16, 32, 64, 128, 256),
+        widths: Sequence[int] = DEFAULT_WIDTHS,
         *,
         dropout: float = 0.25,
         norm: str = "instance",

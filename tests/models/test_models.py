@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from multimix.models import MultiMixNet, available_models, build_model, normalise_per_image
+from multimix.models.multimix import PAPER_WIDTHS
 
 W = (4, 8, 16)
 
@@ -38,7 +39,8 @@ def test_variant_outputs(name, seg, cls, sal):
 
 
 def test_paper_defaults():
-    model = build_model("multimix")
+    assert build_model("multimix").encoder.widths == (16, 32, 64, 128)  # the training default (model.widths)
+    model = build_model("multimix", widths=PAPER_WIDTHS)
     assert model.encoder.widths == (16, 32, 64, 128, 256)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
     acts = [m for m in model.modules() if isinstance(m, torch.nn.LeakyReLU)]

@@ -1,7 +1,8 @@
 """Dataset sources: each turns a folder in its publisher's layout into records.
 
 ``scan_source("chex", data_root="DIR")`` scans ``DIR/chex``; ``scan_source("folder:/path")``
-scans a user's own folder dataset. The synthetic generator is no scanner: it is
+scans a user's own folder dataset, ``scan_source("csv:/path/labels.csv")`` a label table. The
+synthetic generator is no scanner: it is
 :mod:`multimix.data.synthetic`.
 """
 
@@ -16,6 +17,7 @@ from multimix.data.sources.base import DatasetItemError, DatasetLayoutError, Ski
 # name -> module holding scan(root, *, on_error=...); the folder under --data-root has the same name
 DATASETS = ("chex", "jsrt", "montgomery", "shenzhen", "nih")
 FOLDER_PREFIX = "folder:"
+CSV_PREFIX = "csv:"  # a label table: csv:PATH/labels.csv
 
 
 def available_sources() -> list[str]:
@@ -31,8 +33,12 @@ def scan_source(
         from multimix.data.sources import folder
 
         return folder.scan(Path(spec[len(FOLDER_PREFIX) :]).expanduser(), on_error=on_error, **options)
+    if spec.startswith(CSV_PREFIX):
+        from multimix.data.sources import table
+
+        return table.scan(Path(spec[len(CSV_PREFIX) :]).expanduser(), on_error=on_error, **options)
     if spec not in DATASETS:
-        raise ValueError(f"unknown data source {spec!r}; available: {', '.join(DATASETS)} or folder:PATH")
+        raise ValueError(f"unknown data source {spec!r}; available: {', '.join(DATASETS)}, folder:PATH or csv:FILE")
     if data_root is None:
         raise ValueError(f"source {spec!r} needs a data root (--data-root DIR holding {spec}/)")
     module = importlib.import_module(f"{__name__}.{spec}")

@@ -3,13 +3,12 @@
 from pathlib import Path
 
 import pytest
+from fake_trees import png
 
 from multimix.data.records import NORMAL, PNEUMONIA
 from multimix.data.sources import scan_source
 from multimix.data.sources.base import DatasetItemError, DatasetLayoutError
 from multimix.data.sources.table import label_names
-
-from fake_trees import png
 
 
 def table(root: Path, text: str, name: str = "labels.csv", bom: bool = False) -> Path:

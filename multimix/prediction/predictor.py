@@ -39,6 +39,7 @@ class Prediction:
     saliency: np.ndarray | None = None
     embedding: np.ndarray | None = None
     threshold: float = 0.5
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     @property
     def predicted_class(self) -> int | None:
@@ -51,7 +52,9 @@ class Prediction:
     @property
     def class_name(self) -> str | None:
         index = self.predicted_class
-        return None if index is None else (CLASS_NAMES[index] if index < len(CLASS_NAMES) else f"class {index}")
+        if index is None:
+            return None
+        return self.class_names[index] if index < len(self.class_names) else f"class {index}"
 
     @property
     def lung_fraction(self) -> float | None:
@@ -94,6 +97,8 @@ class Predictor:
         self.model, self.config = model_from_checkpoint(state, origin=str(self.checkpoint))
         self.model.to(self.device).eval()
         self.metrics: dict[str, float] = dict(state.get("metrics") or {})
+        # the checkpoint's own class names (its model card's), else the library's
+        self.class_names: tuple[str, ...] = tuple((state.get("run") or {}).get("class_names") or CLASS_NAMES)
         self.step: int | None = state.get("step")
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold
@@ -117,7 +122,7 @@ class Predictor:
             "checkpoint": str(self.checkpoint),
             "step": self.step,
             "image_size": self.image_size,
-            "classes": list(CLASS_NAMES),
+            "classes": list(self.class_names),
             "operating_point": self.operating_point.to_dict(),
             "outputs": {"class": self.model.has_cls_head, "lung_mask": self.model.has_seg_head},
             "validation_metrics": self.metrics,
@@ -154,6 +159,7 @@ class Predictor:
                 saliency=None if saliency is None else np.clip(_resize(saliency[i].float(), shape), 0.0, 1.0),
                 embedding=None if out.embedding is None else out.embedding[i].float().cpu().numpy(),
                 threshold=self.operating_point.threshold,
+                class_names=self.class_names,
             )
             for i, shape in enumerate(shapes)
         ]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from multimix.config import Config
+from multimix.data.records import CLASS_NAMES
 from multimix.data.streams import StepBatches, step_loader
 from multimix.engine.distributed import (
     DistributedContext,
@@ -25,6 +26,7 @@ from multimix.engine.trainer import Trainer
 from multimix.evaluation.validation import evaluate_records, selection_score
 from multimix.methods import Method
 from multimix.models.factory import NETWORK_KEY, describe_network
+from multimix.runs.model_card import write_card
 from multimix.runs.wiring import RunStart, step_batches
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
@@ -76,7 +78,7 @@ def build_trainer(
 ) -> Trainer:
     """The trainer of every kind of run: the method's optimiser and schedule, and checkpoints
     that carry the config, the environment, ``run_info`` and the network's description."""
-    info = {"config": cfg.to_dict(), "environment": environment, **(run_info or {})}
+    info = {"config": cfg.to_dict(), "environment": environment, "class_names": list(CLASS_NAMES), **(run_info or {})}
     network = describe_network(model, info.get("architecture"))
     if network is not None:  # the checkpoint rebuilds its network from this alone
         info[NETWORK_KEY] = network
@@ -162,8 +164,11 @@ def fit_and_evaluate(
 
 
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> None:
-    """``summary.json`` (atomic) and the results table on the console."""
+    """``summary.json`` (atomic), the model card of ``best.pt`` and the results table on the console."""
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    best = out_dir / "checkpoints" / "best.pt"
+    if best.exists():
+        write_card(best)
     logger.info(format_table(summary))
     logger.info(
         f"wall time {summary['wall_seconds']:.1f} s, "

@@ -22,7 +22,6 @@ from skimage.transform import resize
 
 from multimix.data.io import ImageReadError, ImageTooLargeError
 from multimix.prediction import (
-    CLASS_NAMES,
     Predictor,
     decode_image_bytes,
     png_bytes,
@@ -84,7 +83,7 @@ def create_app(
         """The reference points (2-D PCA of training-image embeddings) with their labels."""
         if reference is None:
             raise HTTPException(404, "this server was started without a reference map")
-        return reference.to_json(CLASS_NAMES)
+        return reference.to_json(predictor.class_names)
 
     @app.post("/api/predict", openapi_extra=PREDICT_BODY)
     async def predict(request: Request) -> JSONResponse:
@@ -153,7 +152,9 @@ def _predict_bytes(predictor: Predictor, reference: ReferenceMap | None, data: b
         "map_position": None,
     }
     if prediction.probabilities is not None:
-        result["probabilities"] = {c: float(p) for c, p in zip(CLASS_NAMES, prediction.probabilities, strict=False)}
+        result["probabilities"] = {
+            c: float(p) for c, p in zip(predictor.class_names, prediction.probabilities, strict=False)
+        }
         result["predicted_class"] = prediction.class_name
         result["probability"] = float(prediction.probabilities.max())
         result["class_threshold"] = prediction.threshold

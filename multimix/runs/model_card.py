@@ -1,0 +1,203 @@
+"""A model card for a trained checkpoint: what it is, what it was trained on, how it decides and
+how well it did, written as ``MODEL_CARD.md`` beside the run (``multimix card``; every training
+run writes one when it ends).
+
+Everything comes from files the run already holds: the checkpoint (config, network description,
+class names and prior, operating point, validation metrics, library version and commit),
+``split.json`` (images per stream and source), ``summary.json`` (held-out point metrics) and, when
+``multimix evaluate`` has written one into ``<run>/evaluation``, its ``metrics.json`` (every metric
+with its confidence interval).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from multimix.config import Config
+from multimix.data.records import CLASS_NAMES
+from multimix.metrics.operating_point import OperatingPoint
+from multimix.utils.atomic import atomic_write_text
+from multimix.utils.checkpoints import load_checkpoint
+
+CARD_NAME = "MODEL_CARD.md"
+INTENDED_USE = (
+    "Research use only: not a medical device, not for diagnosis or treatment decisions. The class "
+    "and lung-mask outputs are meant for studying semi-supervised multitask learning on chest "
+    "X-rays; any clinical use needs validation on the target site and a regulatory pathway."
+)
+LIMITS = (
+    "Two classes only (normal / pneumonia); trained with few labels; probabilities are calibrated "
+    "to the training class mix unless an operating point says otherwise; performance drops on "
+    "hospitals, patient ages and devices the training data did not include (see the cross-domain "
+    "rows); lung masks of children and of severe opacities are the weakest."
+)
+
+
+def card_facts(checkpoint: str | Path) -> dict[str, Any]:
+    """The model card's content as plain data (see the module docstring for the sources)."""
+    path = Path(checkpoint)
+    state = load_checkpoint(path)
+    run = state.get("run") or {}
+    if run.get("config") is None:
+        raise ValueError(f"{path}: not a training checkpoint (it carries no run config)")
+    cfg = Config.from_dict(run["config"], origin=str(path))
+    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    point = OperatingPoint.from_checkpoint(state)
+    return {
+        "checkpoint": str(path),
+        "network": run.get("network") or {"class": cfg.model.name, "kwargs": {"widths": list(cfg.model.widths)}},
+        "stage": run.get("stage", "train"),
+        "class_names": list(run.get("class_names") or CLASS_NAMES),
+        "class_prior": run.get("class_prior"),
+        "decision": {"threshold": point.threshold, "how": point.describe()},
+        "preprocessing": _preprocessing(cfg),
+        "training_data": _training_data(cfg, folder / "split.json"),
+        "validation": {"step": state.get("step"), "metrics": state.get("metrics") or {}},
+        "held_out": _json(folder / "summary.json"),
+        "evaluation": _json(folder / "evaluation" / "metrics.json"),
+        "environment": run.get("environment") or {},
+        "precision": state.get("precision"),
+    }
+
+
+def _preprocessing(cfg: Config) -> dict[str, Any]:
+    return {
+        "input": f"1 channel, {cfg.data.image_size}x{cfg.data.image_size} px (any size is resized), values in [0, 1]",
+        "intensity": cfg.data.intensity,
+        "lung_mask_threshold": cfg.inference.seg_threshold,
+        "mask_clean_up": cfg.inference.clean_masks,
+    }
+
+
+def _training_data(cfg: Config, split_file: Path) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "source": cfg.data.source,
+        "budgets": {"lung masks": cfg.data.seg_labels, "class labels": cfg.data.cls_labels},
+    }
+    if cfg.data.source == "real":
+        data["sources"] = {
+            "segmentation": list(cfg.real.seg_sources),
+            "classification": list(cfg.real.cls_sources),
+            "unlabeled": list(cfg.data.unlabeled_sources),
+        }
+    split = _json(split_file)
+    if split:
+        counts = {}
+        for task in ("seg", "cls"):
+            for part in ("labeled", "unlabeled"):
+                uids = split.get(task, {}).get(part, [])
+                # real uids are <source>/<path>; the generated images have no source folder
+                counts[f"{task} {part}"] = dict(
+                    Counter(uid.split("/")[0] if "/" in uid else "synthetic" for uid in uids)
+                )
+        data["images"] = counts
+    return data
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def render_card(facts: dict[str, Any]) -> str:
+    """``MODEL_CARD.md`` from :func:`card_facts`."""
+    env = facts["environment"]
+    net = facts["network"]
+    lines = [
+        f"# Model card: {Path(facts['checkpoint']).parent.parent.name or facts['checkpoint']}",
+        "",
+        f"- **Checkpoint**: `{facts['checkpoint']}` ({facts['stage']} run, precision {facts['precision']})",
+        f"- **Network**: {net.get('class')} {json.dumps(net.get('kwargs', {}), sort_keys=True)}",
+        f"- **Library**: multimix {env.get('multimix', '?')}, commit {env.get('git_commit') or 'unknown'}, "
+        f"torch {env.get('torch', '?')}",
+        f"- **Classes**: {', '.join(f'{i} = {n}' for i, n in enumerate(facts['class_names']))}",
+        f"- **Decision**: call {facts['class_names'][-1]} when its probability reaches the operating point: "
+        f"{facts['decision']['how']}",
+        f"- **Training class prior**: {_prior(facts)}",
+        "",
+        "## Intended use",
+        "",
+        INTENDED_USE,
+        "",
+        "## Limits",
+        "",
+        LIMITS,
+        "",
+        "## Input and preprocessing",
+        "",
+        *[f"- {k.replace('_', ' ')}: {v}" for k, v in facts["preprocessing"].items()],
+        "",
+        "## Training data",
+        "",
+        *_data_lines(facts["training_data"]),
+        "",
+        "## Results",
+        "",
+        *_result_lines(facts),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _prior(facts: dict[str, Any]) -> str:
+    prior = facts.get("class_prior")
+    if not prior:
+        return "not recorded"
+    return ", ".join(f"{name} {p:.2f}" for name, p in zip(facts["class_names"], prior, strict=False))
+
+
+def _data_lines(data: dict[str, Any]) -> list[str]:
+    lines = [f"- data: {data['source']}", f"- label budgets: {data['budgets']}"]
+    if "sources" in data:
+        lines.append(f"- sources: {data['sources']}")
+    for stream, counts in (data.get("images") or {}).items():
+        total = sum(counts.values())
+        lines.append(
+            f"- {stream}: {total} images" + (f" ({', '.join(f'{s} {n}' for s, n in counts.items())})" if counts else "")
+        )
+    return lines
+
+
+def _result_lines(facts: dict[str, Any]) -> list[str]:
+    lines = []
+    validation = facts["validation"]
+    if validation["metrics"]:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in validation["metrics"].items() if isinstance(v, float))
+        lines.append(f"- validation (step {validation['step']}, chose this checkpoint): {shown}")
+    evaluation = facts.get("evaluation")
+    if evaluation and evaluation.get("models"):
+        for domain, summary in evaluation["models"][0]["domains"].items():
+            for task in ("classification", "segmentation"):
+                block = summary.get(task)
+                if not block:
+                    continue
+                cells = []
+                for name, m in block["metrics"].items():
+                    value = m.get("value", m.get("mean"))
+                    low, high = m.get("ci", [None, None])
+                    if value is not None and low is not None:
+                        cells.append(f"{name} {value:.3f} [{low:.3f}, {high:.3f}]")
+                lines.append(f"- {domain} {task} (n = {block['num_images']}, 95% CI): " + ", ".join(cells))
+    elif facts.get("held_out"):
+        held = facts["held_out"]
+        for domain in ("in_domain", "cross_domain"):
+            if isinstance(held.get(domain), dict):
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in held[domain].items() if isinstance(v, float))
+                lines.append(
+                    f"- {domain.replace('_', '-')} test (point values; `multimix evaluate` adds intervals): {shown}"
+                )
+    return lines or ["- no held-out results in the run folder yet"]
+
+
+def write_card(checkpoint: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``MODEL_CARD.md`` for ``checkpoint`` (default: in its run folder); returns the path."""
+    facts = card_facts(checkpoint)
+    path = Path(checkpoint)
+    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    target = Path(out) if out else folder / CARD_NAME
+    atomic_write_text(target, render_card(facts))
+    return target

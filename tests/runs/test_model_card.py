@@ -1,0 +1,57 @@
+"""The model card: every training run writes one; `multimix card` writes one for any checkpoint."""
+
+import json
+import shutil
+
+import pytest
+
+from multimix.metrics.operating_point import OperatingPoint
+from multimix.prediction import Predictor
+from multimix.runs.cli import main as multimix
+from multimix.runs.model_card import card_facts
+from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
+
+
+def test_a_training_run_ends_with_its_model_card(trained_checkpoint):
+    card = (trained_checkpoint.parent.parent / "MODEL_CARD.md").read_text()
+    for expected in (
+        "0 = normal, 1 = pneumonia",
+        "threshold 0.500 (default)",
+        "Research use only",
+        "cls labeled: 8 images (synthetic 8)",
+        "validation (step",
+        "in-domain test (point values",
+        "MultiMixNet",
+    ):
+        assert expected in card, expected
+    assert load_checkpoint(trained_checkpoint)["run"]["class_names"] == ["normal", "pneumonia"]
+
+
+def test_the_card_names_an_operating_point_and_the_evaluation_intervals(trained_checkpoint, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_checkpoint.parent.parent, run)
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    state["operating_point"] = OperatingPoint(0.31, "youden", "nih (150 images)", images=150).to_dict()
+    save_checkpoint(state, run / "checkpoints" / "calibrated.pt")
+    (run / "evaluation").mkdir()
+    domain = {
+        "num_images": 40,
+        "classification": {"num_images": 40, "metrics": {"accuracy": {"value": 0.8, "ci": [0.7, 0.9]}}},
+    }
+    (run / "evaluation" / "metrics.json").write_text(json.dumps({"models": [{"domains": {"in_domain": domain}}]}))
+    out = tmp_path / "card.md"
+    assert multimix(["card", "--checkpoint", str(run / "checkpoints" / "calibrated.pt"), "--out", str(out)]) == 0
+    card = out.read_text()
+    assert "threshold 0.310 (youden" in card and "nih (150 images)" in card
+    assert "in_domain classification (n = 40, 95% CI): accuracy 0.800 [0.700, 0.900]" in card
+    assert str(out) in capsys.readouterr().out
+    assert Predictor(run / "checkpoints" / "calibrated.pt").describe()["classes"] == ["normal", "pneumonia"]
+
+
+def test_a_file_that_is_no_training_checkpoint_gets_one_line(tmp_path, capsys):
+    state = {"model": {}, "run": {}}
+    save_checkpoint(state, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        card_facts(tmp_path / "x.pt")
+    assert multimix(["card", "--checkpoint", str(tmp_path / "x.pt")]) == 1
+    assert "not a training checkpoint" in capsys.readouterr().err

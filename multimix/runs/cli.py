@@ -125,6 +125,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("finetune", "SimCLRv2 stage 2: fine-tune a pretrained encoder on the labeled images"),
     "distill": ("distill", "SimCLRv2 stage 3: distil a teacher into a smaller student"),
     "select-labels": ("select_labels", "active learning: choose the next images to label"),
+    "cv": ("cv", "stratified, patient-grouped K-fold cross-validation: one run per fold, one table"),
     "ablation": ("ablation", "the paper's seven models over label budgets and seeds, one table"),
     "devloop": ("devloop", "config variants on real data under one budget, one development table"),
     "benchmark": ("benchmark", "training-step speed: the original-style step against ours"),

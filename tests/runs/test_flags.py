@@ -16,6 +16,7 @@ CONFIG_COMMANDS = {
     "finetune": [],
     "distill": [],
     "ablation": [],
+    "cv": [],
     "devloop": ["--variants-file", "unused.yaml"],  # --print-config stops before the file is read
 }
 

@@ -108,7 +108,8 @@ def read_image_file(path: str) -> np.ndarray:
     """Decode an image file into float32 ``(H, W)`` in ``[0, 1]``, display polarity.
 
     PNG/JPEG (8- or 16-bit, gray or colour) and GIF (e.g. SCR lung masks) go through
-    scikit-image; raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`. An image above the
+    scikit-image; raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`; DICOM (``.dcm``, or found
+    by its content) to :func:`multimix.data.dicom.read_dicom`. An image above the
     megapixel limit (:func:`set_max_megapixels`) is refused from its header.
     """
     suffix = Path(path).suffix.lower()
@@ -116,6 +117,10 @@ def read_image_file(path: str) -> np.ndarray:
         return read_jsrt_raw(path)
     if not os.path.isfile(path):
         raise ImageReadError(f"{path}: file not found")
+    from multimix.data.dicom import is_dicom_file, read_dicom  # it builds on this module
+
+    if is_dicom_file(path):
+        return read_dicom(path)
     size = header_size(path)
     if size is not None:
         check_pixel_count(*size, name=str(path))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multimix.data.dicom import PREAMBLE, is_dicom_bytes, read_dicom
 from multimix.data.io import (
     ImageReadError,
     check_pixel_count,
@@ -22,7 +23,6 @@ from multimix.data.io import (
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".img", ".dcm", ".dicom"})
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
-_DICOM_PREAMBLE = 128  # "DICM" follows a 128-byte preamble
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -31,7 +31,7 @@ def sniff_format(data: bytes) -> str | None:
         return "png"
     if data.startswith(_JPEG):
         return "jpeg"
-    if data[_DICOM_PREAMBLE : _DICOM_PREAMBLE + 4] == b"DICM":
+    if is_dicom_bytes(data):
         return "dicom"
     return None
 
@@ -47,7 +47,7 @@ def decode_image_bytes(data: bytes, *, name: str = "upload") -> np.ndarray:
     if kind is None:
         raise ImageReadError(f"{name}: not a PNG, JPEG or DICOM image")
     if kind == "dicom":
-        return _dicom_pixels(io.BytesIO(data), name)
+        return read_dicom(data, name)
     size = header_size(io.BytesIO(data))
     if size is not None:
         check_pixel_count(*size, name=name)
@@ -69,40 +69,16 @@ def read_input_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if path.suffix.lower() in (".dcm", ".dicom"):
-        return _dicom_pixels(path, str(path))
+        return read_dicom(path)
     if path.suffix.lower() != ".img":
         try:
             with open(path, "rb") as handle:
-                head = handle.read(_DICOM_PREAMBLE + 4)
+                head = handle.read(PREAMBLE + 4)
         except OSError as err:
             raise ImageReadError(f"{path}: cannot open ({err.strerror})") from err
         kind = sniff_format(head)
         if kind == "dicom":
-            return _dicom_pixels(path, str(path))
+            return read_dicom(path)
         if kind is None:
             raise ImageReadError(f"{path}: not a PNG, JPEG or DICOM image (judged by its content)")
     return read_image_file(str(path))
-
-
-def _dicom_pixels(source, name: str) -> np.ndarray:
-    """DICOM pixels with the modality rescale, MONOCHROME1 inverted, min-max scaled to ``[0, 1]``."""
-    try:
-        import pydicom
-    except ImportError:
-        raise ImageReadError(f"{name}: reading DICOM needs pydicom (pip install pydicom)") from None
-    try:
-        dataset = pydicom.dcmread(source)
-        check_pixel_count(int(dataset.Columns), int(dataset.Rows), name=name)
-        pixels = dataset.pixel_array.astype(np.float32)
-    except ImageReadError:
-        raise
-    except Exception as err:
-        raise ImageReadError(f"{name}: cannot decode DICOM ({type(err).__name__}: {err})") from err
-    pixels = pixels * float(getattr(dataset, "RescaleSlope", 1.0)) + float(getattr(dataset, "RescaleIntercept", 0.0))
-    if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
-        pixels = pixels[0]  # a multi-frame file: its first frame
-    low, high = float(pixels.min()), float(pixels.max())
-    pixels = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
-    if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":  # high values are dark
-        pixels = 1.0 - pixels
-    return to_unit_float(pixels, path=name)

@@ -183,7 +183,9 @@ def test_dicom_is_read_by_content_with_its_rescale_and_polarity(tmp_path, photom
     pixels = np.array([[100, 200], [300, 500]], np.uint16)
     path = tmp_path / "scan"  # no suffix: recognised by the DICM marker
     _dicom(path, pixels, photometric)
-    expected = (pixels - 100) / 400.0  # min-max after the (linear) rescale
+    rescaled = pixels * 2.0 - 100  # the modality LUT; the file has no window: the 0.5-99.5th percentile window
+    low, high = np.percentile(rescaled, (0.5, 99.5))
+    expected = np.clip((rescaled - low) / (high - low), 0, 1)
     if photometric == "MONOCHROME1":
         expected = 1.0 - expected
     assert np.allclose(read_input_image(path), expected, atol=1e-6)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from multimix.data.sources.base import Skipped, SourceScan
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 
 # Archives made on macOS carry a "__MACOSX" folder of resource forks; it is never data.
 _JUNK_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})

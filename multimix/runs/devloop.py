@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from skimage.transform import resize
 
 from multimix.config import Config, load_config
 from multimix.data.pools import build_pools
@@ -218,13 +219,21 @@ def child_mask_figure(rows: Sequence[dict[str, Any]], out: Path, *, seed: int = 
     first = found[0][1]
     same = [(name, data) for name, data in found if np.array_equal(data["uids"], first["uids"])]
     titles = [uid.split("/")[0] + " " + Path(str(uid)).stem[:14] for uid in first["uids"]]
+    shape = first["masks"].shape[1:]
     return boundary_overlays(
         first["images"],
         np.zeros_like(first["masks"]),
-        {name: d["masks"] for name, d in same},
+        {name: _masks_at(d["masks"], shape) for name, d in same},
         out / "child_masks.png",
         row_titles=titles,
     )
+
+
+def _masks_at(masks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(N, h, w)`` masks at ``shape`` (nearest neighbour): variants trained at other sizes share one figure."""
+    if masks.shape[1:] == shape:
+        return masks
+    return np.stack([resize(m.astype(np.float32), shape, order=0, anti_aliasing=False) >= 0.5 for m in masks])
 
 
 def _in_domain(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:

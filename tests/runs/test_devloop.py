@@ -164,3 +164,18 @@ def test_operating_points_are_chosen_on_one_half_and_scored_on_the_other():
     assert scores["cross_acc_score_mixture"] > 0.8
     # prior-shift EM believes the class mix changed and calls (nearly) everything pneumonia
     assert scores["cross_f1_normal_prior_em"] < 0.2
+
+
+def test_the_child_mask_figure_takes_variants_trained_at_other_sizes(tmp_path):
+    from multimix.runs.devloop import child_mask_figure
+
+    uids = np.array(["chex/a.png", "chex/b.png"])
+    for name, size in (("small", 32), ("large", 48)):
+        run = tmp_path / name / "seed0"
+        run.mkdir(parents=True)
+        masks = np.zeros((2, size, size), bool)
+        masks[:, size // 4 : 3 * size // 4, size // 8 : size // 2] = True
+        np.savez(run / "dev_samples.npz", uids=uids, images=np.random.rand(2, size, size), masks=masks)
+    rows = [{"variant": "small", "seed": 0}, {"variant": "large", "seed": 0}]
+    figure = child_mask_figure(rows, tmp_path, seed=0)
+    assert figure is not None and figure.exists() and figure.stat().st_size > 0

@@ -104,6 +104,9 @@ def _unreadable_reason(path: str) -> str:
     return f"the {kind} file is truncated or corrupt"
 
 
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff")  # decoded by scikit-image
+
+
 def read_image_file(path: str) -> np.ndarray:
     """Decode an image file into float32 ``(H, W)`` in ``[0, 1]``, display polarity.
 
@@ -117,10 +120,11 @@ def read_image_file(path: str) -> np.ndarray:
         return read_jsrt_raw(path)
     if not os.path.isfile(path):
         raise ImageReadError(f"{path}: file not found")
-    from multimix.data.dicom import is_dicom_file, read_dicom  # it builds on this module
+    if suffix not in RASTER_SUFFIXES:  # a PNG/JPEG/GIF/TIFF by name is not opened twice to rule out DICOM
+        from multimix.data.dicom import is_dicom_file, read_dicom  # it builds on this module
 
-    if is_dicom_file(path):
-        return read_dicom(path)
+        if is_dicom_file(path):
+            return read_dicom(path)
     size = header_size(path)
     if size is not None:
         check_pixel_count(*size, name=str(path))

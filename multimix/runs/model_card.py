@@ -19,6 +19,7 @@ from typing import Any
 from multimix.config import Config
 from multimix.data.records import CLASS_NAMES
 from multimix.metrics.operating_point import OperatingPoint
+from multimix.runs.evaluate import run_folder
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import load_checkpoint
 
@@ -44,10 +45,11 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
     if run.get("config") is None:
         raise ValueError(f"{path}: not a training checkpoint (it carries no run config)")
     cfg = Config.from_dict(run["config"], origin=str(path))
-    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    folder = run_folder(path)
     point = OperatingPoint.from_checkpoint(state)
     return {
         "checkpoint": str(path),
+        "run": folder.name,
         "network": run.get("network") or {"class": cfg.model.name, "kwargs": {"widths": list(cfg.model.widths)}},
         "stage": run.get("stage", "train"),
         "class_names": list(run.get("class_names") or CLASS_NAMES),
@@ -109,7 +111,7 @@ def render_card(facts: dict[str, Any]) -> str:
     env = facts["environment"]
     net = facts["network"]
     lines = [
-        f"# Model card: {Path(facts['checkpoint']).parent.parent.name or facts['checkpoint']}",
+        f"# Model card: {facts['run']}",
         "",
         f"- **Checkpoint**: `{facts['checkpoint']}` ({facts['stage']} run, precision {facts['precision']})",
         f"- **Network**: {net.get('class')} {json.dumps(net.get('kwargs', {}), sort_keys=True)}",
@@ -195,9 +197,7 @@ def _result_lines(facts: dict[str, Any]) -> list[str]:
 
 def write_card(checkpoint: str | Path, out: str | Path | None = None) -> Path:
     """Write ``MODEL_CARD.md`` for ``checkpoint`` (default: in its run folder); returns the path."""
+    target = Path(out) if out else run_folder(checkpoint) / CARD_NAME
     facts = card_facts(checkpoint)
-    path = Path(checkpoint)
-    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    target = Path(out) if out else folder / CARD_NAME
     atomic_write_text(target, render_card(facts))
     return target

@@ -10,6 +10,8 @@ config such as ``real`` or ``baselines/umtl``), then command-line overrides (ded
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -79,10 +81,20 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     return config
 
 
+MAX_IMAGE_SIZE = 2048  # the largest radiographs (JSRT) at full resolution; far above any trained size
+LOSS_WEIGHTS = (
+    "dice_weight",
+    "ce_weight",
+    "fixmatch_weight",
+    "kl_weight",
+    "lung_weight",
+    "domain_weight",
+    "mask_pseudo_weight",
+)
 # key -> (lowest, highest) allowed value, bounds included; None = unbounded
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.batch_size": (1, None),
-    "data.image_size": (16, None),
+    "data.image_size": (16, MAX_IMAGE_SIZE),
     "data.num_workers": (0, None),
     "data.strong_ops": (0, None),
     "train.steps": (1, None),
@@ -98,7 +110,26 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "method.supervised_warmup_steps": (0, None),
     "method.ssl_rampup_steps": (0, None),
     "inference.seg_threshold": (0, 1),
+    "train.weight_decay": (0, None),
+    "train.ema_decay": (0, 1),
+    "model.dropout": (0, 0.99),
+    "model.in_channels": (1, None),
+    "model.num_classes": (2, None),
+    "model.seg_channels": (1, None),
+    **{f"method.{name}": (0, None) for name in LOSS_WEIGHTS},
+    "distill.labeled_weight": (0, None),
+    "distill.temperature": (1e-6, None),
+    "ssl.temperature": (1e-6, None),
+    "ssl.width_multiplier": (1e-3, None),
+    "ssl.crop_scale_min": (1e-3, 1),
+    "ssl.proj_depth": (1, None),
+    "ssl.proj_dim": (1, None),
+    "synthetic.pneumonia_fraction": (0, 1),
+    "real.val_fraction": (0, 1),
+    "real.test_fraction": (0, 1),
 }
+# lists of channel or unit counts: every entry a whole number of at least 1
+POSITIVE_LISTS = ("model.widths", "distill.widths", "ssl.barlow_dims")
 
 
 # key -> allowed values, for settings read only deep inside a run (a typo fails before it starts)
@@ -108,8 +139,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 
 def validate_ranges(config: Config) -> None:
-    """Reject values no run can use (``--batch-size 0``, ``--steps 0``, a learning rate of 0)
-    before anything is built; the ``ValueError`` names the key and the allowed range."""
+    """Reject values no run can use (``--batch-size 0``, ``--steps 0``, a learning rate of 0, a
+    NaN or infinite number anywhere, a negative loss weight, a channel count of 0) before
+    anything is built; the ``ValueError`` names the key and the allowed range."""
+    _check_finite(config)
+    _check_positive_lists(config)
     for key, (low, high) in RANGES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
@@ -122,6 +156,22 @@ def validate_ranges(config: Config) -> None:
         value = getattr(getattr(config, section), name)
         if value not in choices:
             raise ValueError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_finite(config: Config) -> None:
+    for section in dataclasses.fields(config):
+        for item in dataclasses.fields(getattr(config, section.name)):
+            value = getattr(getattr(config, section.name), item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{section.name}.{item.name} must be a finite number, got {value}")
+
+
+def _check_positive_lists(config: Config) -> None:
+    for key in POSITIVE_LISTS:
+        section, name = key.split(".")
+        values = getattr(getattr(config, section), name)
+        if values is not None and (not values or any(v < 1 for v in values)):
+            raise ValueError(f"{key} must list whole numbers of at least 1, got {values}")
 
 
 def _yaml_layers(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:

@@ -5,7 +5,9 @@ One cache folder per (source, image size, file list): ``images.npy`` (float16 ``
 skipped and why). The folder name carries a hash of the file list (paths, sizes, modification
 times), the size and :data:`CACHE_VERSION`, so a changed dataset gets a new cache. A build goes
 to a temporary folder renamed into place at the end: an interrupted build leaves nothing that
-could be mistaken for a finished cache.
+could be mistaken for a finished cache. Every open checks the index against its checksum and the
+arrays against the index (byte counts, shapes, uids); a damaged cache (truncated copy, edited
+index) is named, moved aside to ``<folder>.corrupt-<time>`` and built again.
 
 Images are resized to ``S x S`` without keeping the aspect ratio (as the paper did); masks are
 resized with linear interpolation and re-thresholded at 0.5. A mask whose aspect ratio differs
@@ -14,15 +16,18 @@ from its image's, or that is not binary, is an error naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from skimage.transform import resize
@@ -36,6 +41,7 @@ from multimix.utils.locks import exclusive_lock
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
+ARRAY_FILES = ("images.npy", "masks.npy")
 
 
 @dataclass
@@ -104,8 +110,13 @@ def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str,
         "has_mask": has_mask,
         "original_shape": shapes,
         "skipped": skipped,
+        "file_bytes": {name: (folder / name).stat().st_size for name in ARRAY_FILES},
     }
-    (folder / "index.json").write_text(json.dumps(index))
+    (folder / "index.json").write_text(json.dumps({**index, "checksum": _checksum(index)}))
+
+
+def _checksum(index: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(index, sort_keys=True).encode()).hexdigest()
 
 
 def build_cache(
@@ -126,12 +137,13 @@ def build_cache(
     cache_dir = Path(cache_dir)
     folder = cache_dir / f"{name}-{image_size}px-{cache_key(records, image_size)}"
     if (folder / "index.json").exists():
-        return _open(records, folder, built=False)
+        with contextlib.suppress(CorruptCacheError):  # rebuilt below, under the lock
+            return _open(records, folder, image_size, built=False)
     # one builder per cache: a second process waits for the first and then reuses its result
     with exclusive_lock(
         cache_dir / f".{folder.name}.lock", what=f"the cache {folder}", wait=True, on_wait=logger.warning
     ):
-        built = not (folder / "index.json").exists()
+        built = not _usable(records, folder, image_size)
         if built:
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
             try:
@@ -142,13 +154,25 @@ def build_cache(
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-    return _open(records, folder, built)
+    return _open(records, folder, image_size, built)
 
 
-def _open(records: Sequence[Record], folder: Path, built: bool) -> CachedSource:
-    index = json.loads((folder / "index.json").read_text())
-    images = np.load(folder / "images.npy", mmap_mode="r")
-    masks = np.load(folder / "masks.npy", mmap_mode="r")
+def _usable(records: Sequence[Record], folder: Path, size: int) -> bool:
+    """Whether ``folder`` holds a valid cache; an invalid one is named and moved aside."""
+    if not folder.exists():
+        return False
+    try:
+        _open(records, folder, size, built=False)
+    except CorruptCacheError as err:
+        aside = folder.with_name(f"{folder.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(folder, aside)
+        logger.warning(f"warning: {err}; moved it to {aside} and building it again")
+        return False
+    return True
+
+
+def _open(records: Sequence[Record], folder: Path, size: int, built: bool) -> CachedSource:
+    index, images, masks = _validated(folder, records, size)
     by_uid = {r.uid: r for r in records}
     cached = [
         replace(
@@ -160,3 +184,47 @@ def _open(records: Sequence[Record], folder: Path, built: bool) -> CachedSource:
         for row, uid in enumerate(index["uids"])
     ]
     return CachedSource(cached, index["skipped"], folder, built)
+
+
+class CorruptCacheError(ValueError):
+    """A cache folder whose index or arrays are damaged (truncated, edited, half copied)."""
+
+
+def _validated(folder: Path, records: Sequence[Record], size: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The index and the two arrays of a cache, after checking that they fit together.
+
+    Raises:
+        CorruptCacheError: naming the folder and what is wrong.
+    """
+    try:
+        index = json.loads((folder / "index.json").read_text())
+        checksum = index.pop("checksum", None)
+        if checksum is not None and checksum != _checksum(index):
+            raise ValueError("index.json does not match its checksum (edited or damaged)")
+        for name, expected in index.get("file_bytes", {}).items():
+            if (folder / name).stat().st_size != expected:
+                raise ValueError(f"{name} has {(folder / name).stat().st_size} bytes, its index says {expected}")
+        images = np.load(folder / "images.npy", mmap_mode="r")
+        masks = np.load(folder / "masks.npy", mmap_mode="r")
+        _check_index(index, images, masks, records, size)
+    except CorruptCacheError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise CorruptCacheError(f"the cache {folder} is damaged: {err}") from err
+    return index, images, masks
+
+
+def _check_index(
+    index: dict[str, Any], images: np.ndarray, masks: np.ndarray, records: Sequence[Record], size: int
+) -> None:
+    kept = len(index["uids"])
+    if index["version"] != CACHE_VERSION or index["image_size"] != size:
+        raise ValueError(f"index.json describes version {index['version']} at {index['image_size']} px")
+    if len(index["has_mask"]) != kept or len(index["original_shape"]) != kept:
+        raise ValueError("index.json lists different numbers of images, masks and shapes")
+    for name, array in (("images.npy", images), ("masks.npy", masks)):
+        if array.ndim != 3 or array.shape[0] < kept or array.shape[1:] != (size, size):
+            raise ValueError(f"{name} has shape {array.shape}, the index needs {kept} x {size} x {size}")
+    unknown = set(index["uids"]) - {r.uid for r in records}
+    if unknown:
+        raise ValueError(f"index.json names {len(unknown)} images the data does not have")

@@ -19,6 +19,7 @@ A multi-frame file gives its first frame; a colour file (secondary captures) its
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 PREAMBLE = 128  # "DICM" follows a 128-byte preamble
 PERCENTILE_WINDOW = (0.5, 99.5)
 INSTALL_HINT = 'pip install "multimix[dicom]"'
+REQUIRED_IMAGE_KEYS = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation")
 
 
 def is_dicom_bytes(head: bytes) -> bool:
@@ -59,17 +61,32 @@ def read_dicom(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     label = name or (str(source) if not isinstance(source, bytes) else "DICOM bytes")
     try:
         import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
     except ImportError:
         raise ImageReadError(f"{label}: reading DICOM needs pydicom ({INSTALL_HINT})") from None
     try:
         dataset = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source)
     except Exception as err:  # pydicom raises many kinds for a damaged file
-        raise ImageReadError(f"{label}: not a readable DICOM file ({type(err).__name__}: {err})") from err
+        raise ImageReadError(f"{label}: not a readable DICOM file ({_plain(err)})") from err
     if "PixelData" not in dataset:
         raise ImageReadError(f"{label}: DICOM file without pixel data (a report or structured document?)")
+    missing = [key for key in REQUIRED_IMAGE_KEYS if key not in dataset]
+    if missing:
+        raise ImageReadError(f"{label}: DICOM header lacks {', '.join(missing)}, which its pixel data needs")
     check_pixel_count(int(dataset.Columns), int(dataset.Rows), name=label)
     pixels = _decoded(dataset, label)
+    try:
+        return _display(pixels, dataset, label)
+    except ImageReadError:
+        raise
+    except Exception as err:  # a LUT or window that does not fit the pixels
+        raise ImageReadError(f"{label}: cannot apply the file's LUT or window ({_plain(err)})") from err
+
+
+def _display(pixels: np.ndarray, dataset: Any, label: str) -> np.ndarray:
+    """Modality LUT, then the VOI LUT / window of the file (a percentile window without one),
+    mapped to ``[0, 1]`` with MONOCHROME1 inverted."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
     values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float64)
     if "VOILUTSequence" in dataset:
         values = np.asarray(apply_voi_lut(values, dataset, index=0), dtype=np.float64)
@@ -94,7 +111,7 @@ def _decoded(dataset: Any, label: str) -> np.ndarray:
         name = getattr(syntax, "name", syntax)
         raise ImageReadError(
             f"{label}: cannot decode its pixels (transfer syntax {name}; compressed syntaxes need "
-            f"{INSTALL_HINT}): {type(err).__name__}: {err}"
+            f"{INSTALL_HINT}): {_plain(err)}"
         ) from err
     pixels = np.asarray(pixels)
     frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
@@ -103,6 +120,12 @@ def _decoded(dataset: Any, label: str) -> np.ndarray:
     if pixels.ndim == 3:  # colour (RGB after decoding): luminance
         pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     return pixels
+
+
+def _plain(err: Exception) -> str:
+    """An error's type and message without object reprs (``<_io.BytesIO object at 0x..>``)."""
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the data", str(err))
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _window(dataset: Any) -> tuple[float, float]:

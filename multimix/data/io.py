@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from skimage import io as skio
 from skimage.color import rgb2gray, rgba2rgb
 
 from multimix.data.records import Record
@@ -19,6 +18,10 @@ ASPECT_TOLERANCE = 0.02
 
 class ImageReadError(ValueError):
     """An image or mask file is missing, cannot be decoded, or has unusable content."""
+
+
+class UnsupportedImageError(ImageReadError):
+    """The content is no image format multimix reads (judged by its bytes, not its name)."""
 
 
 class ImageTooLargeError(ImageReadError):
@@ -92,10 +95,8 @@ def header_size(source: str | Path | BinaryIO) -> tuple[int, int] | None:
         return None
 
 
-def _unreadable_reason(path: str) -> str:
-    """Why ``path`` cannot be decoded, in words a person understands."""
-    with open(path, "rb") as handle:
-        head = handle.read(16)
+def unreadable_reason(head: bytes) -> str:
+    """Why a file starting with ``head`` cannot be decoded, in words a person understands."""
     if not head:
         return "empty file (0 bytes)"
     kind = next((name for signature, name in _SIGNATURES.items() if head.startswith(signature)), None)
@@ -104,50 +105,93 @@ def _unreadable_reason(path: str) -> str:
     return f"the {kind} file is truncated or corrupt"
 
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff")  # decoded by scikit-image
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff")  # decoded by Pillow
+_COLOUR_MODES = ("RGB", "RGBA", "RGBa", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def decode_raster(source: str | Path | BinaryIO, name: str) -> np.ndarray:
+    """Decode a PNG/JPEG/GIF/TIFF (a path or a binary stream) into float32 ``(H, W)`` in ``[0, 1]``.
+
+    Every Pillow mode a radiograph export may use is read: gray (``1``, ``L``, ``LA``), 16- and
+    32-bit gray (``I;16*``, ``I``), float (``F``), palette and colour (``P``, ``PA``, ``RGB``,
+    ``RGBA``, ``CMYK``, ...; converted to gray). Alpha is dropped, not composited: a transparent
+    film border keeps its pixel values. The EXIF orientation is applied, so a phone photo of a
+    film comes out upright. GIF/TIFF: the first frame. The megapixel limit is checked from the
+    header, before the pixels are decoded.
+
+    Raises:
+        ImageReadError: naming ``name``, for anything that cannot be decoded.
+    """
+    from PIL import Image, ImageOps
+
+    try:
+        with warnings.catch_warnings():  # our own limit decides, not Pillow's warning threshold
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                width, height = image.size
+                check_pixel_count(width, height, name=name)
+                image.seek(0)
+                pixels = _mode_pixels(ImageOps.exif_transpose(image), name)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageTooLargeError(f"{name}: declares more pixels than any radiograph ({err})") from err
+    except Exception as err:  # decoders raise many types for truncated/corrupt files
+        raise ImageReadError(f"{name}: cannot decode image: {unreadable_reason(_head(source))}") from err
+    return to_unit_float(pixels, path=name)
+
+
+def _mode_pixels(image, name: str) -> np.ndarray:
+    """The pixels of a decoded Pillow image as a gray or RGB array, alpha dropped."""
+    mode = image.mode
+    if mode in ("L", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return np.asarray(image)
+    if mode in ("1", "LA", "La"):
+        return np.asarray(image.convert("L") if mode == "1" else image.getchannel(0))
+    if mode == "I":  # 32-bit integers: Pillow's mode for some 16-bit files
+        values = np.asarray(image)
+        if values.min() < 0 or values.max() > np.iinfo(np.uint16).max:
+            raise ImageReadError(f"{name}: 32-bit integer pixels outside the 16-bit range are not supported")
+        return values.astype(np.uint16)
+    if mode in _COLOUR_MODES:
+        return np.asarray(image.convert("RGB"))
+    raise ImageReadError(f"{name}: unsupported pixel mode {mode!r}")
+
+
+def _head(source: str | Path | BinaryIO) -> bytes:
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as handle:
+            return handle.read(16)
+    source.seek(0)
+    return source.read(16)
+
+
+def missing_file_reason(path: str | Path) -> str:
+    """Why ``path`` is no readable file: a broken symbolic link (and where it points) or not found."""
+    if os.path.islink(path):
+        return f"broken symbolic link (points to {os.readlink(path)})"
+    return "file not found"
 
 
 def read_image_file(path: str) -> np.ndarray:
     """Decode an image file into float32 ``(H, W)`` in ``[0, 1]``, display polarity.
 
-    PNG/JPEG (8- or 16-bit, gray or colour) and GIF (e.g. SCR lung masks) go through
-    scikit-image; raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`; DICOM (``.dcm``, or found
-    by its content) to :func:`multimix.data.dicom.read_dicom`. An image above the
-    megapixel limit (:func:`set_max_megapixels`) is refused from its header.
+    PNG/JPEG/GIF/TIFF (any bit depth and mode, see :func:`decode_raster`) go through Pillow;
+    raw JSRT ``.IMG`` files go to :func:`read_jsrt_raw`; DICOM (``.dcm``, or found by its
+    content) to :func:`multimix.data.dicom.read_dicom`. An image above the megapixel limit
+    (:func:`set_max_megapixels`) is refused from its header.
     """
     suffix = Path(path).suffix.lower()
     if suffix == ".img":
         return read_jsrt_raw(path)
     if not os.path.isfile(path):
-        raise ImageReadError(f"{path}: file not found")
+        raise ImageReadError(f"{path}: {missing_file_reason(path)}")
     if suffix not in RASTER_SUFFIXES:  # a PNG/JPEG/GIF/TIFF by name is not opened twice to rule out DICOM
         from multimix.data.dicom import is_dicom_file, read_dicom  # it builds on this module
 
         if is_dicom_file(path):
             return read_dicom(path)
-    size = header_size(path)
-    if size is not None:
-        check_pixel_count(*size, name=str(path))
-    try:
-        pixels = skio.imread(path)
-    except Exception as err:  # decoders raise many types for truncated/corrupt files
-        raise ImageReadError(f"{path}: cannot decode image: {_unreadable_reason(path)}") from err
-    if suffix == ".gif":
-        pixels = _first_gif_frame(pixels)
-    return to_unit_float(pixels, path=path)
-
-
-def _first_gif_frame(pixels: np.ndarray) -> np.ndarray:
-    """Drop the frame axis GIF decoders add: ``(F, H, W)`` / ``(F, H, W, C)`` -> first frame.
-
-    A GIF is a sequence even with one frame, so depending on the plugin it decodes as
-    ``(1, H, W)``, ``(H, W, 3|4)`` (palette expanded to colour) or ``(F, H, W, C)``.
-    """
-    if pixels.ndim == 4:
-        return pixels[0]
-    if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
-        return pixels[0]
-    return pixels
+    return decode_raster(path, str(path))
 
 
 JSRT_SIDE = 2048

@@ -112,11 +112,12 @@ SKIP_REPORT_COLUMNS = ("source", "path", "reason")
 
 def write_skip_report(items: list[dict[str, str]], path: str | Path) -> Path:
     """Every skipped file as CSV rows ``source,path,reason`` (atomic)."""
-    import csv
     import io
 
+    from multimix.utils.csv_safe import SafeDictWriter
+
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SKIP_REPORT_COLUMNS, extrasaction="ignore")
+    writer = SafeDictWriter(buffer, fieldnames=SKIP_REPORT_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(items)
     atomic_write_text(Path(path), buffer.getvalue())

@@ -7,7 +7,6 @@ cross-domain segmentation, the best value of each column in bold.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import time
@@ -23,7 +22,8 @@ from multimix.evaluation import figures
 from multimix.evaluation.results import EvaluationSettings, ModelResult
 from multimix.evaluation.summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, point_value
 from multimix.metrics import roc_curve
-from multimix.utils.atomic import atomic_write_text
+from multimix.utils.atomic import replaced_folder
+from multimix.utils.csv_safe import SafeWriter
 
 DOMAIN_ORDER = ("in-domain", "cross-domain", "sources")
 PAPER_METRICS = (
@@ -130,7 +130,7 @@ def table_csv(rows: Sequence[TableRow]) -> str:
     domains = _domains_of(rows)
     keys = [(d, metric) for d in domains for _, metric, _ in PAPER_METRICS]
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(
         ["model", "seg_labels", "cls_labels", *(f"{d}/{m}/{s}" for d, m in keys for s in ("mean", "std", "n"))]
     )
@@ -204,7 +204,7 @@ def detail_tables(results: Sequence[ModelResult], domain: str) -> str:
 def per_image_csv(results: Sequence[ModelResult]) -> str:
     """One row per model, domain and image."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(
         [
             "model",
@@ -371,17 +371,37 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
+REPORT_FILES = ("metrics.json", "per_image.csv", "table.csv", "report.md", "figures")
+
+
 def write_report(results: Sequence[ModelResult], out: str | Path, settings: EvaluationSettings) -> Path:
-    """Write ``metrics.json``, ``per_image.csv``, ``table.csv``, ``report.md`` and ``figures/`` into ``out``."""
+    """Write ``metrics.json``, ``per_image.csv``, ``table.csv``, ``report.md`` and ``figures/`` as
+    the folder ``out``, replacing an earlier report there whole: written into a temporary folder
+    and moved into place when complete, so ``out`` never holds files of two evaluations."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics_json(results, settings), indent=2))
-    atomic_write_text(out / "per_image.csv", per_image_csv(results))
-    rows = table_rows(results)
-    atomic_write_text(out / "table.csv", table_csv(rows))
-    figs = write_figures(results, out / "figures")
-    atomic_write_text(out / "report.md", report_markdown(results, rows, figs, out, settings))
+    check_report_folder(out)
+    with replaced_folder(out) as folder:
+        (folder / "metrics.json").write_text(json.dumps(metrics_json(results, settings), indent=2))
+        (folder / "per_image.csv").write_text(per_image_csv(results))
+        rows = table_rows(results)
+        (folder / "table.csv").write_text(table_csv(rows))
+        figs = write_figures(results, folder / "figures")
+        (folder / "report.md").write_text(report_markdown(results, rows, figs, folder, settings))
     return out / "report.md"
+
+
+def check_report_folder(out: Path) -> None:
+    """Refuse an ``out`` that holds anything but an earlier report: it is replaced whole."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a folder; choose another --out")
+    others = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES)
+    if others:
+        raise FileExistsError(
+            f"{out} holds files that are not an evaluation report ({', '.join(others[:3])}); a report replaces "
+            "its folder whole, so choose a new or empty --out"
+        )
 
 
 def _thresholds(results: Sequence[ModelResult]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from multimix.config.loading import validate_ranges
 from multimix.config.presets import display_name
 from multimix.config.schema import Config
 from multimix.models.classifier import SSLClassifier, build_classifier
@@ -87,7 +88,7 @@ def build_network(description: dict[str, Any], *, origin: str = "network") -> Tr
         raise ValueError(f"{origin}: unknown network class {name!r}; known: {', '.join(sorted(_NETWORKS))}")
     try:
         return as_trained_model(_NETWORKS[name](description.get("kwargs") or {}))
-    except (TypeError, KeyError, ValueError) as err:
+    except (TypeError, KeyError, ValueError, RuntimeError) as err:
         raise ValueError(f"{origin}: cannot rebuild the {name} it describes: {err}") from err
 
 
@@ -113,7 +114,7 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
             f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
             "multimix finetune --pretrained, or start MultiMix from it with --init-encoder"
         )
-    cfg = Config.from_dict(run["config"], origin=origin)
+    cfg = checkpoint_config(run, origin)
     if run.get(NETWORK_KEY) is not None:
         model = build_network(run[NETWORK_KEY], origin=origin)
     else:  # written before checkpoints described their network
@@ -126,19 +127,40 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
     return model.eval(), cfg
 
 
+def checkpoint_config(run: dict[str, Any], origin: str) -> Config:
+    """The run config a checkpoint carries, range-checked like the command line's; a config that
+    disagrees with the network the checkpoint describes is named in a warning."""
+    cfg = Config.from_dict(run["config"], origin=origin)
+    try:
+        validate_ranges(cfg)
+    except ValueError as err:
+        raise ValueError(f"{origin}: its config cannot work: {err}") from None
+    network = run.get(NETWORK_KEY) or {}
+    widths = (network.get("kwargs") or {}).get("widths") if network.get("class") == "MultiMixNet" else None
+    if widths is not None and list(widths) != list(cfg.model.widths):  # the description built the weights
+        logger.warning(
+            f"warning: {origin}: its config says model.widths {list(cfg.model.widths)} but its network has "
+            f"{list(widths)} (edited, or put together from two runs); the network is built as it describes"
+        )
+    return cfg
+
+
 PRETRAINED_ENCODER_PREFIX = "ssl.backbone.encoder."  # a U-Net backbone's encoder in a pretraining checkpoint
+TRAINED_ENCODER_PREFIX = "encoder."  # the encoder of a MultiMix-family run
 
 
 def load_pretrained_encoder(model: MultiMixNet, path: str | Path) -> None:
-    """Start ``model``'s encoder from the U-Net encoder of a pretraining checkpoint
-    (``multimix pretrain``); every tensor except the class head must match in name and shape."""
+    """Start ``model``'s encoder from the U-Net encoder of a checkpoint: a pretraining run
+    (``multimix pretrain --backbone unet``) or a MultiMix-family training run; every tensor
+    except the class head must match in name and shape."""
     weights = load_checkpoint(path)["model"]
-    encoder = {
-        k[len(PRETRAINED_ENCODER_PREFIX) :]: v for k, v in weights.items() if k.startswith(PRETRAINED_ENCODER_PREFIX)
-    }
+    encoder: dict[str, torch.Tensor] = {}
+    for prefix in (PRETRAINED_ENCODER_PREFIX, TRAINED_ENCODER_PREFIX):
+        encoder = encoder or {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
     if not encoder:
         raise ValueError(
-            f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet to initialise MultiMix)"
+            f"{path}: no U-Net encoder in this checkpoint (pretrain with --backbone unet, or pass a MultiMix run's "
+            "checkpoint, to initialise MultiMix)"
         )
     try:
         load_unet_encoder_state(model.encoder, encoder)

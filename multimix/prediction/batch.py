@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import sys
@@ -17,6 +16,7 @@ from multimix.data.io import ImageReadError
 from multimix.prediction.overlays import prediction_pictures, write_png
 from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
 from multimix.prediction.reader import IMAGE_SUFFIXES, read_input_image
+from multimix.utils.csv_safe import SafeDictWriter
 
 CSV_COLUMNS = (
     "file",
@@ -42,8 +42,11 @@ def expand_inputs(inputs: Iterable[str], *, exclude: str | Path | None = None) -
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
+            # broken links are kept, so their rows name them instead of leaving them out unseen
+            found += sorted(
+                p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif path.is_file() or path.is_symlink():
             found.append(path)
         else:
             found += sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
@@ -105,7 +108,7 @@ def predict_files(
     report = PredictionReport(out / "predictions.csv")
     names = output_names(files)
     with open(report.csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer = SafeDictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         bar = tqdm(total=len(files), desc="predict", unit="image", disable=not progress)
         for start in range(0, len(files), batch_size):

@@ -14,10 +14,10 @@ import numpy as np
 from multimix.data.dicom import PREAMBLE, is_dicom_bytes, read_dicom
 from multimix.data.io import (
     ImageReadError,
-    check_pixel_count,
-    header_size,
+    UnsupportedImageError,
+    decode_raster,
+    missing_file_reason,
     read_image_file,
-    to_unit_float,
 )
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".img", ".dcm", ".dicom"})
@@ -45,19 +45,16 @@ def decode_image_bytes(data: bytes, *, name: str = "upload") -> np.ndarray:
     """
     kind = sniff_format(data)
     if kind is None:
-        raise ImageReadError(f"{name}: not a PNG, JPEG or DICOM image")
+        raise _not_an_image(data, name)
     if kind == "dicom":
         return read_dicom(data, name)
-    size = header_size(io.BytesIO(data))
-    if size is not None:
-        check_pixel_count(*size, name=name)
-    import imageio.v3 as iio
+    return decode_raster(io.BytesIO(data), name)
 
-    try:
-        pixels = iio.imread(data, extension=f".{kind}")
-    except Exception as err:  # decoders raise many types for truncated/corrupt data
-        raise ImageReadError(f"{name}: cannot decode {kind.upper()} ({type(err).__name__}: {err})") from err
-    return to_unit_float(np.asarray(pixels), path=name)
+
+def _not_an_image(head: bytes, name: str) -> ImageReadError:
+    if not head:
+        return ImageReadError(f"{name}: empty file (0 bytes)")
+    return UnsupportedImageError(f"{name}: not a PNG, JPEG or DICOM image (judged by its content)")
 
 
 def read_input_image(path: str | Path) -> np.ndarray:
@@ -68,6 +65,8 @@ def read_input_image(path: str | Path) -> np.ndarray:
         ImageReadError: naming the file.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: {missing_file_reason(path)}")
     if path.suffix.lower() in (".dcm", ".dicom"):
         return read_dicom(path)
     if path.suffix.lower() != ".img":
@@ -80,5 +79,5 @@ def read_input_image(path: str | Path) -> np.ndarray:
         if kind == "dicom":
             return read_dicom(path)
         if kind is None:
-            raise ImageReadError(f"{path}: not a PNG, JPEG or DICOM image (judged by its content)")
+            raise _not_an_image(head, str(path))
     return read_image_file(str(path))

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from multimix.config import Config, save_config
+from multimix.config import Config, load_config, save_config
 from multimix.data.pools import DataPools, build_pools
 from multimix.data.records import Record
 from multimix.data.splits import Split, build_split
+from multimix.runs.folder import config_changes
 from multimix.runs.grid import train_or_resume
 from multimix.utils.atomic import atomic_write_text
 
@@ -76,6 +77,7 @@ def fold_splits(cfg: Config, pools: DataPools, folds: int) -> list[Split]:
 def run_cv(cfg: Config, folds: int, out: str | Path, *, progress: bool = True) -> list[dict[str, Any]]:
     """Train every fold (skipping finished ones), write and return the per-fold rows."""
     out = Path(out)
+    check_continuable(cfg, folds, out)
     (out / "splits").mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     paths = [out / "splits" / f"fold{k}.json" for k in range(folds)]
@@ -92,6 +94,24 @@ def run_cv(cfg: Config, folds: int, out: str | Path, *, progress: bool = True) -
         atomic_write_text(out / "cv.json", json.dumps(rows, indent=2))
     atomic_write_text(out / "cv_table.md", cv_table(rows) + "\n")
     return rows
+
+
+def check_continuable(cfg: Config, folds: int, out: Path) -> None:
+    """Refuse to continue a cross-validation in ``out`` with other folds or other settings: its
+    finished folds were trained with the config it holds, and unfinished ones would not be."""
+    if not (out / "config.yaml").exists():
+        return
+    drawn = sorted((out / "splits").glob("fold*.json"))
+    if drawn and len(drawn) != folds:
+        raise ValueError(
+            f"{out} holds a {len(drawn)}-fold cross-validation; pass --folds {len(drawn)} or another --out"
+        )
+    changes = config_changes(load_config(out / "config.yaml"), cfg)
+    if changes:
+        raise ValueError(
+            f"cannot continue the cross-validation in {out}: {changes}. Continue it with the same settings, "
+            "or choose another --out (nothing was written)"
+        )
 
 
 def cv_table(rows: list[dict[str, Any]]) -> str:

@@ -40,8 +40,6 @@ def resolve_run_folder(cfg: Config) -> Path:
 
 
 RUN_LOCK = ".lock"
-
-
 SKIP_REPORT = "skipped.csv"
 
 
@@ -56,12 +54,24 @@ def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[
         with exclusive_lock(out_dir / RUN_LOCK, what=f"run folder {out_dir}"):
             return body()
     except BaseException:
-        if (
-            created and out_dir.is_dir() and [p.name for p in out_dir.iterdir()] == [RUN_LOCK]
-        ):  # refused before writing: leave no trace
-            (out_dir / RUN_LOCK).unlink()
-            out_dir.rmdir()
+        if created:
+            _remove_if_only_setup(out_dir)
         raise
+
+
+# what a run writes before its first training step; a folder holding nothing else was refused
+# during set-up (missing --init-encoder, a --split for other data) and is removed again
+SETUP_FILES = frozenset({RUN_LOCK, "config.yaml", "environment.json", "split.json", SKIP_REPORT})
+
+
+def _remove_if_only_setup(out_dir: Path) -> None:
+    if not out_dir.is_dir():
+        return
+    names = {p.name for p in out_dir.iterdir()}
+    if names <= SETUP_FILES:
+        for name in names:
+            (out_dir / name).unlink()
+        out_dir.rmdir()
 
 
 # settings a resumed run may change: how long it trains and where/how it runs, nothing that
@@ -95,16 +105,21 @@ def check_resumable(cfg: Config, last: Path) -> int:
     stored = state.get("run", {}).get("config")
     if stored is None:
         raise ValueError(f"{last}: checkpoint carries no run config; it cannot be resumed")
-    before = _flatten(Config.from_dict(stored, origin=str(last)).to_dict())
-    now = _flatten(cfg.to_dict())
-    conflicts = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
-    if conflicts:
-        changes = "; ".join(f"{k} was {before.get(k)!r}, now {now[k]!r}" for k in conflicts[:4])
+    changes = config_changes(Config.from_dict(stored, origin=str(last)), cfg)
+    if changes:
         raise ValueError(
             f"cannot resume {last.parent.parent}: {changes}. Resume without changing "
             "them, or start a new run with another --out (nothing was written)"
         )
     return int(state.get("step", 0))
+
+
+def config_changes(before: Config, now: Config) -> str:
+    """The settings that differ between two configs, beyond :data:`RESUMABLE_CHANGES`, as
+    ``key was X, now Y`` (the first four); empty when ``now`` may continue ``before``'s runs."""
+    old, new = _flatten(before.to_dict()), _flatten(now.to_dict())
+    conflicts = [k for k in new if k not in RESUMABLE_CHANGES and new[k] != old.get(k)]
+    return "; ".join(f"{k} was {old.get(k)!r}, now {new[k]!r}" for k in conflicts[:4])
 
 
 def _flatten(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from skimage.transform import resize
 
-from multimix.data.io import ImageReadError, ImageTooLargeError
+from multimix.data.io import ImageReadError, ImageTooLargeError, UnsupportedImageError
 from multimix.prediction import (
     Predictor,
     decode_image_bytes,
@@ -97,7 +97,7 @@ def create_app(
         except ImageTooLargeError as err:
             raise HTTPException(413, str(err)) from None
         except ImageReadError as err:
-            status = 415 if "not a PNG, JPEG or DICOM" in str(err) else 422
+            status = 415 if isinstance(err, UnsupportedImageError) else 422
             raise HTTPException(status, str(err)) from None
         return JSONResponse(result)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 
-from multimix.utils.atomic import atomic_write
+from multimix.utils.atomic import atomic_write, write_all
 
 
 class CheckpointError(RuntimeError):
@@ -21,9 +22,13 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` (tensors and plain data only) so that ``path`` is never half-written.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and replace
-    ``path`` in one ``os.replace``: a crash at any moment leaves the previous file intact.
+    ``path`` in one ``os.replace``: a crash at any moment leaves the previous file intact. The
+    state is serialised in memory first, so a full disk is an ``OSError`` naming ``path``
+    (torch's own writer reports it as an internal ``RuntimeError``).
     """
-    return atomic_write(path, lambda handle: torch.save(state, handle))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write(path, lambda handle: write_all(handle, buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -31,11 +36,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    _check_archive(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError, IndexError) as err:
         cause = str(err).split(". ")[0].strip()
         raise CheckpointError(f"{path}: cannot read checkpoint, the file is truncated or corrupt ({cause})") from err
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a multimix checkpoint (no 'model' entry)")
     return state
+
+
+_ZIP_MAGIC = b"PK\x03\x04"  # every file torch.save writes is a zip archive
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a file that is no checkpoint at all (a text file, an image) before unpickling it."""
+    with open(path, "rb") as handle:
+        head = handle.read(len(_ZIP_MAGIC))
+    if not head:
+        raise CheckpointError(f"{path}: not a checkpoint: empty file (0 bytes)")
+    if head != _ZIP_MAGIC:
+        raise CheckpointError(
+            f"{path}: not a checkpoint: a PyTorch checkpoint is a zip archive, this file starts {head!r}"
+        )

@@ -48,7 +48,7 @@ def test_bad_bytes_are_named_errors():
     with pytest.raises(ImageReadError, match="scan.txt: not a PNG, JPEG or DICOM"):
         decode_image_bytes(b"hello, world", name="scan.txt")
     truncated = _png(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))[:200]
-    with pytest.raises(ImageReadError, match="cut.png: cannot decode PNG"):
+    with pytest.raises(ImageReadError, match="cut.png: cannot decode image: the PNG file is truncated or corrupt"):
         decode_image_bytes(truncated, name="cut.png")
 
 

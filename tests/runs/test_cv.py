@@ -43,6 +43,15 @@ def test_cv_trains_one_run_per_fold_and_prints_the_table(tmp_path, capsys, monke
     assert len(json.loads((out / "cv.json").read_text())) == 3
     monkeypatch.setattr(grid, "run_training", lambda *a, **k: pytest.fail("finished folds must be skipped"))
     assert multimix([*args, "--no-progress", *tiny_cli_args()]) == 0
+    capsys.readouterr()
+    # continuing with other settings or another fold count would mix two protocols in one table
+    before = (out / "config.yaml").read_text()
+    assert multimix([*args, "--no-progress", *tiny_cli_args(), "--set", "method.ce_weight=2"]) == 1
+    assert "method.ce_weight was 1.0, now 2.0" in capsys.readouterr().err
+    folds4 = [a if a != "3" else "4" for a in args]
+    assert multimix([*folds4, "--no-progress", *tiny_cli_args()]) == 1
+    assert "holds a 3-fold cross-validation" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == before
 
 
 def test_cv_refuses_one_fold(capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from multimix.data.io import missing_file_reason
 from multimix.data.sources.base import Skipped, SourceScan
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
@@ -40,7 +41,9 @@ def image_files(folder: Path, scan: SourceScan) -> list[Path]:
     """
     images = []
     for path in visible_children(folder):
-        if path.is_dir():
+        if path.is_symlink() and not path.exists():
+            scan.skipped.append(Skipped(str(path), missing_file_reason(path)))
+        elif path.is_dir():
             scan.skipped.append(Skipped(str(path), "sub-folder ignored (images are expected directly here)"))
         elif not is_image(path):
             scan.skipped.append(Skipped(str(path), f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})"))

@@ -4,7 +4,8 @@
     multimix evaluate --checkpoint runs/a/checkpoints/best.pt runs/b/checkpoints/best.pt --out eval/ab
     multimix evaluate --checkpoint runs/a/checkpoints/best.pt --data-root /data/cxr --sources shenzhen
 
-Writes metrics.json, per_image.csv, table.csv, report.md and figures/ into --out.
+Writes metrics.json, per_image.csv, table.csv, report.md and figures/ as the folder --out: built
+aside and moved into place when complete, replacing an earlier report there whole.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from multimix.evaluation.report import console_table, write_report
+from multimix.evaluation.report import check_report_folder, console_table, write_report
 from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.runs.cli import run_main
 from multimix.runs.evaluate import evaluate_checkpoints, run_folder
 from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_flag
+from multimix.utils.locks import exclusive_lock
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else run_folder(args.checkpoint[0]) / "evaluation"
 
     def body() -> int:
-        results = evaluate_checkpoints(args.checkpoint, settings)
-        report = write_report(results, out, settings)
+        check_report_folder(out)  # before minutes of evaluation, not after
+        # a second evaluation into the same --out refuses at once instead of racing this one
+        with exclusive_lock(out.parent / f".{out.name}.lock", what=f"evaluation folder {out}"):
+            results = evaluate_checkpoints(args.checkpoint, settings)
+            report = write_report(results, out, settings)
         print(console_table(results))
         print(f"report: {report}")
         return 0

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from multimix.prediction.batch import expand_inputs, predict_files
 from multimix.runs.cli import run_main
@@ -69,6 +71,14 @@ def usage_error(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _partial_results(out: str, started: float) -> str:
+    """Where the files finished before a stop are listed, if this run got as far as writing any."""
+    csv_path = Path(out) / "predictions.csv"
+    if csv_path.is_file() and csv_path.stat().st_mtime >= started:
+        return f"; {csv_path} lists every file finished so far"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # before any output is opened: a typo never wipes predictions.csv
@@ -82,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"error: no image files found in {' '.join(args.inputs)}", file=sys.stderr)
         return 1
+
+    started = time.time()
 
     def body() -> int:
         try:
@@ -97,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress,
             )
         except KeyboardInterrupt:
-            print(f"\ninterrupted; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
+            print(f"\ninterrupted{_partial_results(args.out, started)}", file=sys.stderr)
             return 130
         except Exception:
-            print(f"prediction stopped; {args.out}/predictions.csv lists every file finished so far", file=sys.stderr)
+            if note := _partial_results(args.out, started):
+                print(f"prediction stopped{note}", file=sys.stderr)
             raise
         print(f"{report.done} of {len(files)} images predicted, {report.failed} skipped; results in {report.csv_path}")
         return 0 if report.done else 1

@@ -61,8 +61,11 @@ def _prepare(args: argparse.Namespace) -> int:
         prepared = prepare_all(args.data_root, args.image_size, cache_dir, on_error=on_error, progress=progress)
     print(format_report(prepared))
     skipped = [{"source": p.name, **item} for p in prepared for item in p.summary["skipped_items"]]
+    report_path = cache_dir / f"skipped-{args.image_size}px.csv"
     if skipped:
-        report = write_skip_report(skipped, cache_dir / f"skipped-{args.image_size}px.csv")
+        report = write_skip_report(skipped, report_path)
         print(f"all {len(skipped)} skipped files, with their reasons: {report}")
+    else:  # an earlier preparation's list (other data, other files) would describe this one wrongly
+        report_path.unlink(missing_ok=True)
     print(f"caches in {cache_dir}")
     return 0

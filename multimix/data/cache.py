@@ -9,9 +9,9 @@ could be mistaken for a finished cache. Every open checks the index against its 
 arrays against the index (byte counts, shapes, uids); a damaged cache (truncated copy, edited
 index) is named, moved aside to ``<folder>.corrupt-<time>`` and built again.
 
-Images are resized to ``S x S`` without keeping the aspect ratio (as the paper did); masks are
-resized with linear interpolation and re-thresholded at 0.5. A mask whose aspect ratio differs
-from its image's, or that is not binary, is an error naming the file.
+Images and masks are resized by :mod:`multimix.data.resizing` (the resize prediction uses too).
+A mask whose aspect ratio differs from its image's, or that is not binary, is an error naming
+the file.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from skimage.transform import resize
 from tqdm.auto import tqdm
 
 from multimix.data.io import ImageReadError, read_image_file, read_mask_files
 from multimix.data.records import Record
+from multimix.data.resizing import resize_image, resize_mask
 from multimix.data.sources.base import check_on_error
 from multimix.utils.locks import exclusive_lock
 
@@ -66,14 +66,6 @@ def cache_key(records: Sequence[Record], image_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def _resize_image(pixels: np.ndarray, size: int) -> np.ndarray:
-    return resize(pixels, (size, size), order=1, anti_aliasing=True, preserve_range=True).astype(np.float16)
-
-
-def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    return (resize(mask.astype(np.float32), (size, size), order=1, anti_aliasing=False) >= 0.5).astype(np.uint8)
-
-
 def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str, progress: bool, desc: str) -> None:
     images = np.lib.format.open_memmap(
         folder / "images.npy", mode="w+", dtype=np.float16, shape=(len(records), size, size)
@@ -95,9 +87,9 @@ def _build(records: Sequence[Record], size: int, folder: Path, *, on_error: str,
             skipped.append({"uid": record.uid, "path": str(record.image_path), "reason": str(err)})
             continue
         row = len(kept)
-        images[row] = _resize_image(pixels, size)
+        images[row] = resize_image(pixels, size)
         if mask is not None:
-            masks[row] = _resize_mask(mask, size)
+            masks[row] = resize_mask(mask, size)
         kept.append(record.uid)
         has_mask.append(mask is not None)
         shapes.append(list(pixels.shape))

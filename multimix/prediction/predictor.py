@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from multimix.data.records import CLASS_NAMES
+from multimix.data.resizing import resize_image
 from multimix.data.transforms import eval_transform
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
@@ -133,7 +134,8 @@ class Predictor:
         """``(1, S, S)`` model input from a float ``(H, W)`` image in ``[0, 1]``."""
         if image.ndim != 2:
             raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
-        return self._transform(image.astype(np.float32))[0]
+        # the caches' resize: the network sees the pixels it was trained and evaluated on
+        return self._transform(resize_image(image, self.image_size).astype(np.float32))[0]
 
     @torch.no_grad()
     def predict(

@@ -120,6 +120,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adapt": ("adapt", "label-free operating point for a new hospital from its unlabeled images"),
     "calibrate": ("calibrate", "operating point chosen on a few labeled images of a new hospital"),
     "card": ("card", "a model card (MODEL_CARD.md): what a checkpoint is, how it decides, how well it did"),
+    "export": ("export", "an ONNX or TorchScript graph of a trained model, saliency bridge inside"),
     "prepare-data": ("prepare_data", "check and cache the real datasets under a data root"),
     "pretrain": ("pretrain", "SimCLRv2 stage 1: contrastive (SimCLR, Barlow Twins) pretraining"),
     "finetune": ("finetune", "SimCLRv2 stage 2: fine-tune a pretrained encoder on the labeled images"),

@@ -66,7 +66,7 @@ def test_changed_files_get_a_new_cache(tmp_path):
 def test_interrupted_build_leaves_no_cache_behind(tmp_path, monkeypatch):
     records = write_dataset(tmp_path)
     calls = []
-    real = cache_module._resize_image
+    real = cache_module.resize_image
 
     def interrupted(pixels, size):
         calls.append(1)
@@ -74,12 +74,12 @@ def test_interrupted_build_leaves_no_cache_behind(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(pixels, size)
 
-    monkeypatch.setattr(cache_module, "_resize_image", interrupted)
+    monkeypatch.setattr(cache_module, "resize_image", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_cache(records, 32, tmp_path / "cache", name="d", progress=False)
     # only the (unlocked) lock file stays: no folder that could pass for a cache
     assert [p.name for p in (tmp_path / "cache").iterdir() if p.suffix != ".lock"] == []
-    monkeypatch.setattr(cache_module, "_resize_image", real)
+    monkeypatch.setattr(cache_module, "resize_image", real)
     assert build_cache(records, 32, tmp_path / "cache", name="d", progress=False).built
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 from multimix.data.io import ImageReadError
 from multimix.prediction import (
@@ -200,3 +201,24 @@ def test_the_web_app_without_its_extra_says_what_to_install():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and 'pip install -e ".[serve]"' in proc.stderr
+
+
+def test_prediction_resizes_as_the_training_cache_does(tmp_path, trained_checkpoint):
+    """One resize for caches and prediction: a file gives the network the pixels it was
+    trained and evaluated on, whichever way it arrives."""
+    from skimage import io as skio
+
+    from multimix.data.cache import build_cache
+    from multimix.data.io import read_image_file
+    from multimix.data.records import Record
+    from multimix.data.transforms import eval_transform
+
+    rng = np.random.default_rng(0)
+    skio.imsave(tmp_path / "x.png", (rng.random((90, 70)) * 255).astype(np.uint8), check_contrast=False)
+    predictor = Predictor(trained_checkpoint, device="cpu")
+    size = predictor.image_size
+    record = Record(uid="d/x.png", source="d", image_path=str(tmp_path / "x.png"))
+    cached = build_cache([record], size, tmp_path / "cache", name="d", progress=False).records[0]
+    from_cache = eval_transform(size)(np.asarray(cached.image, dtype=np.float32))[0]
+    from_file = predictor.preprocess(read_image_file(str(tmp_path / "x.png")))
+    assert torch.equal(from_file, from_cache)

@@ -58,3 +58,42 @@ def pixel_bomb(path: Path, side: int = 12000) -> Path:
         + chunk(b"IEND", b"")
     )
     return path
+
+
+def dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    window: tuple[float, float] | None = None,
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    bits_stored: int = 12,
+    patient: str = "P1",
+    syntax: str | None = None,
+    pixel_data: bool = True,
+) -> Path:
+    """A DX DICOM of ``pixels`` (unsigned 16-bit words), compressed to ``syntax`` when given."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "DX", patient
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, bits_stored, bits_stored - 1, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if pixel_data:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+        if syntax is not None:
+            ds.compress(syntax)
+    ds.save_as(path, enforce_file_format=True)
+    return path

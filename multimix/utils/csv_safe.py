@@ -4,7 +4,7 @@ A file named ``=cmd|calc!A0.png`` written as it is turns into a formula when the
 in a spreadsheet (CSV injection). Every CSV the library writes goes through these writers,
 which prefix a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
 with ``'`` (the OWASP advice), so the spreadsheet shows it as text. Numbers, including negative
-ones written as text, are left as they are.
+ones written as text, and a lone sign (the tables' "-" for no value) are left as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(value: Any) -> Any:
     """``value`` with ``'`` in front when it is text a spreadsheet would read as a formula."""
     if not isinstance(value, str) or not value.startswith(FORMULA_STARTS) or _is_number(value):
+        return value
+    if len(value) == 1:  # a lone "-" is the tables' "no value", not a formula
         return value
     return "'" + value
 

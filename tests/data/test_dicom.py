@@ -5,39 +5,12 @@ import numpy as np
 import pytest
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import (  # noqa: E402
-    ExplicitVRLittleEndian,
-    JPEG2000Lossless,
-    RLELossless,
-    SecondaryCaptureImageStorage,
-    generate_uid,
-)
+from fake_trees import dicom  # noqa: E402
+from pydicom.uid import JPEG2000Lossless, RLELossless  # noqa: E402
 
 from multimix.data.dicom import is_dicom_file, read_dicom  # noqa: E402
 from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, ImageReadError, read_image_file, set_max_megapixels  # noqa: E402
 from multimix.prediction.reader import read_input_image  # noqa: E402
-
-
-def write_dicom(path, pixels, *, photometric="MONOCHROME2", window=None, slope=1.0, intercept=0.0, pixel_data=True):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "DX", "P1"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    if pixel_data:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 @pytest.fixture
@@ -46,7 +19,7 @@ def gradient():
 
 
 def test_the_window_of_the_file_maps_black_to_white(tmp_path, gradient):
-    path = write_dicom(tmp_path / "a.dcm", gradient, window=(2000.5, 2001))  # 1000..3000 -> 0..1
+    path = dicom(tmp_path / "a.dcm", gradient, window=(2000.5, 2001))  # 1000..3000 -> 0..1
     image = read_dicom(path)
     assert image.shape == (48, 64) and image.dtype == np.float32
     values = gradient[0].astype(float)
@@ -55,18 +28,18 @@ def test_the_window_of_the_file_maps_black_to_white(tmp_path, gradient):
 
 
 def test_monochrome1_is_inverted_and_the_modality_lut_applied(tmp_path, gradient):
-    plain = read_dicom(write_dicom(tmp_path / "m2.dcm", gradient, window=(2000.5, 2001)))
-    inverted = read_dicom(write_dicom(tmp_path / "m1.dcm", gradient, photometric="MONOCHROME1", window=(2000.5, 2001)))
+    plain = read_dicom(dicom(tmp_path / "m2.dcm", gradient, window=(2000.5, 2001)))
+    inverted = read_dicom(dicom(tmp_path / "m1.dcm", gradient, photometric="MONOCHROME1", window=(2000.5, 2001)))
     np.testing.assert_allclose(inverted, 1.0 - plain, atol=1e-6)
     # slope 2, intercept -1000: stored 1000..2000 are output 1000..3000, the same window
     rescaled = read_dicom(
-        write_dicom(tmp_path / "r.dcm", gradient // 2 + 500, window=(2000.5, 2001), slope=2.0, intercept=-1000.0)
+        dicom(tmp_path / "r.dcm", gradient // 2 + 500, window=(2000.5, 2001), slope=2.0, intercept=-1000.0)
     )
     np.testing.assert_allclose(rescaled, plain, atol=2e-3)
 
 
 def test_without_a_window_the_percentile_window_is_used(tmp_path, gradient):
-    image = read_dicom(write_dicom(tmp_path / "nowin.dcm", gradient))
+    image = read_dicom(dicom(tmp_path / "nowin.dcm", gradient))
     assert image.min() == 0.0 and image.max() == 1.0
     assert np.all(np.diff(image[0]) >= 0)  # monotone: brighter stored values stay brighter
 
@@ -74,7 +47,7 @@ def test_without_a_window_the_percentile_window_is_used(tmp_path, gradient):
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless])
 def test_compressed_files_decode_to_the_same_pixels(tmp_path, gradient, syntax):
     pytest.importorskip("openjpeg") if syntax == JPEG2000Lossless else None
-    path = write_dicom(tmp_path / "plain.dcm", gradient, window=(2000.5, 2001))
+    path = dicom(tmp_path / "plain.dcm", gradient, window=(2000.5, 2001))
     ds = pydicom.dcmread(path)
     ds.compress(syntax)
     ds.save_as(tmp_path / "packed.dcm")
@@ -82,7 +55,7 @@ def test_compressed_files_decode_to_the_same_pixels(tmp_path, gradient, syntax):
 
 
 def test_one_reading_path_for_caches_sources_and_prediction(tmp_path, gradient):
-    path = write_dicom(tmp_path / "a.dcm", gradient, window=(2000.5, 2001))
+    path = dicom(tmp_path / "a.dcm", gradient, window=(2000.5, 2001))
     no_suffix = tmp_path / "IM0001"
     no_suffix.write_bytes(path.read_bytes())  # PACS exports often have no extension
     assert is_dicom_file(no_suffix) and not is_dicom_file(tmp_path / "none.png")
@@ -93,13 +66,13 @@ def test_one_reading_path_for_caches_sources_and_prediction(tmp_path, gradient):
 
 def test_bad_dicoms_are_named(tmp_path, gradient):
     with pytest.raises(ImageReadError, match="without pixel data"):
-        read_dicom(write_dicom(tmp_path / "report.dcm", gradient, pixel_data=False))
+        read_dicom(dicom(tmp_path / "report.dcm", gradient, pixel_data=False))
     (tmp_path / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"garbage")
     with pytest.raises(ImageReadError, match="broken.dcm"):
         read_dicom(tmp_path / "broken.dcm")
     set_max_megapixels(0.001)
     try:
         with pytest.raises(ImageReadError, match="megapixels"):
-            read_dicom(write_dicom(tmp_path / "big.dcm", gradient))
+            read_dicom(dicom(tmp_path / "big.dcm", gradient))
     finally:
         set_max_megapixels(DEFAULT_MAX_MEGAPIXELS)

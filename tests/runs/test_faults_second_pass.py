@@ -121,7 +121,7 @@ def test_a_cell_a_spreadsheet_would_run_is_neutralised(text):
     assert safe_cell(text) == "'" + text
 
 
-@pytest.mark.parametrize("value", ["-0.25", "+3", "x=1", "scan.png", 0.5, -1, None])
+@pytest.mark.parametrize("value", ["-0.25", "+3", "-", "x=1", "scan.png", 0.5, -1, None])
 def test_numbers_and_plain_text_are_left_alone(value):
     assert safe_cell(value) == value
 

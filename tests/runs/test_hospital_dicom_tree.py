@@ -15,14 +15,8 @@ import pytest
 from skimage import io as skio
 
 pydicom = pytest.importorskip("pydicom")
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import (  # noqa: E402
-    ExplicitVRLittleEndian,
-    JPEG2000Lossless,
-    RLELossless,
-    SecondaryCaptureImageStorage,
-    generate_uid,
-)
+from fake_trees import dicom  # noqa: E402
+from pydicom.uid import JPEG2000Lossless, RLELossless  # noqa: E402
 
 from multimix.runs.cli import main as multimix  # noqa: E402
 
@@ -43,27 +37,6 @@ def packed_syntax() -> str:
 PACKED = packed_syntax()
 
 
-def write_dicom(path: Path, pixels: np.ndarray, patient: str, syntax: str | None) -> None:
-    """8-bit values in 16-bit words with the window that maps 0..255 to black..white, so the
-    display image is ``value / 255`` exactly as an 8-bit PNG's."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "DX", patient
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.WindowCenter, ds.WindowWidth = 128, 256  # c - 0.5 -/+ (w - 1) / 2 = 0 .. 255
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    if syntax is not None:
-        ds.compress(syntax)
-    ds.save_as(path, enforce_file_format=True)
-
-
 def hospital_trees(root: Path) -> dict[str, Path]:
     """The same images twice: ``dicom/`` (a third of them compressed) and ``png/``, each with
     ``labels.csv`` (path, label, patient, mask); lung masks are PNG in both."""
@@ -80,7 +53,10 @@ def hospital_trees(root: Path) -> dict[str, Path]:
         for kind in ("dicom", "png"):
             name = f"x{i:02d}.dcm" if kind == "dicom" else f"x{i:02d}.png"
             if kind == "dicom":
-                write_dicom(root / kind / name, image, f"P{i // 2}", PACKED if i % 3 == 0 else None)
+                # 8-bit values with the window mapping 0..255 to black..white: the display image is
+                # value / 255, exactly an 8-bit PNG's
+                syntax = PACKED if i % 3 == 0 else None
+                dicom(root / kind / name, image, window=(128, 256), bits_stored=16, patient=f"P{i // 2}", syntax=syntax)
             else:
                 skio.imsave(root / kind / name, image, check_contrast=False)
             mask = ""

@@ -154,7 +154,7 @@ def _usable(records: Sequence[Record], folder: Path, size: int) -> bool:
     if not folder.exists():
         return False
     try:
-        _open(records, folder, size, built=False)
+        _validated(folder, records, size)
     except CorruptCacheError as err:
         aside = folder.with_name(f"{folder.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(folder, aside)

@@ -78,23 +78,6 @@ def check_pixel_count(width: int, height: int, name: str, limit: float | None = 
         )
 
 
-def header_size(source: str | Path | BinaryIO) -> tuple[int, int] | None:
-    """``(width, height)`` read from a PNG/JPEG/GIF/TIFF header without decoding the pixels
-    (``None`` when the header cannot be read; the decoder then reports the problem)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():  # our own limit decides, not Pillow's warning threshold
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                return image.size
-    except Image.DecompressionBombError:  # Pillow's own guard fired: far above any sane size
-        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        return limit, 2  # reported by check_pixel_count as "above the limit"
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-
-
 def unreadable_reason(head: bytes) -> str:
     """Why a file starting with ``head`` cannot be decoded, in words a person understands."""
     if not head:

@@ -97,6 +97,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.image_size": (16, MAX_IMAGE_SIZE),
     "data.num_workers": (0, None),
     "data.strong_ops": (0, None),
+    "data.seg_zoom_out": (0, 0.9),
     "train.steps": (1, None),
     "train.epochs": (1, None),
     "train.steps_per_epoch": (1, None),

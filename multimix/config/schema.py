@@ -51,6 +51,9 @@ class DataConfig:
         "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
     )
     balanced_labeled: bool = False  # every labeled classification batch holds each class in equal share
+    # > 0: half of the labeled lung-mask views are shrunk by a factor in [1 - seg_zoom_out, 1] onto a
+    # black frame, so adult masks also teach a small body inside a large dark frame (children)
+    seg_zoom_out: float = 0.0
     # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
     augment: str = "standard"
     num_workers: int = 0
@@ -135,6 +138,8 @@ class InferenceConfig:
 
     seg_threshold: float = 0.5
     clean_masks: bool = False  # keep the two largest lung regions and fill their holes
+    drop_edge_regions: bool = False  # clean-up: a region reaching the image's left/right edge is air, not lung
+    flip_tta: bool = False  # average each image's outputs with its mirror image's (test-time flip)
 
 
 SELECT_BY = ("accuracy", "balanced_accuracy", "auroc")  # train.select_by: validation metric averaged with Dice

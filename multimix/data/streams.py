@@ -85,6 +85,8 @@ class StepBatches(Dataset):
             ``cls_w`` alone (distillation needs no strong view, and skips making one).
         intensity: per-image intensity standardisation of every view (``data.intensity``).
         acquisition: wide acquisition augmentation on the labeled and strong views.
+        seg_zoom_out: zoom-out of the labeled segmentation view (``data.seg_zoom_out``; see
+            :func:`~multimix.data.transforms.weak_transform`).
         domains: source name -> domain index; adds the ``<stream>_domain`` tensors.
         balanced: streams whose batches hold every class of their pool in equal share (records
             must have labels); the remainder of ``batch_size / classes`` goes to the classes in
@@ -106,6 +108,7 @@ class StepBatches(Dataset):
         strong_views: bool = True,
         intensity: str = "none",
         acquisition: bool = False,
+        seg_zoom_out: float = 0.0,
         domains: Mapping[str, int] | None = None,
         balanced: Sequence[str] = (),
         rank: int = 0,
@@ -128,6 +131,11 @@ class StepBatches(Dataset):
         )
         self.strong = strong_transform(
             image_size, num_ops=strong_ops, hflip=hflip, intensity=intensity, acquisition=acquisition
+        )
+        self.seg_labeled = (
+            weak_transform(image_size, hflip=hflip, intensity=intensity, acquisition=acquisition, zoom_out=seg_zoom_out)
+            if seg_zoom_out > 0
+            else self.labeled
         )
         self._permutations: dict[tuple[str, int, int], np.ndarray] = {}
         self._class_members = {name: _class_members(self.streams[name]) for name in balanced if name in self.streams}
@@ -178,6 +186,8 @@ class StepBatches(Dataset):
         self.strong.reseed(aug_seed + 1)
         if self.labeled is not self.weak:
             self.labeled.reseed(aug_seed + 2)
+        if self.seg_labeled is not self.labeled:
+            self.seg_labeled.reseed(aug_seed + 3)
         batch: dict[str, torch.Tensor] = {}
         for name in self.streams:
             records = [self.streams[name][j] for j in self.indices(name, step)]
@@ -188,7 +198,7 @@ class StepBatches(Dataset):
 
     def _load(self, name: str, records: list[Record]) -> dict[str, torch.Tensor]:
         if name == SEG_X:
-            pairs = [self.labeled(read_record_image(r), _require_mask(r)) for r in records]
+            pairs = [self.seg_labeled(read_record_image(r), _require_mask(r)) for r in records]
             return {
                 SEG_X: torch.stack([p[0] for p in pairs]),
                 SEG_Y: torch.stack([cast(torch.Tensor, p[1]) for p in pairs]),

@@ -88,6 +88,9 @@ WIDE_TRANSLATE = 0.1
 WIDE_SCALE = (0.8, 1.2)
 WIDE_ROTATE = 10.0
 
+# Zoom-out of labeled lung masks (``zoom_out``): how often a view is shrunk onto a black frame.
+ZOOM_OUT_P = 0.5
+
 INTENSITY_MODES = ("none", "clahe", "equalize", "window")
 CLAHE_CLIP = 2.0
 CLAHE_TILES = (8, 8)
@@ -301,10 +304,28 @@ def _acquisition_intensity_ops() -> list[A.BasicTransform]:
     ]
 
 
+def _zoom_out(zoom_out: float) -> A.Affine:
+    """Shrink the image (and mask) onto a black frame, half the time: the width by a factor in
+    ``[1 - zoom_out, 1]``, the height by one in ``[1 - zoom_out / 2, 1]``, shifted by up to half the
+    frame that leaves."""
+    return A.Affine(
+        # narrower than tall, as a child's chest is in a frame made for adults
+        scale={"x": (1.0 - zoom_out, 1.0), "y": (1.0 - zoom_out / 2, 1.0)},
+        translate_percent={"x": (-zoom_out / 2, zoom_out / 2), "y": (-zoom_out / 4, zoom_out / 4)},
+        keep_ratio=False,
+        border_mode=cv2.BORDER_CONSTANT,
+        fill=0,
+        fill_mask=0,
+        p=ZOOM_OUT_P,
+    )
+
+
 def _weak_ops(
-    image_size: int, hflip: bool, *, intensity: str = "none", acquisition: bool = False
+    image_size: int, hflip: bool, *, intensity: str = "none", acquisition: bool = False, zoom_out: float = 0.0
 ) -> list[A.BasicTransform]:
     ops: list[A.BasicTransform] = [_resize(image_size)]
+    if zoom_out > 0:
+        ops.append(_zoom_out(zoom_out))
     if acquisition:
         ops += [
             _affine(WIDE_TRANSLATE, WIDE_SCALE, WIDE_ROTATE),
@@ -329,7 +350,13 @@ def eval_transform(image_size: int, *, intensity: str = "none", seed: int | None
 
 
 def weak_transform(
-    image_size: int, *, hflip: bool = True, intensity: str = "none", acquisition: bool = False, seed: int | None = None
+    image_size: int,
+    *,
+    hflip: bool = True,
+    intensity: str = "none",
+    acquisition: bool = False,
+    zoom_out: float = 0.0,
+    seed: int | None = None,
 ) -> XrayTransform:
     """FixMatch weak view: resize, small affine, optional horizontal flip, standardisation.
 
@@ -338,10 +365,16 @@ def weak_transform(
     the FixMatch codebase. Chest X-rays are not left-right symmetric (heart on the left), so set
     ``hflip=False`` if the model should learn laterality-dependent features. ``acquisition``
     widens the affine and adds the acquisition ops (module doc); the kind is then ``"labeled"``,
-    the view of labeled images, so its draws are independent of the weak view's.
+    the view of labeled images, so its draws are independent of the weak view's. ``zoom_out`` in
+    (0, 1) shrinks half of the views onto a black frame, the width by a factor in ``[1 - zoom_out,
+    1]`` and the height by half as much at most (kind ``"zoomed"``): an adult chest that fills the
+    frame then also looks like a small child's body inside a large dark one.
     """
-    ops = _weak_ops(image_size, hflip, intensity=intensity, acquisition=acquisition)
-    return XrayTransform(ops, kind="labeled" if acquisition else "weak", seed=seed)
+    if not 0.0 <= zoom_out < 1.0:
+        raise ValueError(f"zoom_out must be in [0, 1), got {zoom_out!r}")
+    ops = _weak_ops(image_size, hflip, intensity=intensity, acquisition=acquisition, zoom_out=zoom_out)
+    kind = "zoomed" if zoom_out > 0 else "labeled" if acquisition else "weak"
+    return XrayTransform(ops, kind=kind, seed=seed)
 
 
 def strong_transform(

@@ -20,6 +20,7 @@ from multimix.data.records import Record
 from multimix.data.streams import EvalDataset
 from multimix.metrics import dice_per_image, segmentation_metrics_per_image
 from multimix.models.factory import TrainedModel
+from multimix.models.output import TaskOutput
 from multimix.models.postprocess import clean_lung_masks, mask_topology
 
 
@@ -129,6 +130,8 @@ def infer(
     progress: bool = False,
     intensity: str = "none",
     postprocess: bool = False,
+    drop_edge_regions: bool = False,
+    flip_tta: bool = False,
 ) -> ImageResults:
     """Run ``model`` in eval mode over ``records``.
 
@@ -148,6 +151,9 @@ def infer(
         intensity: the intensity standardisation the model was trained with (``data.intensity``).
         postprocess: clean the predicted lung masks (two largest components, holes filled;
             :func:`~multimix.models.postprocess.clean_lung_mask`) before scoring them.
+        drop_edge_regions: the clean-up also drops regions reaching the image's left or right edge.
+        flip_tta: average the class probabilities and lung probabilities of each image and its
+            mirror image (flipped back), as :func:`flip_averaged` does.
     """
     model.eval()
     keep = set(keep)
@@ -166,16 +172,17 @@ def infer(
         index = batch["index"].numpy()
         has_mask = batch["has_mask"].numpy().astype(bool)
         out = model(images, return_features=True)
+        cls_probs, seg_probs = flip_averaged(model, images, out) if flip_tta else output_probabilities(out)
         labels.append(batch["label"].numpy())
         has_masks.append(has_mask)
         embeddings.append(out.required("embedding").float().cpu().numpy())
-        if out.cls_logits is not None:
-            probs.append(out.cls_logits.float().softmax(dim=1)[:, 1].cpu().numpy())
+        if cls_probs is not None:
+            probs.append(cls_probs[:, 1].cpu().numpy())
         pred = None
-        if out.seg_logits is not None:
-            pred = (torch.sigmoid(out.seg_logits.float()) >= seg_threshold).cpu().numpy()[:, 0]
+        if seg_probs is not None:
+            pred = (seg_probs >= seg_threshold).cpu().numpy()[:, 0]
             if postprocess:
-                pred = clean_lung_masks(pred)
+                pred = clean_lung_masks(pred, drop_edge_regions=drop_edge_regions)
             fractions.append(pred.mean(axis=(1, 2)))
             topology.extend(mask_topology(m) for m in pred)
             ref = batch["mask"].numpy()[:, 0] > 0.5
@@ -198,6 +205,27 @@ def infer(
         embeddings=np.concatenate(embeddings) if embeddings else None,
         samples=samples,
     )
+
+
+def output_probabilities(out: TaskOutput) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``(class probabilities (N, C), lung probabilities (N, 1, H, W))`` of one output (None where
+    the network has no such head)."""
+    cls = None if out.cls_logits is None else out.cls_logits.float().softmax(dim=1)
+    seg = None if out.seg_logits is None else torch.sigmoid(out.seg_logits.float())
+    return cls, seg
+
+
+def flip_averaged(
+    model: TrainedModel, images: torch.Tensor, out: TaskOutput | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Test-time flip averaging: the mean of :func:`output_probabilities` of ``images`` and of their
+    left-right mirror images (whose lung maps are mirrored back), so a prediction cannot hinge on
+    which way round the patient stands. ``out`` is the network's output on ``images`` if known."""
+    first = output_probabilities(out if out is not None else model(images))
+    mirrored = output_probabilities(model(images.flip(-1)))
+    cls = None if first[0] is None or mirrored[0] is None else (first[0] + mirrored[0]) / 2
+    seg = None if first[1] is None or mirrored[1] is None else (first[1] + mirrored[1].flip(-1)) / 2
+    return cls, seg
 
 
 def _keep_samples(model, batch, images, out, pred, rows, index) -> dict[int, Sample]:

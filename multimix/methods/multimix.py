@@ -270,7 +270,8 @@ class MultiMixMethod(Method):
         with torch.no_grad():
             probs = torch.sigmoid(teacher(images).required("seg_logits").float())
         teacher.train(was_training)
-        masks = clean_lung_masks((probs[:, 0] >= 0.5).cpu().numpy())
+        # the air beside a small child is never a target: regions at the image's side edge are dropped
+        masks = clean_lung_masks((probs[:, 0] >= 0.5).cpu().numpy(), drop_edge_regions=True)
         keep = torch.from_numpy(masks.reshape(len(masks), -1).any(axis=1)).to(logits.device)
         if not keep.any():
             return None

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from multimix.data.records import CLASS_NAMES
 from multimix.data.resizing import resize_image
 from multimix.data.transforms import eval_transform
+from multimix.evaluation.inference import flip_averaged, output_probabilities
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.models.postprocess import clean_lung_mask
@@ -104,6 +105,8 @@ class Predictor:
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold
         self.clean_masks = self.config.inference.clean_masks if clean_masks is None else clean_masks
+        self.drop_edge_regions = self.config.inference.drop_edge_regions
+        self.flip_tta = self.config.inference.flip_tta
         self.operating_point = (
             OperatingPoint.from_checkpoint(state)
             if class_threshold is None
@@ -152,8 +155,8 @@ class Predictor:
             saliency = out.saliency
             if saliency is None and self.model.has_cls_head:
                 saliency = self.model.saliency(batch)
-        probabilities = None if out.cls_logits is None else out.cls_logits.float().softmax(dim=1).cpu().numpy()
-        lung = None if out.seg_logits is None else torch.sigmoid(out.seg_logits.float())
+            cls_probs, lung = flip_averaged(self.model, batch, out) if self.flip_tta else output_probabilities(out)
+        probabilities = None if cls_probs is None else cls_probs.cpu().numpy()
         return [
             Prediction(
                 probabilities=None if probabilities is None else probabilities[i],
@@ -168,7 +171,7 @@ class Predictor:
 
     def _mask(self, lung: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
         mask = _resize(lung, shape) >= self.seg_threshold
-        return clean_lung_mask(mask) if self.clean_masks else mask
+        return clean_lung_mask(mask, drop_edge_regions=self.drop_edge_regions) if self.clean_masks else mask
 
 
 def _resize(channel_map: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:

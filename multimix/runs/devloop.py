@@ -52,11 +52,14 @@ import yaml
 from skimage.transform import resize
 
 from multimix.config import Config, load_config
+from multimix.config.schema import set_value
 from multimix.data.pools import build_pools
 from multimix.data.records import Record
 from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
+from multimix.metrics.bootstrap import bootstrap_statistic_ci
+from multimix.metrics.classification import binary_auroc
 from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
 from multimix.models.factory import model_from_checkpoint
 from multimix.runs.evaluate import load_split
@@ -86,20 +89,40 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "cross_f1_normal_score_mixture": ("NIH F1-N mixture", "{:.3f}"),
     "cross_acc_youden": ("NIH acc calibrated", "{:.3f}"),
     "cross_f1_normal_youden": ("NIH F1-N calibrated", "{:.3f}"),
+    "cross_auroc_low": ("NIH AUROC CI low", "{:.3f}"),
+    "cross_auroc_high": ("NIH AUROC CI high", "{:.3f}"),
+    "cross_majority_acc": ("NIH majority acc", "{:.3f}"),
     "cross_dice": ("cross Dice", "{:.3f}"),
+    "cross_dice_raw": ("cross Dice raw", "{:.3f}"),
+    "cross_below_half": ("cross Dice<0.5", "{:.3f}"),
+    "cross_hd95": ("cross HD95 px", "{:.1f}"),
     "val_f1_normal_min": ("val F1-N min", "{:.3f}"),
     "train_minutes": ("train min", "{:.1f}"),
 }
 # columns where lower is better (the paired-difference table flips their sign for "gain")
-LOWER_IS_BETTER = ("jsrt_hd95", "child_masks_broken", "train_minutes")
+LOWER_IS_BETTER = ("jsrt_hd95", "child_masks_broken", "cross_below_half", "cross_hd95", "train_minutes")
+
+
+SCORES_OF = "scores_of"  # variants-file key: score another variant's runs with other inference settings
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the development table: a name and the config overrides that make it."""
+    """One row of the development table: a name and the config overrides that make it.
+
+    A variant with ``scores_of`` trains nothing of its own: it scores the runs of that variant
+    (whose ``overrides`` are then ``trains_with``) with its own ``inference.*`` overrides, so
+    evaluation-time choices (test-time flips, mask clean-up) are paired on the very same weights."""
 
     name: str
     overrides: dict[str, Any]
+    scores_of: str | None = None
+    trains_with: dict[str, Any] | None = None
+
+    @property
+    def trained_as(self) -> str:
+        """The variant whose run folders this row reads."""
+        return self.scores_of or self.name
 
 
 def load_variants(path: str | Path, names: Sequence[str] | None = None) -> list[Variant]:
@@ -117,7 +140,23 @@ def load_variants(path: str | Path, names: Sequence[str] | None = None) -> list[
     unknown = [n for n in chosen if n not in table]
     if unknown:
         raise ValueError(f"{path}: no variant {unknown}; available: {', '.join(table)}")
-    return [Variant(name, dict(table[name] or {})) for name in chosen]
+    return [_variant(path, name, table) for name in chosen]
+
+
+def _variant(path: str | Path, name: str, table: dict[str, Any]) -> Variant:
+    overrides = dict(table[name] or {})
+    base = overrides.pop(SCORES_OF, None)
+    if base is None:
+        return Variant(name, overrides)
+    if base not in table or (table[base] or {}).get(SCORES_OF):
+        raise ValueError(f"{path}: variant {name!r}: scores_of {base!r} must name a variant that trains")
+    not_inference = [k for k in overrides if not str(k).startswith("inference.")]
+    if not_inference:
+        raise ValueError(
+            f"{path}: variant {name!r} scores the runs of {base!r}, so it may set inference.* keys only, "
+            f"not {not_inference}"
+        )
+    return Variant(name, overrides, scores_of=base, trains_with=dict(table[base] or {}))
 
 
 def seed_folder(out: Path, variant: str, seed: int) -> Path:
@@ -168,27 +207,44 @@ def figure_records(test: Sequence[Record], cross: Sequence[Record]) -> list[Reco
 
 
 def score_checkpoint(
-    checkpoint: str | Path, *, device: str = "auto", batch_size: int = 64, samples: str | Path | None = None
+    checkpoint: str | Path,
+    *,
+    device: str = "auto",
+    batch_size: int = 64,
+    samples: str | Path | None = None,
+    inference: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """The development scores (see the module doc) of one trained checkpoint on its own run's data.
 
     ``samples`` names an ``.npz`` file to write the images of :func:`figure_records` and the
-    model's raw masks on them to (for ``child_masks.png``)."""
+    model's raw masks on them to (for ``child_masks.png``). ``inference`` overrides the run's
+    ``inference.*`` settings (``{"inference.flip_tta": True}``)."""
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location=dev)
     model, cfg = model_from_checkpoint(state, origin=str(checkpoint))
+    for key, value in (inference or {}).items():
+        set_value(cfg, key, value)
     model.to(dev)
     split = load_split(checkpoint, cfg)
     records = build_pools(cfg, training_pools=False).by_uid()
     test = [records[u] for u in split.test]
     cross = [records[u] for u in split.cross]
-    kw = dict(image_size=cfg.data.image_size, intensity=cfg.data.intensity, batch_size=batch_size, device=dev)
+    kw = dict(
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        batch_size=batch_size,
+        device=dev,
+        seg_threshold=cfg.inference.seg_threshold,
+        flip_tta=cfg.inference.flip_tta,
+        drop_edge_regions=cfg.inference.drop_edge_regions,
+    )
     if samples is not None and model.has_seg_head:
         _save_samples(model, figure_records(test, cross), kw, Path(samples))
     return {
         **_in_domain(model, [r for r in test if r.has_label], kw),
         **_adults(model, [r for r in test if r.has_mask], kw),
-        **_cross_domain(model, cross, kw, source_prior(state)),
+        **_cross_domain(model, [r for r in cross if r.has_label], kw, source_prior(state)),
+        **_cross_masks(model, [r for r in cross if r.has_mask], kw, clean=cfg.inference.clean_masks),
     }
 
 
@@ -275,9 +331,42 @@ def _cross_domain(model, records: list[Record], kw: dict[str, Any], prior: Seque
                 results.prob_pneumonia[labeled], results.labels[labeled].astype(int), patient_halves(kept), prior
             )
         )
-    dice = _masked_mean(results, "dice") if model.has_seg_head else None
-    if dice is not None:
-        scores["cross_dice"] = dice
+        scores.update(auroc_interval(results.prob_pneumonia[labeled], results.labels[labeled], "cross"))
+    if labeled.any():
+        scores["cross_majority_acc"] = majority_accuracy(results.labels[labeled])
+    return scores
+
+
+def majority_accuracy(labels: np.ndarray) -> float:
+    """The accuracy of calling every image the commoner class: what a model that ranks nothing scores."""
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return float(counts.max() / counts.sum())
+
+
+def auroc_interval(probs: np.ndarray, labels: np.ndarray, prefix: str, *, seed: int = 0) -> dict[str, float]:
+    """``{prefix}_auroc_low/high``: the 95% percentile-bootstrap interval of the AUROC (empty when undefined)."""
+    y = np.asarray(labels, dtype=int)
+    _, low, high = bootstrap_statistic_ci(lambda idx: binary_auroc(probs[idx], y[idx]), len(y), seed=seed)
+    return {} if np.isnan(low) else {f"{prefix}_auroc_low": low, f"{prefix}_auroc_high": high}
+
+
+def _cross_masks(model, records: list[Record], kw: dict[str, Any], *, clean: bool) -> dict[str, float]:
+    """Dice (as the run's inference settings draw the masks, and raw), the share of images below
+    Dice 0.5 and HD95 on the cross-domain masks (children's lungs on the development data)."""
+    if not records or not model.has_seg_head:
+        return {}
+    shown = infer(model, records, full_metrics=True, postprocess=clean, **kw)
+    dice = shown.seg["dice"][shown.has_mask]
+    scores = {
+        "cross_dice": float(np.mean(dice)),
+        "cross_below_half": float(np.mean(dice < 0.5)),
+        "cross_hd95": float(np.nanmean(shown.seg["hd95"][shown.has_mask])),
+    }
+    if clean:
+        raw = infer(model, records, full_metrics=False, postprocess=False, **kw)
+        scores["cross_dice_raw"] = float(np.mean(raw.seg["dice"][raw.has_mask]))
+    else:
+        scores["cross_dice_raw"] = scores["cross_dice"]
     return scores
 
 
@@ -336,10 +425,11 @@ def run_devloop(
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         for variant in variants:
-            run_dir = seed_folder(out, variant.name, seed)
+            run_dir = seed_folder(out, variant.trained_as, seed)
             if not train and cell_state(run_dir) != "finished":
                 continue
-            values = {**overrides, "train.seed": seed, **variant.overrides}
+            trains_with = variant.overrides if variant.scores_of is None else (variant.trains_with or {})
+            values = {**overrides, "train.seed": seed, **trains_with}
             train_or_resume(run_dir, base_config=base_config, values=values, progress=progress)
             rows.append(variant_row(variant, run_dir, seed=seed, device=device))
             atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
@@ -351,15 +441,18 @@ def run_devloop(
 
 
 def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str = "auto") -> dict[str, Any]:
-    """Scores of a finished run (computed once, then read from ``dev_scores.json``)."""
-    cached = run_dir / "dev_scores.json"
+    """Scores of a finished run (computed once, then read from ``dev_scores.json``; a variant that
+    scores another's runs keeps its own ``dev_scores-<variant>.json`` there)."""
+    cached = run_dir / ("dev_scores.json" if variant.scores_of is None else f"dev_scores-{variant.name}.json")
     if cached.exists():
         return json.loads(cached.read_text())
     started = time.perf_counter()
     summary = json.loads((run_dir / "summary.json").read_text())
     row: dict[str, Any] = {"variant": variant.name, "seed": seed, "overrides": variant.overrides}
+    samples = run_dir / "dev_samples.npz" if variant.scores_of is None else None
+    inference = variant.overrides if variant.scores_of is not None else None
     row.update(
-        score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=run_dir / "dev_samples.npz")
+        score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=samples, inference=inference)
     )
     lowest = lowest_validation(run_dir, "f1_normal")
     if lowest is not None:
@@ -496,4 +589,4 @@ def format_report(rows: Sequence[dict[str, Any]], baseline: str | None = None) -
 
 def variant_config(variant: Variant, base_config: str | Path, overrides: dict[str, Any]) -> Config:
     """The config a variant trains with (for checking a variants file before a long run)."""
-    return load_config(base_config, {**overrides, **variant.overrides})
+    return load_config(base_config, {**overrides, **(variant.trains_with or {}), **variant.overrides})

@@ -130,6 +130,8 @@ def evaluate_checkpoint(
             image_size=size,
             intensity=cfg.data.intensity,
             postprocess=clean,
+            drop_edge_regions=cfg.inference.drop_edge_regions,
+            flip_tta=cfg.inference.flip_tta,
             seg_threshold=cfg.inference.seg_threshold,
             batch_size=settings.batch_size,
             device=device,

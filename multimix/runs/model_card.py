@@ -71,6 +71,8 @@ def _preprocessing(cfg: Config) -> dict[str, Any]:
         "intensity": cfg.data.intensity,
         "lung_mask_threshold": cfg.inference.seg_threshold,
         "mask_clean_up": cfg.inference.clean_masks,
+        "mask_clean_up_drops_edge_regions": cfg.inference.drop_edge_regions,
+        "test_time_flip_averaging": cfg.inference.flip_tta,
     }
 
 

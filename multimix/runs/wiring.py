@@ -140,6 +140,7 @@ def step_batches(
         strong_views=strong_views,
         intensity=cfg.data.intensity,
         acquisition=cfg.data.augment == "acquisition",
+        seg_zoom_out=cfg.data.seg_zoom_out,
         domains=training_domains(streams) if cfg.method.domain_weight > 0 else None,
         balanced=(CLS_X,) if cfg.data.balanced_labeled else (),
         rank=context.rank,

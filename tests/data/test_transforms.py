@@ -289,3 +289,20 @@ def test_acquisition_changes_intensities_before_the_standardisation() -> None:
     for _ in range(10):
         out, _ = strong(image)
         assert out.shape == (1, S, S) and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_zoom_out_shrinks_half_the_labeled_views_onto_a_black_frame_with_the_mask() -> None:
+    image = np.ones((S, S), dtype=np.float32)  # a chest that fills the frame
+    mask = np.ones((S, S), dtype=np.uint8)
+    t = weak_transform(S, hflip=False, zoom_out=0.5, seed=0)
+    areas = []
+    for _ in range(40):
+        view, out = t(image, mask)
+        assert _iou(view[0] > 0.5, out[0] > 0.5) > 0.9  # the mask moves with the image
+        areas.append(float(out.mean()))
+    shrunk = [a for a in areas if a < 0.85]
+    assert 10 <= len(shrunk) <= 30  # about half of the views
+    assert min(areas) >= 0.5 * 0.75 - 0.05  # never smaller than the widest zoom allows
+    assert weak_transform(S, seed=0).kind == "weak" and t.kind == "zoomed"
+    with pytest.raises(ValueError, match="zoom_out"):
+        weak_transform(S, zoom_out=1.0)

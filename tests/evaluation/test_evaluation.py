@@ -215,3 +215,24 @@ def test_batches_without_any_mask_keep_every_metric_column_aligned(runs):
     for name, values in res.seg.items():
         assert values.shape == (6,), name
         assert np.isnan(values[:3]).all() and not np.isnan(values[3:]).any(), name
+
+
+@pytest.mark.parametrize("name", ["umtls", "multimix"])
+def test_flip_averaging_gives_a_mirror_image_the_mirrored_prediction(name):
+    import torch
+
+    from multimix.evaluation.inference import flip_averaged, output_probabilities
+    from multimix.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, widths=(4, 8)).eval()
+    images = torch.rand(2, 1, 32, 32)
+    cls, seg = flip_averaged(model, images)
+    cls_mirror, seg_mirror = flip_averaged(model, images.flip(-1))
+    torch.testing.assert_close(cls, cls_mirror, atol=1e-5, rtol=0)
+    torch.testing.assert_close(seg, seg_mirror.flip(-1), atol=1e-5, rtol=0)
+    plain_cls, plain_seg = output_probabilities(model(images))
+    mirror_cls = output_probabilities(model(images.flip(-1)))[0]
+    assert not torch.allclose(plain_cls, mirror_cls), "the network alone is not mirror-symmetric"
+    torch.testing.assert_close(cls, (plain_cls + mirror_cls) / 2)
+    assert seg.shape == plain_seg.shape == (2, 1, 32, 32)

@@ -127,7 +127,7 @@ def test_lung_pooling_adds_the_lung_map_term_and_it_learns():
 def test_mask_self_training_targets_the_teachers_cleaned_masks():
     from multimix.models.postprocess import clean_lung_masks
 
-    torch.manual_seed(0)
+    torch.manual_seed(2)  # an untrained decoder whose lung map does not cover the whole image
     model = build_model("multimix", widths=W, dropout=0.0)
     method = MultiMixMethod(mask_pseudo_weight=2.0)
     data = batch(b=2)
@@ -136,7 +136,9 @@ def test_mask_self_training_targets_the_teachers_cleaned_masks():
     with torch.no_grad():
         teacher = (torch.sigmoid(model(data["seg_u"]).seg_logits) >= 0.5)[:, 0].numpy()
         student = model(torch.cat([data["seg_x"], data["seg_u"]])).seg_logits[2:]
-    targets = torch.from_numpy(clean_lung_masks(teacher)[:, None].astype("float32"))
+    cleaned = clean_lung_masks(teacher, drop_edge_regions=True)  # the air at the side edges is never a target
+    assert (cleaned != clean_lung_masks(teacher)).any()
+    targets = torch.from_numpy(cleaned[:, None].astype("float32"))
     keep = targets.flatten(1).any(dim=1)
     assert keep.any()  # an untrained decoder marks something as lung
     assert logs["mask_pseudo"] == pytest.approx(dice_loss(student[keep], targets[keep]).item(), rel=1e-4)

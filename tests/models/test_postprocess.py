@@ -40,3 +40,22 @@ def test_empty_and_batched_masks():
     assert stack.shape == (2, 40, 40) and all(mask_topology(m) == (2, 0) for m in stack)
     with pytest.raises(ValueError, match="2-D"):
         clean_lung_mask(np.zeros((2, 8, 8), bool))
+
+
+def test_drop_edge_regions_removes_the_air_beside_the_body():
+    mask = lungs_with_trouble()
+    mask[10:30, 36:40] = True  # dark air at the right edge, 80 px: bigger than nothing, not a lung
+    mask[5:35, 4:16] = False  # one lung missed, so the air would be the second "lung"
+    kept = clean_lung_mask(mask)
+    assert kept[20, 39], "without the rule the air is kept as the second largest region"
+    dropped = clean_lung_mask(mask, drop_edge_regions=True)
+    expected = np.zeros_like(mask)
+    expected[5:33, 22:34] = True
+    assert np.array_equal(dropped, expected)
+
+
+def test_drop_edge_regions_leaves_an_all_edge_mask_empty():
+    mask = np.zeros((32, 32), bool)
+    mask[:, :5] = True
+    assert not clean_lung_mask(mask, drop_edge_regions=True).any()
+    assert clean_lung_mask(mask).sum() == 32 * 5

@@ -8,10 +8,12 @@ import pytest
 from multimix.evaluation.inference import ImageResults
 from multimix.runs.devloop import (
     Variant,
+    auroc_interval,
     broken_mask_share,
     format_report,
     format_table,
     load_variants,
+    majority_accuracy,
     paired_differences,
     run_devloop,
     summary_table,
@@ -30,6 +32,37 @@ def test_variants_file_order_selection_and_errors(tmp_path):
     (tmp_path / "empty.yaml").write_text("other: 1\n")
     with pytest.raises(ValueError, match="variants"):
         load_variants(tmp_path / "empty.yaml")
+
+
+def test_a_scoring_variant_reads_another_variants_runs_and_sets_inference_only(tmp_path):
+    path = tmp_path / "v.yaml"
+    path.write_text(
+        "variants:\n  a:\n    data.seg_zoom_out: 0.4\n"
+        "  a+tta:\n    scores_of: a\n    inference.flip_tta: true\n"
+        "  bad:\n    scores_of: a\n    train.steps: 5\n"
+        "  chained:\n    scores_of: a+tta\n"
+    )
+    scored = load_variants(path, ["a+tta"])[0]
+    assert scored == Variant(
+        "a+tta", {"inference.flip_tta": True}, scores_of="a", trains_with={"data.seg_zoom_out": 0.4}
+    )
+    assert scored.trained_as == "a" and load_variants(path, ["a"])[0].trained_as == "a"
+    with pytest.raises(ValueError, match="inference.. keys only"):
+        load_variants(path, ["bad"])
+    with pytest.raises(ValueError, match="must name a variant that trains"):
+        load_variants(path, ["chained"])
+
+
+def test_majority_accuracy_and_auroc_interval():
+    assert majority_accuracy(np.array([1, 1, 0, 1])) == 0.75
+    assert majority_accuracy(np.array([0, 0, 0])) == 1.0
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+    ranked = auroc_interval(labels + rng.normal(0, 0.3, 200), labels, "cross")
+    assert 0.95 < ranked["cross_auroc_low"] <= ranked["cross_auroc_high"] <= 1.0
+    chance = auroc_interval(rng.random(200), labels, "cross")
+    assert chance["cross_auroc_low"] < 0.5 < chance["cross_auroc_high"]
+    assert auroc_interval(rng.random(5), np.ones(5), "cross") == {}  # one class: no AUROC, no interval
 
 
 def test_broken_masks_are_those_not_two_solid_regions():
@@ -57,6 +90,7 @@ def test_table_lists_the_columns_any_row_has():
 def test_devloop_trains_every_seed_scores_and_skips_finished_runs(tmp_path):
     overrides = {**TINY, "data.seg_labels": "4", "data.cls_labels": "8", "train.steps": 2}
     variants = [Variant("plain", {}), Variant("clahe-lung", {"data.intensity": "clahe", "model.cls_pooling": "lung"})]
+    flipped = Variant("plain+tta", {"inference.flip_tta": True}, scores_of="plain", trains_with={})
     rows = run_devloop(
         variants,
         tmp_path,
@@ -91,6 +125,20 @@ def test_devloop_trains_every_seed_scores_and_skips_finished_runs(tmp_path):
         variants[:1], tmp_path, base_config=None, overrides=overrides, seeds=[0], device="cpu", progress=False
     )
     assert again[0] == rows[0] and (tmp_path / "plain" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
+    # a scoring variant re-scores plain's weights with its own inference settings and trains nothing
+    scored = run_devloop(
+        [flipped], tmp_path, base_config=None, overrides=overrides, seeds=[0], device="cpu", progress=False
+    )[0]
+    assert (tmp_path / "plain" / "seed0" / "summary.json").stat().st_mtime_ns == stamp
+    assert (
+        not (tmp_path / "plain+tta").exists() and (tmp_path / "plain" / "seed0" / "dev_scores-plain+tta.json").exists()
+    )
+    assert scored["variant"] == "plain+tta" and scored["overrides"] == {"inference.flip_tta": True}
+    assert (
+        scored["cross_auroc"] != rows[0]["cross_auroc"]
+        or scored["in_acc"] != rows[0]["in_acc"]
+        or scored["jsrt_dice"] != rows[0]["jsrt_dice"]
+    ), "flip averaging changed no score at all"
 
 
 def test_devloop_refuses_a_baseline_it_does_not_run(tmp_path):

@@ -20,7 +20,7 @@ import numpy as np
 from multimix import __version__
 from multimix.evaluation import figures
 from multimix.evaluation.results import EvaluationSettings, ModelResult
-from multimix.evaluation.summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, point_value
+from multimix.evaluation.summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, NO_RANKING, point_value
 from multimix.metrics import roc_curve
 from multimix.utils.atomic import replaced_folder
 from multimix.utils.csv_safe import SafeWriter
@@ -158,6 +158,16 @@ def _ci_cell(entry: dict[str, Any] | None, digits: int, with_std: bool) -> str:
     return text
 
 
+def _ranking_notes(results: Sequence[ModelResult], domain: str) -> str:
+    """One plain sentence per model that does not rank this domain's images."""
+    notes = [
+        f"- **{r.label}**: {NO_RANKING}."
+        for r in results
+        if domain in r.domains and r.domains[domain].summary.get("classification", {}).get("ranks") is False
+    ]
+    return "\n\n" + "\n".join(notes) if notes else ""
+
+
 def detail_tables(results: Sequence[ModelResult], domain: str) -> str:
     """Every metric of one domain with its 95% CI (segmentation also mean ± std)."""
     cls_rows, seg_rows = [], []
@@ -175,7 +185,12 @@ def detail_tables(results: Sequence[ModelResult], domain: str) -> str:
         if "classification" in d.summary:
             c = d.summary["classification"]
             cls_rows.append(
-                [r.label, str(c["num_images"]), *(_ci_cell(c["metrics"].get(k), 3, False) for k, _ in CLS_COLUMNS)]
+                [
+                    r.label,
+                    str(c["num_images"]),
+                    *(_ci_cell(c["metrics"].get(k), 3, False) for k, _ in CLS_COLUMNS),
+                    f"{c['majority_accuracy']:.3f}" if "majority_accuracy" in c else "-",
+                ]
             )
         if "segmentation" in d.summary:
             s = d.summary["segmentation"]
@@ -190,8 +205,10 @@ def detail_tables(results: Sequence[ModelResult], domain: str) -> str:
     parts = []
     if cls_rows:
         parts.append(
-            f"### {domain}: classification\n\nValue [95% CI].\n\n"
-            + markdown_table(["Model", "Images", *(n for _, n in CLS_COLUMNS)], cls_rows)
+            f"### {domain}: classification\n\nValue [95% CI]; majority = the accuracy of calling every image "
+            "the commoner class.\n\n"
+            + markdown_table(["Model", "Images", *(n for _, n in CLS_COLUMNS), "Majority"], cls_rows)
+            + _ranking_notes(results, domain)
         )
     if seg_rows:
         parts.append(

@@ -48,12 +48,31 @@ def summarise_classification(
     )
     metrics = {name: {"value": _num(v), "ci": [_num(lo), _num(hi)]} for name, (v, lo, hi) in intervals.items()}
     point = classification_metrics(probs, labels, threshold)
+    auroc_low, sensitivity = intervals["auroc"][1], intervals["recall"][0]
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=2)
     return {
         "num_images": int(len(probs)),
         "threshold": threshold,
         "metrics": metrics,
         "confusion_matrix": point["confusion_matrix"],
+        # what calling every image the commoner class scores: the accuracy a model that ranks nothing reaches
+        "majority_accuracy": float(counts.max() / counts.sum()),
+        "ranks": ranks_images(_num(auroc_low), _num(sensitivity)),
     }
+
+
+NO_RANKING = (
+    "the model does not rank these images: its AUROC interval contains 0.5 or it finds fewer than half "
+    "of the pneumonia cases, so no threshold makes its calls useful here"
+)
+
+
+def ranks_images(auroc_low: float | None, sensitivity: float | None) -> bool | None:
+    """Whether a classifier separates the classes of an evaluation set: the lower end of its AUROC
+    interval above 0.5 and a sensitivity of at least 0.5 (None when the AUROC is undefined)."""
+    if auroc_low is None:
+        return None
+    return bool(auroc_low > 0.5 and (sensitivity is None or sensitivity >= 0.5))
 
 
 def summarise_segmentation(results: ImageResults, *, boot: BootstrapSettings) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The few numbers training needs from an evaluation set: validation metrics and checkpoint selection."""
+"""The few numbers training needs from an evaluation set: validation metrics, checkpoint selection
+and the temperature of the selected checkpoint's classifier."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -11,6 +13,7 @@ from multimix.config.schema import SELECT_BY
 from multimix.data.records import Record
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
+from multimix.metrics.calibration import fit_temperature
 from multimix.models.factory import as_trained_model
 
 
@@ -46,3 +49,20 @@ def selection_score(metrics: dict[str, float], by: str = "accuracy") -> float:
     classification = by if by in metrics else "accuracy"
     parts = [metrics[k] for k in (classification, "dice") if k in metrics]
     return float(np.mean(parts)) if parts else float("nan")
+
+
+def validation_temperature(model: nn.Module, records: Sequence[Record], **kwargs) -> dict[str, Any] | None:
+    """The temperature (:func:`~multimix.metrics.calibration.fit_temperature`) of the classifier
+    on the labeled ``records`` (a run's validation images), with ``fitted_on: validation``; None
+    for a network without a classifier or a split without enough labeled images of both classes."""
+    labeled = [r for r in records if r.has_label]
+    if not labeled:
+        return None
+    results = infer(as_trained_model(model), labeled, full_metrics=False, **kwargs)
+    if results.prob_pneumonia is None:
+        return None
+    try:
+        fitted = fit_temperature(results.prob_pneumonia, results.labels)
+    except ValueError:  # too few labeled validation images, or one class only
+        return None
+    return {**fitted, "fitted_on": "validation"}

@@ -10,13 +10,20 @@ read it from there. Three ways to choose one:
 * **label-free, prior shift** (:func:`adapt_prior_em`): the EM procedure of Saerens, Latinne and
   Decaestecker (2002) estimates the new hospital's class prior from the model's posteriors on its
   unlabeled images, assuming only the prior changed; the threshold is where the re-weighted
-  posterior crosses 0.5;
+  posterior crosses 0.5. The posteriors are first made honest by the temperature the run fitted
+  on its validation images (:mod:`multimix.metrics.calibration`): EM on over-confident ones runs
+  to a share of 0 or 1;
 * **label-free, score mixture** (:func:`adapt_score_mixture`): a two-component Gaussian mixture
   (shared variance) fitted by EM to the logits of those images; the threshold is where the two
   weighted components cross. Unlike the prior-shift EM it allows the whole score distribution to
   move (covariate shift), at the price of assuming the two classes form two humps;
 * **calibrated** (:func:`calibrate_threshold`): a few labeled images of the new hospital; Youden's
   J (sensitivity + specificity - 1) or the highest threshold reaching a target sensitivity.
+
+A label-free estimate is refused (:class:`DegenerateOperatingPoint`, nothing is written) when it
+rests on fewer than :data:`MIN_ADAPT_IMAGES` images, or lands at a boundary: an estimated share
+of pneumonia outside :data:`SHARE_LIMITS`, or a threshold that calls a share of the images
+pneumonia outside them, is a model that calls every image one class, not an operating point.
 """
 
 from __future__ import annotations
@@ -28,11 +35,21 @@ from typing import Any
 
 import numpy as np
 
+from multimix.metrics.bootstrap import bootstrap_statistic_ci
+from multimix.metrics.calibration import apply_temperature, logit
+from multimix.metrics.classification import binary_auroc
+
 CHECKPOINT_KEY = "operating_point"
 DEFAULT_THRESHOLD = 0.5
 ADAPT_METHODS = ("prior-em", "score-mixture")
 CALIBRATE_METHODS = ("youden", "sensitivity")
 _EPS = 1e-6
+MIN_ADAPT_IMAGES = 20  # a class share estimated from fewer images is noise
+SHARE_LIMITS = (0.02, 0.98)  # an estimated or called share of pneumonia outside: every image one class
+
+
+class DegenerateOperatingPoint(ValueError):
+    """A label-free estimate that would call (almost) every image one class, or rests on too few images."""
 
 
 @dataclass
@@ -110,6 +127,7 @@ def adapt_prior_em(
     p_pneumonia: Any,
     source_prior: Any = (0.5, 0.5),
     *,
+    temperature: float = 1.0,
     max_iterations: int = 1000,
     tolerance: float = 1e-8,
     fitted_on: str = "",
@@ -117,14 +135,23 @@ def adapt_prior_em(
     """Label-free prior adaptation (Saerens et al. 2002).
 
     Iterates ``prior <- mean over images of the posterior re-weighted by prior / source_prior``
-    until the prior stops moving; the result's threshold is :func:`threshold_for_priors`.
+    until the prior stops moving, on the posteriors scaled by ``temperature``; the re-weighted
+    posterior's 0.5 (:func:`threshold_for_priors`) is mapped back to the model's own p(pneumonia).
 
     Args:
         p_pneumonia: ``(N,)`` the model's p(pneumonia) on the new hospital's images.
         source_prior: the class prior the model's posteriors assume (``(0.5, 0.5)`` for a model
             trained on class-balanced batches or with a class-balanced loss).
+        temperature: the run's temperature (:func:`~multimix.metrics.calibration.fit_temperature`).
+
+    Raises:
+        DegenerateOperatingPoint: too few images, or an estimate at a boundary (module doc).
     """
-    p = _as_probs(p_pneumonia)
+    p = _check_count(_as_probs(p_pneumonia), "prior-em")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    raw = p
+    p = apply_temperature(p, temperature)
     source = np.asarray(source_prior, dtype=np.float64)
     if source.shape != (2,) or np.any(source <= 0):
         raise ValueError(f"source_prior must be two positive numbers, got {source_prior}")
@@ -141,13 +168,37 @@ def adapt_prior_em(
         prior = new_prior
         if moved < tolerance:
             break
-    details = {"source_prior": source.tolist(), "target_prior": prior.tolist(), "iterations": iterations}
-    return OperatingPoint(threshold_for_priors(source, prior), "prior-em", fitted_on, int(p.size), details, _now())
+    calibrated = threshold_for_priors(source, prior)
+    threshold = float(1 / (1 + math.exp(-temperature * float(logit(calibrated)))))
+    details = {
+        "source_prior": source.tolist(),
+        "target_prior": prior.tolist(),
+        "temperature": temperature,
+        "iterations": iterations,
+    }
+    _check_not_degenerate("prior-em", float(prior[1]), threshold, raw)
+    return OperatingPoint(threshold, "prior-em", fitted_on, int(p.size), details, _now())
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(q) - np.log1p(-q)
+def _check_count(p: np.ndarray, method: str) -> np.ndarray:
+    if p.size < MIN_ADAPT_IMAGES:
+        raise DegenerateOperatingPoint(
+            f"{method} needs at least {MIN_ADAPT_IMAGES} images of the new hospital to estimate its class share, "
+            f"got {p.size}; nothing written"
+        )
+    return p
+
+
+def _check_not_degenerate(method: str, share: float, threshold: float, p: np.ndarray) -> None:
+    """Refuse a share or threshold at a boundary, in one line that says what the model does there."""
+    called = float(np.mean(p >= threshold))
+    low, high = SHARE_LIMITS
+    if not (low <= share <= high and low <= called <= high):
+        raise DegenerateOperatingPoint(
+            f"{method} estimated a pneumonia share of {share:.3f} (threshold {threshold:.4f}, which calls "
+            f"{called:.0%} of the {p.size} images pneumonia): the model's scores on these images do not "
+            "support a label-free threshold; calibrate on labeled images of this hospital instead. Nothing written"
+        )
 
 
 def adapt_score_mixture(
@@ -159,10 +210,8 @@ def adapt_score_mixture(
     from the split at the median; the component with the larger mean is pneumonia. With a shared
     variance the weighted components cross at a single logit, which is the threshold.
     """
-    p = _as_probs(p_pneumonia)
-    if p.size < 4:
-        raise ValueError(f"a score mixture needs at least 4 images, got {p.size}")
-    z = _logit(p)
+    p = _check_count(_as_probs(p_pneumonia), "score-mixture")
+    z = logit(p)
     upper = z >= np.median(z)
     if upper.all() or not upper.any():
         raise ValueError("every image has the same score: no mixture to fit")
@@ -197,15 +246,22 @@ def adapt_score_mixture(
         "logit_sd": math.sqrt(var),
         "iterations": iterations,
     }
+    _check_not_degenerate("score-mixture", float(pi[1]), threshold, p)
     return OperatingPoint(threshold, "score-mixture", fitted_on, int(p.size), details, _now())
 
 
 def adapt_threshold(
-    p_pneumonia: Any, method: str = "prior-em", *, source_prior: Any = (0.5, 0.5), fitted_on: str = ""
+    p_pneumonia: Any,
+    method: str = "prior-em",
+    *,
+    source_prior: Any = (0.5, 0.5),
+    temperature: float = 1.0,
+    fitted_on: str = "",
 ) -> OperatingPoint:
-    """One of :data:`ADAPT_METHODS` on unlabeled images' p(pneumonia)."""
+    """One of :data:`ADAPT_METHODS` on unlabeled images' p(pneumonia) (``temperature``: prior-em
+    only; the score mixture's two humps do not depend on the scale of the logits)."""
     if method == "prior-em":
-        return adapt_prior_em(p_pneumonia, source_prior, fitted_on=fitted_on)
+        return adapt_prior_em(p_pneumonia, source_prior, temperature=temperature, fitted_on=fitted_on)
     if method == "score-mixture":
         return adapt_score_mixture(p_pneumonia, fitted_on=fitted_on)
     raise ValueError(f"label-free adaptation must be one of {ADAPT_METHODS}, got {method!r}")
@@ -219,7 +275,9 @@ def calibrate_threshold(
     ``youden`` maximises sensitivity + specificity - 1 (ties: the threshold nearest 0.5);
     ``sensitivity`` takes the highest threshold whose sensitivity reaches ``sensitivity``.
     Candidate thresholds lie halfway between consecutive distinct scores, so the chosen one
-    separates the sample exactly as measured.
+    separates the sample exactly as measured. ``details`` also hold the AUROC with its 95%
+    bootstrap interval and ``ranks``: False when that interval reaches 0.5 or the chosen
+    sensitivity is below 0.5 (the model does not rank this hospital's images; no threshold helps).
     """
     p = _as_probs(p_pneumonia)
     y = np.asarray(labels).ravel().astype(int)
@@ -239,16 +297,21 @@ def calibrate_threshold(
         j = sens + spec - 1
         best = np.flatnonzero(np.isclose(j, j.max()))
         chosen = int(best[np.argmin(np.abs(candidates[best] - 0.5))])
-        details = {"youden_j": float(j[chosen])}
+        details: dict[str, Any] = {"youden_j": float(j[chosen])}
     else:
         if not 0 < sensitivity <= 1:
             raise ValueError(f"target sensitivity must be in (0, 1], got {sensitivity}")
         chosen = int(np.flatnonzero(sens >= sensitivity - 1e-12).max())
         details = {"target_sensitivity": sensitivity}
+    auroc, low, high = bootstrap_statistic_ci(lambda idx: binary_auroc(p[idx], y[idx]), len(y))
     details.update(
         sensitivity=float(sens[chosen]),
         specificity=float(spec[chosen]),
         normals=int((y == 0).sum()),
         pneumonias=int((y == 1).sum()),
+        auroc=float(auroc),
+        auroc_ci=[float(low), float(high)],
+        # a threshold cannot rescue a ranking at chance: the card and the command say so in words
+        ranks=bool(np.isfinite(low) and low > 0.5 and sens[chosen] >= 0.5),
     )
     return OperatingPoint(float(candidates[chosen]), method, fitted_on, int(p.size), details, _now())

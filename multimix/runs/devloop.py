@@ -57,8 +57,11 @@ from multimix.data.pools import build_pools
 from multimix.data.records import Record
 from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
+from multimix.evaluation.prior_shift import prior_shift_check
+from multimix.evaluation.validation import validation_temperature
 from multimix.metrics import classification_metrics
 from multimix.metrics.bootstrap import bootstrap_statistic_ci
+from multimix.metrics.calibration import checkpoint_temperature
 from multimix.metrics.classification import binary_auroc
 from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
 from multimix.models.factory import model_from_checkpoint
@@ -96,11 +99,26 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "cross_dice_raw": ("cross Dice raw", "{:.3f}"),
     "cross_below_half": ("cross Dice<0.5", "{:.3f}"),
     "cross_hd95": ("cross HD95 px", "{:.1f}"),
+    "shift_share_err_prior_em": ("shift share err EM", "{:.3f}"),
+    "shift_share_err_score_mixture": ("shift share err mixture", "{:.3f}"),
+    "shift_acc_gain_prior_em": ("shift acc gain EM", "{:+.3f}"),
+    "shift_acc_gain_score_mixture": ("shift acc gain mixture", "{:+.3f}"),
+    "shift_refused": ("shift refused", "{:.0f}"),
+    "temperature": ("temperature", "{:.2f}"),
     "val_f1_normal_min": ("val F1-N min", "{:.3f}"),
     "train_minutes": ("train min", "{:.1f}"),
 }
 # columns where lower is better (the paired-difference table flips their sign for "gain")
-LOWER_IS_BETTER = ("jsrt_hd95", "child_masks_broken", "cross_below_half", "cross_hd95", "train_minutes")
+LOWER_IS_BETTER = (
+    "jsrt_hd95",
+    "child_masks_broken",
+    "cross_below_half",
+    "cross_hd95",
+    "shift_share_err_prior_em",
+    "shift_share_err_score_mixture",
+    "shift_refused",
+    "train_minutes",
+)
 
 
 SCORES_OF = "scores_of"  # variants-file key: score another variant's runs with other inference settings
@@ -206,6 +224,42 @@ def figure_records(test: Sequence[Record], cross: Sequence[Record]) -> list[Reco
     return first([r for r in test if r.has_label], FIGURE_IMAGES[0]) + first(cross, FIGURE_IMAGES[1])
 
 
+@dataclass
+class _Scoring:
+    """A checkpoint ready to score: the network, its config (with the variant's inference
+    overrides), the records of its run by role, and the keyword arguments of every ``infer``."""
+
+    state: dict[str, Any]
+    model: Any
+    cfg: Config
+    val: list[Record]
+    test: list[Record]
+    cross: list[Record]
+    kw: dict[str, Any]
+
+
+def _prepare(checkpoint: str | Path, device: str, batch_size: int, inference: dict[str, Any] | None) -> _Scoring:
+    dev = resolve_device(device)
+    state = load_checkpoint(checkpoint, map_location=dev)
+    model, cfg = model_from_checkpoint(state, origin=str(checkpoint))
+    for key, value in (inference or {}).items():
+        set_value(cfg, key, value)
+    model.to(dev)
+    split = load_split(checkpoint, cfg)
+    records = build_pools(cfg, training_pools=False).by_uid()
+    kw = dict(
+        image_size=cfg.data.image_size,
+        intensity=cfg.data.intensity,
+        batch_size=batch_size,
+        device=dev,
+        seg_threshold=cfg.inference.seg_threshold,
+        flip_tta=cfg.inference.flip_tta,
+        drop_edge_regions=cfg.inference.drop_edge_regions,
+    )
+    pick = lambda uids: [records[u] for u in uids]  # noqa: E731
+    return _Scoring(state, model, cfg, pick(split.val), pick(split.test), pick(split.cross), kw)
+
+
 def score_checkpoint(
     checkpoint: str | Path,
     *,
@@ -219,33 +273,57 @@ def score_checkpoint(
     ``samples`` names an ``.npz`` file to write the images of :func:`figure_records` and the
     model's raw masks on them to (for ``child_masks.png``). ``inference`` overrides the run's
     ``inference.*`` settings (``{"inference.flip_tta": True}``)."""
-    dev = resolve_device(device)
-    state = load_checkpoint(checkpoint, map_location=dev)
-    model, cfg = model_from_checkpoint(state, origin=str(checkpoint))
-    for key, value in (inference or {}).items():
-        set_value(cfg, key, value)
-    model.to(dev)
-    split = load_split(checkpoint, cfg)
-    records = build_pools(cfg, training_pools=False).by_uid()
-    test = [records[u] for u in split.test]
-    cross = [records[u] for u in split.cross]
-    kw = dict(
-        image_size=cfg.data.image_size,
-        intensity=cfg.data.intensity,
-        batch_size=batch_size,
-        device=dev,
-        seg_threshold=cfg.inference.seg_threshold,
-        flip_tta=cfg.inference.flip_tta,
-        drop_edge_regions=cfg.inference.drop_edge_regions,
-    )
+    run = _prepare(checkpoint, device, batch_size, inference)
+    model, kw, test, cross = run.model, run.kw, run.test, run.cross
     if samples is not None and model.has_seg_head:
         _save_samples(model, figure_records(test, cross), kw, Path(samples))
+    temperature = _temperature(run)
+    prior = source_prior(run.state)
     return {
-        **_in_domain(model, [r for r in test if r.has_label], kw),
+        **_in_domain(model, [r for r in test if r.has_label], kw, prior, temperature),
         **_adults(model, [r for r in test if r.has_mask], kw),
-        **_cross_domain(model, [r for r in cross if r.has_label], kw, source_prior(state)),
-        **_cross_masks(model, [r for r in cross if r.has_mask], kw, clean=cfg.inference.clean_masks),
+        **_cross_domain(model, [r for r in cross if r.has_label], kw, prior, temperature),
+        **_cross_masks(model, [r for r in cross if r.has_mask], kw, clean=run.cfg.inference.clean_masks),
     }
+
+
+def prior_shift_scores(
+    checkpoint: str | Path, *, device: str = "auto", batch_size: int = 64, inference: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """The ``shift_*`` columns alone (for rows scored before they existed)."""
+    run = _prepare(checkpoint, device, batch_size, inference)
+    labeled = [r for r in run.test if r.has_label]
+    if not labeled or not run.model.has_cls_head:
+        return {}
+    results = infer(run.model, labeled, full_metrics=False, **run.kw)
+    return _prior_shift(results, source_prior(run.state), _temperature(run))
+
+
+def _temperature(run: _Scoring) -> float:
+    """The checkpoint's stored temperature; for one trained before it was stored, the same fit
+    on its run's validation images now."""
+    stored = checkpoint_temperature(run.state)
+    if stored is not None:
+        return stored
+    fitted = validation_temperature(run.model, run.val, **run.kw) if run.model.has_cls_head else None
+    return 1.0 if fitted is None else float(fitted["temperature"])
+
+
+def _prior_shift(results: ImageResults, prior: Sequence[float], temperature: float) -> dict[str, float]:
+    labeled = results.labels >= 0
+    if results.prob_pneumonia is None or len(np.unique(results.labels[labeled])) < 2:
+        return {}
+    check = prior_shift_check(
+        results.prob_pneumonia[labeled], results.labels[labeled], source_prior=prior, temperature=temperature
+    )
+    scores: dict[str, float] = {"temperature": temperature, "shift_refused": 0}
+    for method, found in check.items():
+        name = method.replace("-", "_")
+        if found["share_error"] is not None:
+            scores[f"shift_share_err_{name}"] = found["share_error"]
+            scores[f"shift_acc_gain_{name}"] = found["accuracy_gain"]
+        scores["shift_refused"] += found["refused"]
+    return scores
 
 
 def _save_samples(model, records: list[Record], kw: dict[str, Any], path: Path) -> None:
@@ -292,11 +370,13 @@ def _masks_at(masks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.stack([resize(m.astype(np.float32), shape, order=0, anti_aliasing=False) >= 0.5 for m in masks])
 
 
-def _in_domain(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float]:
+def _in_domain(
+    model, records: list[Record], kw: dict[str, Any], prior: Sequence[float], temperature: float
+) -> dict[str, float]:
     if not records:
         return {}
     results = infer(model, records, full_metrics=False, **kw)
-    scores = _classification(results, "in")
+    scores = {**_classification(results, "in"), **_prior_shift(results, prior, temperature)}
     broken = broken_mask_share(results)
     if broken is not None:
         scores["child_masks_broken"] = broken
@@ -318,7 +398,9 @@ def _adults(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float
     return {k: v for k, v in scores.items() if v is not None}
 
 
-def _cross_domain(model, records: list[Record], kw: dict[str, Any], prior: Sequence[float]) -> dict[str, float]:
+def _cross_domain(
+    model, records: list[Record], kw: dict[str, Any], prior: Sequence[float], temperature: float
+) -> dict[str, float]:
     if not records:
         return {}
     results = infer(model, records, full_metrics=False, **kw)
@@ -328,7 +410,11 @@ def _cross_domain(model, records: list[Record], kw: dict[str, Any], prior: Seque
         kept = [r for r, keep in zip(records, labeled, strict=True) if keep]
         scores.update(
             held_out_operating_points(
-                results.prob_pneumonia[labeled], results.labels[labeled].astype(int), patient_halves(kept), prior
+                results.prob_pneumonia[labeled],
+                results.labels[labeled].astype(int),
+                patient_halves(kept),
+                prior,
+                temperature=temperature,
             )
         )
         scores.update(auroc_interval(results.prob_pneumonia[labeled], results.labels[labeled], "cross"))
@@ -379,7 +465,12 @@ def patient_halves(records: Sequence[Record]) -> np.ndarray:
 
 
 def held_out_operating_points(
-    probs: np.ndarray, labels: np.ndarray, halves: np.ndarray, source_prior: Sequence[float]
+    probs: np.ndarray,
+    labels: np.ndarray,
+    halves: np.ndarray,
+    source_prior: Sequence[float],
+    *,
+    temperature: float = 1.0,
 ) -> dict[str, float]:
     """Accuracy and F1-normal of every image at the threshold each method chose on the *other*
     half (label-free methods see only the other half's scores; Youden also its labels)."""
@@ -392,9 +483,11 @@ def held_out_operating_points(
                 if name == "youden":
                     point = calibrate_threshold(probs[fit], labels[fit], "youden")
                 else:
-                    point = adapt_threshold(probs[fit], name.replace("_", "-"), source_prior=source_prior)
+                    point = adapt_threshold(
+                        probs[fit], name.replace("_", "-"), source_prior=source_prior, temperature=temperature
+                    )
                 called[use] = probs[use] >= point.threshold
-        except ValueError:  # a half with one class, or scores with no mixture to fit: no number
+        except ValueError:  # a half with one class, a refused estimate, or no mixture to fit: no number
             continue
         found = classification_metrics(called.astype(float), labels)
         scores[f"cross_acc_{name}"], scores[f"cross_f1_normal_{name}"] = found["accuracy"], found["f1_normal"]
@@ -444,13 +537,13 @@ def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str =
     """Scores of a finished run (computed once, then read from ``dev_scores.json``; a variant that
     scores another's runs keeps its own ``dev_scores-<variant>.json`` there)."""
     cached = run_dir / ("dev_scores.json" if variant.scores_of is None else f"dev_scores-{variant.name}.json")
+    inference = variant.overrides if variant.scores_of is not None else None
     if cached.exists():
-        return json.loads(cached.read_text())
+        return _with_added_columns(cached, run_dir / "checkpoints" / "best.pt", device, inference)
     started = time.perf_counter()
     summary = json.loads((run_dir / "summary.json").read_text())
     row: dict[str, Any] = {"variant": variant.name, "seed": seed, "overrides": variant.overrides}
     samples = run_dir / "dev_samples.npz" if variant.scores_of is None else None
-    inference = variant.overrides if variant.scores_of is not None else None
     row.update(
         score_checkpoint(run_dir / "checkpoints" / "best.pt", device=device, samples=samples, inference=inference)
     )
@@ -462,6 +555,17 @@ def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str =
     row["score_seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_text(cached, json.dumps(row, indent=2))
     return row
+
+
+def _with_added_columns(
+    cached: Path, checkpoint: Path, device: str, inference: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A cached row, with the columns added since it was scored computed now and cached too."""
+    found: dict[str, Any] = json.loads(cached.read_text())
+    if "in_acc" in found and "shift_refused" not in found:  # scored before the prior-shift columns
+        found.update(prior_shift_scores(checkpoint, device=device, inference=inference))
+        atomic_write_text(cached, json.dumps(found, indent=2))
+    return found
 
 
 def lowest_validation(run_dir: Path, metric: str) -> float | None:

@@ -1,6 +1,7 @@
 """Training a prepared run to its end: the trainer with the method's optimiser, validation that
-picks ``best.pt``, the checks across processes, and the evaluation of ``best.pt`` on the held-out
-images written to ``summary.json``."""
+picks ``best.pt``, the checks across processes, the temperature of ``best.pt``'s classifier on the
+validation images (stored in it), and the evaluation of ``best.pt`` on the held-out images written
+to ``summary.json``."""
 
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ from multimix.engine.distributed import (
     rank_device,
 )
 from multimix.engine.trainer import Trainer
-from multimix.evaluation.validation import evaluate_records, selection_score
+from multimix.evaluation.validation import evaluate_records, selection_score, validation_temperature
 from multimix.methods import Method
+from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.models.factory import NETWORK_KEY, describe_network
 from multimix.runs.model_card import write_card
 from multimix.runs.wiring import RunStart, step_batches
 from multimix.utils.atomic import atomic_write_text
-from multimix.utils.checkpoints import load_checkpoint
+from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
 from multimix.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -147,8 +149,13 @@ def fit_and_evaluate(
     if not context.is_main:
         return None
 
-    best = load_checkpoint(run.out_dir / "checkpoints" / "best.pt", map_location=device)
+    best_path = run.out_dir / "checkpoints" / "best.pt"
+    best = load_checkpoint(best_path, map_location=device)
     model.load_state_dict(best["model"])
+    # the probabilities adapt and predict will see: the same test-time flips
+    calibration = validation_temperature(model, val_records, flip_tta=cfg.inference.flip_tta, **eval_kw)
+    if calibration is not None:  # label-free adaptation reads honest posteriors from it
+        save_checkpoint({**best, CALIBRATION_KEY: calibration}, best_path)
     summary = {
         "in_domain": evaluate_records(model, [records[u] for u in split.test], **eval_kw),
         "cross_domain": evaluate_records(model, [records[u] for u in split.cross], **eval_kw),
@@ -158,6 +165,8 @@ def fit_and_evaluate(
         "train_images_per_second": round(result.images_per_second, 2),
         "precision": trainer.precision_name,
     }
+    if calibration is not None:
+        summary["calibration"] = calibration
     if replicas is not None:
         summary["distributed"] = replicas
     return summary

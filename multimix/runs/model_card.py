@@ -18,6 +18,8 @@ from typing import Any
 
 from multimix.config import Config
 from multimix.data.records import CLASS_NAMES
+from multimix.evaluation.summary import NO_RANKING
+from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.runs.evaluate import run_folder
 from multimix.utils.atomic import atomic_write_text
@@ -54,7 +56,8 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
         "stage": run.get("stage", "train"),
         "class_names": list(run.get("class_names") or CLASS_NAMES),
         "class_prior": run.get("class_prior"),
-        "decision": {"threshold": point.threshold, "how": point.describe()},
+        "decision": {"threshold": point.threshold, "how": point.describe(), "details": point.details},
+        "calibration": state.get(CALIBRATION_KEY),
         "preprocessing": _preprocessing(cfg),
         "training_data": _training_data(cfg, folder / "split.json"),
         "validation": {"step": state.get("step"), "metrics": state.get("metrics") or {}},
@@ -122,6 +125,8 @@ def render_card(facts: dict[str, Any]) -> str:
         f"- **Classes**: {', '.join(f'{i} = {n}' for i, n in enumerate(facts['class_names']))}",
         f"- **Decision**: call {facts['class_names'][-1]} when its probability reaches the operating point: "
         f"{facts['decision']['how']}",
+        *_decision_warning(facts),
+        f"- **Temperature** (label-free adaptation reads the posteriors through it): {_temperature(facts)}",
         f"- **Training class prior**: {_prior(facts)}",
         "",
         "## Intended use",
@@ -145,6 +150,27 @@ def render_card(facts: dict[str, Any]) -> str:
         *_result_lines(facts),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _decision_warning(facts: dict[str, Any]) -> list[str]:
+    details = facts["decision"].get("details") or {}
+    if details.get("ranks") is not False:
+        return []
+    low, high = details["auroc_ci"]
+    return [
+        f"  - **Warning**: on the images this threshold was calibrated on (AUROC {details['auroc']:.3f}, "
+        f"95% CI {low:.3f}-{high:.3f}, sensitivity {details['sensitivity']:.3f}) {NO_RANKING}."
+    ]
+
+
+def _temperature(facts: dict[str, Any]) -> str:
+    stored = facts.get("calibration")
+    if not stored:
+        return "not stored (trained before it was fitted; the posteriors are read as they are)"
+    return (
+        f"{stored['temperature']:.3f}, fitted on the run's {stored['images']} labeled validation images "
+        f"(NLL {stored['nll_before']:.3f} -> {stored['nll_after']:.3f})"
+    )
 
 
 def _prior(facts: dict[str, Any]) -> str:
@@ -185,7 +211,11 @@ def _result_lines(facts: dict[str, Any]) -> list[str]:
                     low, high = m.get("ci", [None, None])
                     if value is not None and low is not None:
                         cells.append(f"{name} {value:.3f} [{low:.3f}, {high:.3f}]")
+                if task == "classification" and "majority_accuracy" in block:
+                    cells.append(f"majority-class accuracy {block['majority_accuracy']:.3f}")
                 lines.append(f"- {domain} {task} (n = {block['num_images']}, 95% CI): " + ", ".join(cells))
+                if task == "classification" and block.get("ranks") is False:
+                    lines.append(f"  - **{domain}: {NO_RANKING}.**")
     elif facts.get("held_out"):
         held = facts["held_out"]
         for domain in ("in_domain", "cross_domain"):

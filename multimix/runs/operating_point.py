@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from multimix.config import Config
 from multimix.data.io import ImageReadError
 from multimix.evaluation.inference import infer
+from multimix.metrics.calibration import checkpoint_temperature
 from multimix.metrics.operating_point import (
     CHECKPOINT_KEY,
     OperatingPoint,
@@ -70,6 +71,16 @@ def source_prior(state: dict[str, Any]) -> tuple[float, float]:
         logger.info("note: the checkpoint records no training class prior; assuming the classes were balanced")
         return UNIFORM_PRIOR
     return float(stored[0]), float(stored[1])
+
+
+def temperature(state: dict[str, Any]) -> float:
+    """The temperature of a checkpoint's classifier, fitted on its run's validation images at the
+    end of training; 1 (the posteriors as they are) for checkpoints trained before it was stored."""
+    stored = checkpoint_temperature(state)
+    if stored is None:
+        logger.info("note: the checkpoint stores no temperature; reading its posteriors as they are")
+        return 1.0
+    return stored
 
 
 def pneumonia_probabilities(
@@ -118,7 +129,9 @@ def adapt_checkpoint(
     if len(used) == 0:
         raise ValueError(f"none of the {len(files)} files in {' '.join(images)} could be read as an image")
     state = load_checkpoint(checkpoint, map_location="cpu")
-    point = adapt_threshold(probs, method, source_prior=source_prior(state), fitted_on=", ".join(images))
+    point = adapt_threshold(
+        probs, method, source_prior=source_prior(state), temperature=temperature(state), fitted_on=", ".join(images)
+    )
     write_with_operating_point(state, point, target)
     return point
 

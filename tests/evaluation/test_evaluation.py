@@ -107,6 +107,14 @@ def test_report_files(tmp_path, evaluated):
     data = json.loads((tmp_path / "metrics.json").read_text())
     reported = data["models"][0]["domains"]["in-domain"]["classification"]["metrics"]["accuracy"]["value"]
     assert reported == pytest.approx(accuracy)
+    block = data["models"][0]["domains"]["in-domain"]["classification"]
+    labels = [int(r["label"]) for r in multimix_in]
+    assert block["majority_accuracy"] == pytest.approx(max(labels.count(0), labels.count(1)) / len(labels))
+    assert "| Majority |" in text
+    # a two-step model ranks nothing: the report says so in words, per model and domain
+    low = block["metrics"]["auroc"]["ci"][0]
+    assert block["ranks"] is (low > 0.5 and block["metrics"]["recall"]["value"] >= 0.5)
+    assert ("**MultiMix**: the model does not rank these images" in text) is (block["ranks"] is False)
 
 
 def test_paper_table_marks_the_best_value_per_column(evaluated):

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from multimix.metrics.calibration import apply_temperature, fit_temperature
 from multimix.metrics.operating_point import (
+    DegenerateOperatingPoint,
     OperatingPoint,
     adapt_prior_em,
     adapt_score_mixture,
@@ -47,7 +49,7 @@ def test_score_mixture_follows_a_shifted_score_distribution():
     assert np.log(point.threshold / (1 - point.threshold)) == pytest.approx(3.0, abs=0.15)
     assert adapt_threshold(1 / (1 + np.exp(-z)), "score-mixture").threshold == pytest.approx(point.threshold)
     with pytest.raises(ValueError, match="same score"):
-        adapt_score_mixture(np.full(10, 0.9))
+        adapt_score_mixture(np.full(30, 0.9))
 
 
 def test_youden_and_sensitivity_thresholds_by_hand():
@@ -78,3 +80,58 @@ def test_operating_point_round_trips_through_a_checkpoint_and_defaults_to_half()
         OperatingPoint(threshold=1.0)
     with pytest.raises(ValueError, match="finite"):
         adapt_prior_em([0.5, float("nan")])
+
+
+def _overconfident(rng, n_normal, n_pneumonia, temperature=4.0):
+    """Posteriors of a model whose logits are ``temperature`` times too large (as after
+    confident pseudo-labels), with the labels drawn from its honest posteriors."""
+    p, _ = _posteriors(rng, n_normal, n_pneumonia, separation=1.5)
+    return apply_temperature(p, 1 / temperature), np.r_[np.zeros(n_normal), np.ones(n_pneumonia)]
+
+
+def test_temperature_scaling_recovers_the_overconfidence():
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 1.5, 4000)
+    labels = rng.random(4000) < 1 / (1 + np.exp(-z))  # honest posteriors sigmoid(z)
+    fitted = fit_temperature(1 / (1 + np.exp(-3.0 * z)), labels)
+    assert fitted["temperature"] == pytest.approx(3.0, rel=0.1)
+    assert fitted["nll_after"] < fitted["nll_before"] and fitted["images"] == 4000
+    with pytest.raises(ValueError, match="both classes"):
+        fit_temperature(np.full(20, 0.7), np.ones(20))
+
+
+@pytest.mark.parametrize("share", [0.2, 0.8])
+def test_prior_em_on_calibrated_posteriors_estimates_a_resampled_share(share):
+    rng = np.random.default_rng(4)
+    validation, val_labels = _overconfident(rng, 150, 150)
+    temperature = fit_temperature(validation, val_labels)["temperature"]
+    n_pneumonia = int(round(400 * share))
+    p, labels = _overconfident(rng, 400 - n_pneumonia, n_pneumonia)
+    point = adapt_prior_em(p, temperature=temperature)
+    assert point.details["target_prior"][1] == pytest.approx(share, abs=0.10)
+    accuracy = lambda t: np.mean((p >= t) == labels)  # noqa: E731
+    assert accuracy(point.threshold) >= accuracy(0.5)
+    mixture = adapt_score_mixture(p)
+    assert mixture.details["target_prior"][1] == pytest.approx(share, abs=0.10)
+
+
+def test_label_free_adaptation_refuses_too_few_images_and_a_boundary_estimate():
+    with pytest.raises(DegenerateOperatingPoint, match="at least 20 images"):
+        adapt_prior_em([0.9])
+    with pytest.raises(DegenerateOperatingPoint, match="at least 20 images"):
+        adapt_score_mixture(np.linspace(0.1, 0.9, 10))
+    # an over-confident model on a hospital it calls all pneumonia: EM runs to a share of 1
+    rng = np.random.default_rng(5)
+    p = np.clip(1 - rng.random(300) * 1e-4, 0, 1)
+    with pytest.raises(DegenerateOperatingPoint, match=r"pneumonia share of 1\.000.*calibrate on labeled images"):
+        adapt_prior_em(p)
+
+
+def test_calibration_says_whether_the_model_ranks_the_images():
+    rng = np.random.default_rng(6)
+    labels = np.r_[np.zeros(150), np.ones(150)]
+    ranked = calibrate_threshold(labels * 0.4 + rng.random(300) * 0.6, labels)
+    assert ranked.details["ranks"] is True and ranked.details["auroc_ci"][0] > 0.5
+    assert ranked.details["auroc"] == pytest.approx(np.mean(ranked.details["auroc_ci"]), abs=0.05)
+    chance = calibrate_threshold(rng.random(300), labels)
+    assert chance.details["ranks"] is False and chance.details["auroc_ci"][0] < 0.5 < chance.details["auroc_ci"][1]

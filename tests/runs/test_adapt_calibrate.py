@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from multimix.data.synthetic import generate_records
-from multimix.metrics.operating_point import OperatingPoint
+from multimix.metrics.operating_point import DegenerateOperatingPoint, OperatingPoint
 from multimix.prediction import Predictor
 from multimix.runs.cli import main as multimix
 from multimix.runs.operating_point import adapt_checkpoint, source_prior
@@ -20,7 +20,7 @@ from multimix.utils.checkpoints import load_checkpoint
 def hospital(tmp_path_factory):
     """A folder of a new site's images, as a hospital would hand them over (PNG files)."""
     folder = tmp_path_factory.mktemp("hospital")
-    for i, record in enumerate(generate_records(12, site="nih", image_size=32, seed=3)):
+    for i, record in enumerate(generate_records(24, site="nih", image_size=32, seed=3)):
         iio.imwrite(folder / f"image{i:02d}.png", (record.image * 255).astype(np.uint8))
     return folder
 
@@ -33,14 +33,32 @@ def test_training_records_the_class_prior_the_posteriors_assume(trained_checkpoi
     assert source_prior({"model": {}}) == (0.5, 0.5)  # older checkpoints: balanced
 
 
+@pytest.fixture
+def ranked_scores(monkeypatch):
+    """The scores of a model that ranks the hospital's images (two humps, 1 in 3 pneumonia): the
+    two-step test model ranks nothing, and adapt refuses what it scores (next test)."""
+    from multimix.runs import operating_point
+
+    scoring = operating_point.pneumonia_probabilities
+
+    def scores(predictor, files, **kwargs):
+        _, used = scoring(predictor, files, **kwargs)
+        z = np.where(np.arange(len(used)) % 3 == 0, 2.0, -2.0) + np.linspace(-1, 1, len(used))
+        return 1 / (1 + np.exp(-z)), used
+
+    monkeypatch.setattr(operating_point, "pneumonia_probabilities", scores)
+
+
 @pytest.mark.parametrize("method", ["prior-em", "score-mixture"])
-def test_adapt_writes_a_new_checkpoint_that_prediction_decides_with(trained_checkpoint, hospital, tmp_path, method):
+def test_adapt_writes_a_new_checkpoint_that_prediction_decides_with(
+    trained_checkpoint, hospital, tmp_path, method, ranked_scores
+):
     before = trained_checkpoint.read_bytes()
     out = tmp_path / "adapted.pt"
     point = adapt_checkpoint(trained_checkpoint, [str(hospital)], out, method=method, device="cpu", progress=False)
     assert trained_checkpoint.read_bytes() == before  # the input is never changed
     stored = OperatingPoint.from_checkpoint(load_checkpoint(out))
-    assert stored == point and stored.method == method and stored.images == 12 and stored.fitted_on == str(hospital)
+    assert stored == point and stored.method == method and stored.images == 24 and stored.fitted_on == str(hospital)
     predictor = Predictor(out, device="cpu")
     assert (
         predictor.operating_point == point and predictor.describe()["operating_point"]["threshold"] == point.threshold
@@ -49,6 +67,24 @@ def test_adapt_writes_a_new_checkpoint_that_prediction_decides_with(trained_chec
     assert prediction.threshold == point.threshold
     assert prediction.predicted_class == int(prediction.probabilities[1] >= point.threshold)
     assert Predictor(out, device="cpu", class_threshold=0.2).operating_point.threshold == 0.2
+
+
+def test_adapt_refuses_a_model_that_calls_every_image_one_class_and_writes_nothing(
+    trained_checkpoint, hospital, tmp_path, capsys
+):
+    out = tmp_path / "adapted.pt"
+    with pytest.raises(DegenerateOperatingPoint, match="do not support a label-free threshold"):
+        adapt_checkpoint(trained_checkpoint, [str(hospital)], out, device="cpu", progress=False)
+    assert not out.exists()
+    args = ["adapt", "--checkpoint", str(trained_checkpoint), "--images", str(hospital), "--out", str(out)]
+    assert multimix([*args, "--device", "cpu", "--no-progress"]) == 1
+    assert "pneumonia share of 1.000" in capsys.readouterr().err and not out.exists()
+    few = tmp_path / "few"
+    few.mkdir()
+    for name in sorted(p.name for p in hospital.iterdir())[:5]:
+        (few / name).write_bytes((hospital / name).read_bytes())
+    with pytest.raises(DegenerateOperatingPoint, match="at least 20 images"):
+        adapt_checkpoint(trained_checkpoint, [str(few)], out, method="score-mixture", device="cpu", progress=False)
 
 
 def test_adapt_refuses_to_overwrite_its_input_and_names_empty_folders(trained_checkpoint, tmp_path):
@@ -135,7 +171,7 @@ def test_calibrate_chooses_on_labeled_images_and_evaluate_uses_it(trained_checkp
     )
 
 
-def test_predict_writes_the_threshold_it_decided_with(trained_checkpoint, hospital, tmp_path):
+def test_predict_writes_the_threshold_it_decided_with(trained_checkpoint, hospital, tmp_path, ranked_scores):
     adapted = tmp_path / "adapted.pt"
     point = adapt_checkpoint(trained_checkpoint, [str(hospital)], adapted, device="cpu", progress=False)
     out = tmp_path / "pred"
@@ -156,7 +192,7 @@ def test_predict_writes_the_threshold_it_decided_with(trained_checkpoint, hospit
         == 0
     )
     rows = list(csv.DictReader((out / "predictions.csv").open()))
-    assert len(rows) == 12 and all(float(r["class_threshold"]) == pytest.approx(point.threshold) for r in rows)
+    assert len(rows) == 24 and all(float(r["class_threshold"]) == pytest.approx(point.threshold) for r in rows)
     for row in rows:
         assert row["predicted_class"] == ("pneumonia" if float(row["p_pneumonia"]) >= point.threshold else "normal")
     assert (

@@ -210,8 +210,9 @@ def test_operating_points_are_chosen_on_one_half_and_scored_on_the_other():
     scores = held_out_operating_points(probs, labels, halves, (0.5, 0.5))
     assert scores["cross_acc_youden"] > 0.85 and scores["cross_f1_normal_youden"] > 0.85
     assert scores["cross_acc_score_mixture"] > 0.8
-    # prior-shift EM believes the class mix changed and calls (nearly) everything pneumonia
-    assert scores["cross_f1_normal_prior_em"] < 0.2
+    # prior-shift EM believes the class mix changed and would call (nearly) everything pneumonia:
+    # it refuses, so the table has no number for it rather than a degenerate one
+    assert "cross_acc_prior_em" not in scores and "cross_f1_normal_prior_em" not in scores
 
 
 def test_the_child_mask_figure_takes_variants_trained_at_other_sizes(tmp_path):

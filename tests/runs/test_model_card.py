@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from multimix.metrics.operating_point import OperatingPoint
@@ -55,3 +56,33 @@ def test_a_file_that_is_no_training_checkpoint_gets_one_line(tmp_path, capsys):
         card_facts(tmp_path / "x.pt")
     assert multimix(["card", "--checkpoint", str(tmp_path / "x.pt")]) == 1
     assert "not a training checkpoint" in capsys.readouterr().err
+
+
+def test_the_card_says_plainly_when_the_model_does_not_rank_a_hospital(trained_checkpoint, tmp_path):
+    from multimix.metrics.operating_point import calibrate_threshold
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_checkpoint.parent.parent, run)
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    rng = np.random.default_rng(0)
+    chance = calibrate_threshold(rng.random(200), np.r_[np.zeros(100), np.ones(100)], fitted_on="adults")
+    assert chance.details["ranks"] is False and chance.details["auroc_ci"][0] < 0.5
+    state["operating_point"] = chance.to_dict()
+    state["calibration"] = {"temperature": 2.5, "images": 60, "nll_before": 0.9, "nll_after": 0.5}
+    save_checkpoint(state, run / "checkpoints" / "calibrated.pt")
+    (run / "evaluation").mkdir()
+    block = {
+        "num_images": 300,
+        "metrics": {"auroc": {"value": 0.52, "ci": [0.45, 0.59]}},
+        "majority_accuracy": 0.63,
+        "ranks": False,
+    }
+    domain = {"num_images": 300, "classification": block}
+    (run / "evaluation" / "metrics.json").write_text(json.dumps({"models": [{"domains": {"cross-domain": domain}}]}))
+    out = tmp_path / "card.md"
+    assert multimix(["card", "--checkpoint", str(run / "checkpoints" / "calibrated.pt"), "--out", str(out)]) == 0
+    card = out.read_text()
+    assert "**Warning**" in card and "does not rank these images" in card
+    assert "auroc 0.520 [0.450, 0.590], majority-class accuracy 0.630" in card
+    assert "cross-domain: the model does not rank these images" in card
+    assert "2.500, fitted on the run's 60 labeled validation images" in card

@@ -13,6 +13,7 @@ changed) that evaluate, predict and serve then decide with.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from multimix.metrics.operating_point import CALIBRATE_METHODS
 from multimix.runs.cli import run_main
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
+        from multimix.evaluation.summary import NO_RANKING
         from multimix.runs.operating_point import calibrate_checkpoint
 
         sources = [s.strip() for s in args.sources.split(",") if s.strip()]
@@ -57,10 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
         )
         d = point.details
+        low, high = d["auroc_ci"]
         print(
             f"{point.describe()}: sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f} "
-            f"on {d['normals']} normal + {d['pneumonias']} pneumonia images\nwritten: {args.out}"
+            f"on {d['normals']} normal + {d['pneumonias']} pneumonia images; "
+            f"AUROC {d['auroc']:.3f} [95% CI {low:.3f}, {high:.3f}]\nwritten: {args.out}"
         )
+        if not d["ranks"]:
+            print(f"warning: {NO_RANKING}", file=sys.stderr)
         return 0
 
     return run_main(body, debug=args.debug)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from multimix.metrics.calibration import Calibration
 from multimix.metrics.operating_point import ADAPT_METHODS, DegenerateOperatingPoint, adapt_threshold
 
 SHARES = (0.2, 0.8)
@@ -37,7 +38,7 @@ def prior_shift_check(
     labels: np.ndarray,
     *,
     source_prior: Sequence[float] = (0.5, 0.5),
-    temperature: float = 1.0,
+    calibration: Calibration | None = None,
     shares: Sequence[float] = SHARES,
     draws: int = DRAWS,
     seed: int = 0,
@@ -57,7 +58,7 @@ def prior_shift_check(
         refused = 0
         for share, index in samples:
             try:
-                point = adapt_threshold(p[index], method, source_prior=source_prior, temperature=temperature)
+                point = adapt_threshold(p[index], method, source_prior=source_prior, calibration=calibration)
             except DegenerateOperatingPoint:
                 refused += 1
                 continue

@@ -1,5 +1,5 @@
 """The few numbers training needs from an evaluation set: validation metrics, checkpoint selection
-and the temperature of the selected checkpoint's classifier."""
+and the calibration of the selected checkpoint's classifier."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from multimix.config.schema import SELECT_BY
 from multimix.data.records import Record
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.metrics import classification_metrics
-from multimix.metrics.calibration import fit_temperature
+from multimix.metrics.calibration import Calibration, fit_calibration
 from multimix.models.factory import as_trained_model
 
 
@@ -51,10 +51,10 @@ def selection_score(metrics: dict[str, float], by: str = "accuracy") -> float:
     return float(np.mean(parts)) if parts else float("nan")
 
 
-def validation_temperature(model: nn.Module, records: Sequence[Record], **kwargs) -> dict[str, Any] | None:
-    """The temperature (:func:`~multimix.metrics.calibration.fit_temperature`) of the classifier
-    on the labeled ``records`` (a run's validation images), with ``fitted_on: validation``; None
-    for a network without a classifier or a split without enough labeled images of both classes."""
+def validation_calibration(model: nn.Module, records: Sequence[Record], **kwargs: Any) -> Calibration | None:
+    """The calibration (:func:`~multimix.metrics.calibration.fit_calibration`) of the classifier
+    on the labeled ``records`` (a run's validation images); None for a network without a
+    classifier or a split without enough labeled images of both classes."""
     labeled = [r for r in records if r.has_label]
     if not labeled:
         return None
@@ -62,7 +62,6 @@ def validation_temperature(model: nn.Module, records: Sequence[Record], **kwargs
     if results.prob_pneumonia is None:
         return None
     try:
-        fitted = fit_temperature(results.prob_pneumonia, results.labels)
+        return fit_calibration(results.prob_pneumonia, results.labels, fitted_on="validation")
     except ValueError:  # too few labeled validation images, or one class only
         return None
-    return {**fitted, "fitted_on": "validation"}

@@ -10,9 +10,9 @@ read it from there. Three ways to choose one:
 * **label-free, prior shift** (:func:`adapt_prior_em`): the EM procedure of Saerens, Latinne and
   Decaestecker (2002) estimates the new hospital's class prior from the model's posteriors on its
   unlabeled images, assuming only the prior changed; the threshold is where the re-weighted
-  posterior crosses 0.5. The posteriors are first made honest by the temperature the run fitted
-  on its validation images (:mod:`multimix.metrics.calibration`): EM on over-confident ones runs
-  to a share of 0 or 1;
+  posterior crosses 0.5. The posteriors are first made honest by the temperature and bias the run
+  fitted on its validation images (:mod:`multimix.metrics.calibration`): EM on uncalibrated ones
+  runs to a share of 0 or 1;
 * **label-free, score mixture** (:func:`adapt_score_mixture`): a two-component Gaussian mixture
   (shared variance) fitted by EM to the logits of those images; the threshold is where the two
   weighted components cross. Unlike the prior-shift EM it allows the whole score distribution to
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from multimix.metrics.bootstrap import bootstrap_statistic_ci
-from multimix.metrics.calibration import apply_temperature, logit
+from multimix.metrics.calibration import Calibration, logit
 from multimix.metrics.classification import binary_auroc
 
 CHECKPOINT_KEY = "operating_point"
@@ -127,7 +127,7 @@ def adapt_prior_em(
     p_pneumonia: Any,
     source_prior: Any = (0.5, 0.5),
     *,
-    temperature: float = 1.0,
+    calibration: Calibration | None = None,
     max_iterations: int = 1000,
     tolerance: float = 1e-8,
     fitted_on: str = "",
@@ -135,28 +135,46 @@ def adapt_prior_em(
     """Label-free prior adaptation (Saerens et al. 2002).
 
     Iterates ``prior <- mean over images of the posterior re-weighted by prior / source_prior``
-    until the prior stops moving, on the posteriors scaled by ``temperature``; the re-weighted
-    posterior's 0.5 (:func:`threshold_for_priors`) is mapped back to the model's own p(pneumonia).
+    until the prior stops moving; the re-weighted posterior's 0.5 (:func:`threshold_for_priors`)
+    is the threshold. With a ``calibration`` the EM runs on its calibrated posteriors, whose class
+    prior is the calibration's (it replaces ``source_prior``), and the threshold is mapped back to
+    the network's own p(pneumonia).
 
     Args:
         p_pneumonia: ``(N,)`` the model's p(pneumonia) on the new hospital's images.
         source_prior: the class prior the model's posteriors assume (``(0.5, 0.5)`` for a model
             trained on class-balanced batches or with a class-balanced loss).
-        temperature: the run's temperature (:func:`~multimix.metrics.calibration.fit_temperature`).
+        calibration: the run's :class:`~multimix.metrics.calibration.Calibration`.
 
     Raises:
         DegenerateOperatingPoint: too few images, or an estimate at a boundary (module doc).
     """
-    p = _check_count(_as_probs(p_pneumonia), "prior-em")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
-    raw = p
-    p = apply_temperature(p, temperature)
+    raw = _check_count(_as_probs(p_pneumonia), "prior-em")
+    p = raw if calibration is None else calibration.apply(raw)
+    if calibration is not None and calibration.prior is not None:
+        source_prior = (1 - calibration.prior, calibration.prior)
     source = np.asarray(source_prior, dtype=np.float64)
     if source.shape != (2,) or np.any(source <= 0):
         raise ValueError(f"source_prior must be two positive numbers, got {source_prior}")
     source = source / source.sum()
-    posterior = np.stack([1 - p, p], axis=1)
+    prior, iterations = _em_prior(np.stack([1 - p, p], axis=1), source, max_iterations, tolerance)
+    threshold = threshold_for_priors(source, prior)
+    if calibration is not None:
+        threshold = calibration.raw_threshold(threshold)
+    details: dict[str, Any] = {
+        "source_prior": source.tolist(),
+        "target_prior": prior.tolist(),
+        "iterations": iterations,
+    }
+    if calibration is not None:
+        details["calibration"] = {"temperature": calibration.temperature, "bias": calibration.bias}
+    _check_not_degenerate("prior-em", float(prior[1]), threshold, raw)
+    return OperatingPoint(threshold, "prior-em", fitted_on, int(p.size), details, _now())
+
+
+def _em_prior(
+    posterior: np.ndarray, source: np.ndarray, max_iterations: int, tolerance: float
+) -> tuple[np.ndarray, int]:
     prior = source.copy()
     iterations = 0
     while iterations < max_iterations:
@@ -168,16 +186,7 @@ def adapt_prior_em(
         prior = new_prior
         if moved < tolerance:
             break
-    calibrated = threshold_for_priors(source, prior)
-    threshold = float(1 / (1 + math.exp(-temperature * float(logit(calibrated)))))
-    details = {
-        "source_prior": source.tolist(),
-        "target_prior": prior.tolist(),
-        "temperature": temperature,
-        "iterations": iterations,
-    }
-    _check_not_degenerate("prior-em", float(prior[1]), threshold, raw)
-    return OperatingPoint(threshold, "prior-em", fitted_on, int(p.size), details, _now())
+    return prior, iterations
 
 
 def _check_count(p: np.ndarray, method: str) -> np.ndarray:
@@ -255,13 +264,13 @@ def adapt_threshold(
     method: str = "prior-em",
     *,
     source_prior: Any = (0.5, 0.5),
-    temperature: float = 1.0,
+    calibration: Calibration | None = None,
     fitted_on: str = "",
 ) -> OperatingPoint:
-    """One of :data:`ADAPT_METHODS` on unlabeled images' p(pneumonia) (``temperature``: prior-em
-    only; the score mixture's two humps do not depend on the scale of the logits)."""
+    """One of :data:`ADAPT_METHODS` on unlabeled images' p(pneumonia) (``calibration``: prior-em
+    only; the score mixture's two humps do not depend on the scale or offset of the logits)."""
     if method == "prior-em":
-        return adapt_prior_em(p_pneumonia, source_prior, temperature=temperature, fitted_on=fitted_on)
+        return adapt_prior_em(p_pneumonia, source_prior, calibration=calibration, fitted_on=fitted_on)
     if method == "score-mixture":
         return adapt_score_mixture(p_pneumonia, fitted_on=fitted_on)
     raise ValueError(f"label-free adaptation must be one of {ADAPT_METHODS}, got {method!r}")

@@ -58,10 +58,10 @@ from multimix.data.records import Record
 from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.evaluation.prior_shift import prior_shift_check
-from multimix.evaluation.validation import validation_temperature
+from multimix.evaluation.validation import validation_calibration
 from multimix.metrics import classification_metrics
 from multimix.metrics.bootstrap import bootstrap_statistic_ci
-from multimix.metrics.calibration import checkpoint_temperature
+from multimix.metrics.calibration import Calibration
 from multimix.metrics.classification import binary_auroc
 from multimix.metrics.operating_point import adapt_threshold, calibrate_threshold
 from multimix.models.factory import model_from_checkpoint
@@ -277,12 +277,12 @@ def score_checkpoint(
     model, kw, test, cross = run.model, run.kw, run.test, run.cross
     if samples is not None and model.has_seg_head:
         _save_samples(model, figure_records(test, cross), kw, Path(samples))
-    temperature = _temperature(run)
+    calibration = _calibration(run)
     prior = source_prior(run.state)
     return {
-        **_in_domain(model, [r for r in test if r.has_label], kw, prior, temperature),
+        **_in_domain(model, [r for r in test if r.has_label], kw, prior, calibration),
         **_adults(model, [r for r in test if r.has_mask], kw),
-        **_cross_domain(model, [r for r in cross if r.has_label], kw, prior, temperature),
+        **_cross_domain(model, [r for r in cross if r.has_label], kw, prior, calibration),
         **_cross_masks(model, [r for r in cross if r.has_mask], kw, clean=run.cfg.inference.clean_masks),
     }
 
@@ -296,27 +296,28 @@ def prior_shift_scores(
     if not labeled or not run.model.has_cls_head:
         return {}
     results = infer(run.model, labeled, full_metrics=False, **run.kw)
-    return _prior_shift(results, source_prior(run.state), _temperature(run))
+    return _prior_shift(results, source_prior(run.state), _calibration(run))
 
 
-def _temperature(run: _Scoring) -> float:
-    """The checkpoint's stored temperature; for one trained before it was stored, the same fit
-    on its run's validation images now."""
-    stored = checkpoint_temperature(run.state)
-    if stored is not None:
+def _calibration(run: _Scoring) -> Calibration | None:
+    """The checkpoint's stored calibration; for one trained before it was stored, the same fit on
+    its run's validation images now."""
+    stored = Calibration.from_checkpoint(run.state)
+    if stored is not None or not run.model.has_cls_head:
         return stored
-    fitted = validation_temperature(run.model, run.val, **run.kw) if run.model.has_cls_head else None
-    return 1.0 if fitted is None else float(fitted["temperature"])
+    return validation_calibration(run.model, run.val, **run.kw)
 
 
-def _prior_shift(results: ImageResults, prior: Sequence[float], temperature: float) -> dict[str, float]:
+def _prior_shift(results: ImageResults, prior: Sequence[float], calibration: Calibration | None) -> dict[str, float]:
     labeled = results.labels >= 0
     if results.prob_pneumonia is None or len(np.unique(results.labels[labeled])) < 2:
         return {}
     check = prior_shift_check(
-        results.prob_pneumonia[labeled], results.labels[labeled], source_prior=prior, temperature=temperature
+        results.prob_pneumonia[labeled], results.labels[labeled], source_prior=prior, calibration=calibration
     )
-    scores: dict[str, float] = {"temperature": temperature, "shift_refused": 0}
+    scores: dict[str, float] = {"shift_refused": 0}
+    if calibration is not None:
+        scores["temperature"] = calibration.temperature
     for method, found in check.items():
         name = method.replace("-", "_")
         if found["share_error"] is not None:
@@ -371,12 +372,12 @@ def _masks_at(masks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _in_domain(
-    model, records: list[Record], kw: dict[str, Any], prior: Sequence[float], temperature: float
+    model, records: list[Record], kw: dict[str, Any], prior: Sequence[float], calibration: Calibration | None
 ) -> dict[str, float]:
     if not records:
         return {}
     results = infer(model, records, full_metrics=False, **kw)
-    scores = {**_classification(results, "in"), **_prior_shift(results, prior, temperature)}
+    scores = {**_classification(results, "in"), **_prior_shift(results, prior, calibration)}
     broken = broken_mask_share(results)
     if broken is not None:
         scores["child_masks_broken"] = broken
@@ -399,7 +400,7 @@ def _adults(model, records: list[Record], kw: dict[str, Any]) -> dict[str, float
 
 
 def _cross_domain(
-    model, records: list[Record], kw: dict[str, Any], prior: Sequence[float], temperature: float
+    model, records: list[Record], kw: dict[str, Any], prior: Sequence[float], calibration: Calibration | None
 ) -> dict[str, float]:
     if not records:
         return {}
@@ -414,7 +415,7 @@ def _cross_domain(
                 results.labels[labeled].astype(int),
                 patient_halves(kept),
                 prior,
-                temperature=temperature,
+                calibration=calibration,
             )
         )
         scores.update(auroc_interval(results.prob_pneumonia[labeled], results.labels[labeled], "cross"))
@@ -470,7 +471,7 @@ def held_out_operating_points(
     halves: np.ndarray,
     source_prior: Sequence[float],
     *,
-    temperature: float = 1.0,
+    calibration: Calibration | None = None,
 ) -> dict[str, float]:
     """Accuracy and F1-normal of every image at the threshold each method chose on the *other*
     half (label-free methods see only the other half's scores; Youden also its labels)."""
@@ -484,7 +485,7 @@ def held_out_operating_points(
                     point = calibrate_threshold(probs[fit], labels[fit], "youden")
                 else:
                     point = adapt_threshold(
-                        probs[fit], name.replace("_", "-"), source_prior=source_prior, temperature=temperature
+                        probs[fit], name.replace("_", "-"), source_prior=source_prior, calibration=calibration
                     )
                 called[use] = probs[use] >= point.threshold
         except ValueError:  # a half with one class, a refused estimate, or no mixture to fit: no number

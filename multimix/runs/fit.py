@@ -1,5 +1,5 @@
 """Training a prepared run to its end: the trainer with the method's optimiser, validation that
-picks ``best.pt``, the checks across processes, the temperature of ``best.pt``'s classifier on the
+picks ``best.pt``, the checks across processes, the calibration of ``best.pt``'s classifier on the
 validation images (stored in it), and the evaluation of ``best.pt`` on the held-out images written
 to ``summary.json``."""
 
@@ -24,7 +24,7 @@ from multimix.engine.distributed import (
     rank_device,
 )
 from multimix.engine.trainer import Trainer
-from multimix.evaluation.validation import evaluate_records, selection_score, validation_temperature
+from multimix.evaluation.validation import evaluate_records, selection_score, validation_calibration
 from multimix.methods import Method
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.models.factory import NETWORK_KEY, describe_network
@@ -153,9 +153,9 @@ def fit_and_evaluate(
     best = load_checkpoint(best_path, map_location=device)
     model.load_state_dict(best["model"])
     # the probabilities adapt and predict will see: the same test-time flips
-    calibration = validation_temperature(model, val_records, flip_tta=cfg.inference.flip_tta, **eval_kw)
+    calibration = validation_calibration(model, val_records, flip_tta=cfg.inference.flip_tta, **eval_kw)
     if calibration is not None:  # label-free adaptation reads honest posteriors from it
-        save_checkpoint({**best, CALIBRATION_KEY: calibration}, best_path)
+        save_checkpoint({**best, CALIBRATION_KEY: calibration.to_dict()}, best_path)
     summary = {
         "in_domain": evaluate_records(model, [records[u] for u in split.test], **eval_kw),
         "cross_domain": evaluate_records(model, [records[u] for u in split.cross], **eval_kw),
@@ -166,7 +166,7 @@ def fit_and_evaluate(
         "precision": trainer.precision_name,
     }
     if calibration is not None:
-        summary["calibration"] = calibration
+        summary["calibration"] = calibration.to_dict()
     if replicas is not None:
         summary["distributed"] = replicas
     return summary

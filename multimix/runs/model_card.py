@@ -126,7 +126,7 @@ def render_card(facts: dict[str, Any]) -> str:
         f"- **Decision**: call {facts['class_names'][-1]} when its probability reaches the operating point: "
         f"{facts['decision']['how']}",
         *_decision_warning(facts),
-        f"- **Temperature** (label-free adaptation reads the posteriors through it): {_temperature(facts)}",
+        f"- **Calibration** (label-free adaptation reads the posteriors through it): {_calibration(facts)}",
         f"- **Training class prior**: {_prior(facts)}",
         "",
         "## Intended use",
@@ -163,13 +163,14 @@ def _decision_warning(facts: dict[str, Any]) -> list[str]:
     ]
 
 
-def _temperature(facts: dict[str, Any]) -> str:
+def _calibration(facts: dict[str, Any]) -> str:
     stored = facts.get("calibration")
     if not stored:
         return "not stored (trained before it was fitted; the posteriors are read as they are)"
     return (
-        f"{stored['temperature']:.3f}, fitted on the run's {stored['images']} labeled validation images "
-        f"(NLL {stored['nll_before']:.3f} -> {stored['nll_after']:.3f})"
+        f"temperature {stored['temperature']:.3f}, bias {stored['bias']:+.3f}, fitted on the run's "
+        f"{stored['images']} labeled validation images ({stored['prior']:.0%} pneumonia; "
+        f"NLL {stored['nll_before']:.3f} -> {stored['nll_after']:.3f})"
     )
 
 

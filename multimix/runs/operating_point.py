@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from multimix.config import Config
 from multimix.data.io import ImageReadError
 from multimix.evaluation.inference import infer
-from multimix.metrics.calibration import checkpoint_temperature
+from multimix.metrics.calibration import Calibration
 from multimix.metrics.operating_point import (
     CHECKPOINT_KEY,
     OperatingPoint,
@@ -73,13 +73,12 @@ def source_prior(state: dict[str, Any]) -> tuple[float, float]:
     return float(stored[0]), float(stored[1])
 
 
-def temperature(state: dict[str, Any]) -> float:
-    """The temperature of a checkpoint's classifier, fitted on its run's validation images at the
-    end of training; 1 (the posteriors as they are) for checkpoints trained before it was stored."""
-    stored = checkpoint_temperature(state)
+def calibration(state: dict[str, Any]) -> Calibration | None:
+    """The calibration of a checkpoint's classifier, fitted on its run's validation images at the
+    end of training (None, with a note, for checkpoints trained before it was stored)."""
+    stored = Calibration.from_checkpoint(state)
     if stored is None:
-        logger.info("note: the checkpoint stores no temperature; reading its posteriors as they are")
-        return 1.0
+        logger.info("note: the checkpoint stores no calibration; reading its posteriors as they are")
     return stored
 
 
@@ -130,7 +129,7 @@ def adapt_checkpoint(
         raise ValueError(f"none of the {len(files)} files in {' '.join(images)} could be read as an image")
     state = load_checkpoint(checkpoint, map_location="cpu")
     point = adapt_threshold(
-        probs, method, source_prior=source_prior(state), temperature=temperature(state), fitted_on=", ".join(images)
+        probs, method, source_prior=source_prior(state), calibration=calibration(state), fitted_on=", ".join(images)
     )
     write_with_operating_point(state, point, target)
     return point

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from multimix.metrics.calibration import apply_temperature, fit_temperature
+from multimix.metrics.calibration import Calibration, fit_calibration
 from multimix.metrics.operating_point import (
     DegenerateOperatingPoint,
     OperatingPoint,
@@ -86,29 +86,34 @@ def _overconfident(rng, n_normal, n_pneumonia, temperature=4.0):
     """Posteriors of a model whose logits are ``temperature`` times too large (as after
     confident pseudo-labels), with the labels drawn from its honest posteriors."""
     p, _ = _posteriors(rng, n_normal, n_pneumonia, separation=1.5)
-    return apply_temperature(p, 1 / temperature), np.r_[np.zeros(n_normal), np.ones(n_pneumonia)]
+    return Calibration(temperature=1 / temperature).apply(p), np.r_[np.zeros(n_normal), np.ones(n_pneumonia)]
 
 
-def test_temperature_scaling_recovers_the_overconfidence():
+def test_calibration_recovers_the_scale_and_offset_of_the_logits():
     rng = np.random.default_rng(3)
     z = rng.normal(0, 1.5, 4000)
     labels = rng.random(4000) < 1 / (1 + np.exp(-z))  # honest posteriors sigmoid(z)
-    fitted = fit_temperature(1 / (1 + np.exp(-3.0 * z)), labels)
-    assert fitted["temperature"] == pytest.approx(3.0, rel=0.1)
-    assert fitted["nll_after"] < fitted["nll_before"] and fitted["images"] == 4000
+    fitted = fit_calibration(1 / (1 + np.exp(-(3.0 * z - 2.0))), labels)  # 3x too sure, shifted by -2
+    assert fitted.temperature == pytest.approx(3.0, rel=0.1) and fitted.bias == pytest.approx(2.0 / 3.0, abs=0.1)
+    assert fitted.nll_after < fitted.nll_before and fitted.images == 4000
+    assert fitted.prior == pytest.approx(labels.mean())
+    assert fitted.raw_threshold(float(fitted.apply(np.array([0.3]))[0])) == pytest.approx(0.3, abs=1e-6)
+    assert Calibration.from_checkpoint({"calibration": fitted.to_dict()}) == fitted
+    assert Calibration.from_checkpoint({"model": {}}) is None
     with pytest.raises(ValueError, match="both classes"):
-        fit_temperature(np.full(20, 0.7), np.ones(20))
+        fit_calibration(np.full(20, 0.7), np.ones(20))
 
 
 @pytest.mark.parametrize("share", [0.2, 0.8])
 def test_prior_em_on_calibrated_posteriors_estimates_a_resampled_share(share):
     rng = np.random.default_rng(4)
-    validation, val_labels = _overconfident(rng, 150, 150)
-    temperature = fit_temperature(validation, val_labels)["temperature"]
+    validation, val_labels = _overconfident(rng, 100, 200)  # a validation split of another class mix
+    calibration = fit_calibration(validation, val_labels)
     n_pneumonia = int(round(400 * share))
     p, labels = _overconfident(rng, 400 - n_pneumonia, n_pneumonia)
-    point = adapt_prior_em(p, temperature=temperature)
+    point = adapt_prior_em(p, calibration=calibration)
     assert point.details["target_prior"][1] == pytest.approx(share, abs=0.10)
+    assert point.details["source_prior"][1] == pytest.approx(2 / 3)  # the calibration's, not (0.5, 0.5)
     accuracy = lambda t: np.mean((p >= t) == labels)  # noqa: E731
     assert accuracy(point.threshold) >= accuracy(0.5)
     mixture = adapt_score_mixture(p)

@@ -220,3 +220,17 @@ def test_calibrate_names_a_source_without_labeled_images(trained_checkpoint, tmp
         != 0
     )
     assert "--sources names no source" in capsys.readouterr().err
+
+
+def test_training_stores_the_calibration_of_its_best_checkpoint(tmp_path):
+    from multimix.metrics.calibration import Calibration
+    from multimix.runs.train import run_training
+
+    from helpers import tiny_config
+
+    out = tmp_path / "run"
+    summary = run_training(tiny_config(train__steps=2, synthetic__val_per_site=8, train__out=str(out)), progress=False)
+    stored = Calibration.from_checkpoint(load_checkpoint(out / "checkpoints" / "best.pt"))
+    assert stored is not None and stored.fitted_on == "validation" and stored.images == 16  # every labeled validation image
+    assert summary["calibration"]["temperature"] == pytest.approx(stored.temperature)
+    assert "fitted on the run's 16 labeled validation images" in (out / "MODEL_CARD.md").read_text()

@@ -68,7 +68,14 @@ def test_the_card_says_plainly_when_the_model_does_not_rank_a_hospital(trained_c
     chance = calibrate_threshold(rng.random(200), np.r_[np.zeros(100), np.ones(100)], fitted_on="adults")
     assert chance.details["ranks"] is False and chance.details["auroc_ci"][0] < 0.5
     state["operating_point"] = chance.to_dict()
-    state["calibration"] = {"temperature": 2.5, "images": 60, "nll_before": 0.9, "nll_after": 0.5}
+    state["calibration"] = {
+        "temperature": 2.5,
+        "bias": -0.2,
+        "prior": 0.7,
+        "images": 60,
+        "nll_before": 0.9,
+        "nll_after": 0.5,
+    }
     save_checkpoint(state, run / "checkpoints" / "calibrated.pt")
     (run / "evaluation").mkdir()
     block = {
@@ -85,4 +92,4 @@ def test_the_card_says_plainly_when_the_model_does_not_rank_a_hospital(trained_c
     assert "**Warning**" in card and "does not rank these images" in card
     assert "auroc 0.520 [0.450, 0.590], majority-class accuracy 0.630" in card
     assert "cross-domain: the model does not rank these images" in card
-    assert "2.500, fitted on the run's 60 labeled validation images" in card
+    assert "temperature 2.500, bias -0.200, fitted on the run's 60 labeled validation images (70% pneumonia" in card

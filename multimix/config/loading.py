@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from multimix.config.schema import SELECT_BY, Config, apply_mapping, set_value
+from multimix.config.schema import CLS_INPUTS, SELECT_BY, Config, apply_mapping, set_value
 from multimix.utils.atomic import atomic_write_text
 
 
@@ -98,6 +98,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.num_workers": (0, None),
     "data.strong_ops": (0, None),
     "data.seg_zoom_out": (0, 0.9),
+    "model.crop_margin": (0, 0.9),
     "train.steps": (1, None),
     "train.epochs": (1, None),
     "train.steps_per_epoch": (1, None),
@@ -136,6 +137,7 @@ POSITIVE_LISTS = ("model.widths", "distill.widths", "ssl.barlow_dims")
 # key -> allowed values, for settings read only deep inside a run (a typo fails before it starts)
 CHOICES: dict[str, tuple[str, ...]] = {
     "train.select_by": SELECT_BY,
+    "model.cls_input": CLS_INPUTS,
 }
 
 

@@ -30,6 +30,8 @@ class ModelConfig:
     norm: str = "instance"
     negative_slope: float = 0.2
     cls_pooling: str = "global"  # global (average over the image) | lung (over the model's own coarse lung map)
+    cls_input: str = "image"  # image | lung_crop (the box of the model's own lung mask, resized, for the class head)
+    crop_margin: float = 0.1  # lung_crop: the box widened by this share of its width and height on every side
     init_encoder: str | None = None  # a pretraining checkpoint whose U-Net encoder starts the model
 
 
@@ -142,6 +144,7 @@ class InferenceConfig:
     flip_tta: bool = False  # average each image's outputs with its mirror image's (test-time flip)
 
 
+CLS_INPUTS = ("image", "lung_crop")  # model.cls_input: what the class head sees
 SELECT_BY = ("accuracy", "balanced_accuracy", "auroc")  # train.select_by: validation metric averaged with Dice
 
 

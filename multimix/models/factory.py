@@ -57,7 +57,21 @@ def make_model(cfg: Config) -> MultiMixNet:
         negative_slope=m.negative_slope,
         cls_pooling=pooling,
         domain_head=cfg.method.domain_weight > 0 and m.name != "unet",
+        **_lung_crop(cfg),
     )
+
+
+def _lung_crop(cfg: Config) -> dict[str, Any]:
+    """``cls_input`` / ``crop_margin`` for the networks that have both heads (a note for the others)."""
+    m = cfg.model
+    if m.cls_input == "image":
+        return {}
+    if m.name in ("unet", "enc"):
+        logger.info(
+            f"note: model {m.name!r} has one head only; it classifies the whole image (model.cls_input ignored)"
+        )
+        return {}
+    return {"cls_input": m.cls_input, "crop_margin": m.crop_margin}
 
 
 CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier

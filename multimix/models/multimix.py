@@ -12,6 +12,7 @@ from torch.profiler import record_function
 
 from multimix.config.schema import ModelConfig
 from multimix.models.domain import DomainHead
+from multimix.models.lung_crop import CLS_INPUTS, crop_to_boxes, lung_boxes
 from multimix.models.output import TaskOutput
 from multimix.models.saliency import SaliencyBridge, class_saliency
 from multimix.models.unet import UNetDecoder, UNetEncoder
@@ -38,7 +39,9 @@ class MultiMixNet(nn.Module):
     so it works in ``eval()`` under ``torch.no_grad()`` and never writes parameter gradients.
     ``cls_pooling="lung"`` pools the class features over a coarse lung map (see
     :class:`~multimix.models.unet.UNetEncoder`); ``domain_head=True`` adds the adversary of
-    domain-adversarial training, which reads the same pooled features (``embedding``).
+    domain-adversarial training, which reads the same pooled features (``embedding``);
+    ``cls_input="lung_crop"`` classifies the box of the network's own lungs, widened by
+    ``crop_margin`` (:mod:`multimix.models.lung_crop`).
     """
 
     def __init__(
@@ -55,6 +58,8 @@ class MultiMixNet(nn.Module):
         bridge: bool = True,
         cls_pooling: str = "global",
         domain_head: bool = False,
+        cls_input: str = "image",
+        crop_margin: float = 0.1,
     ) -> None:
         super().__init__()
         # plain data that rebuilds this network (stored in checkpoints: multimix.models.factory)
@@ -70,6 +75,8 @@ class MultiMixNet(nn.Module):
             bridge=bridge,
             cls_pooling=cls_pooling,
             domain_head=domain_head,
+            cls_input=cls_input,
+            crop_margin=crop_margin,
         )
         if bridge and not (seg_head and num_classes > 0):
             raise ValueError("the saliency bridge needs both a classification head and a segmentation decoder")
@@ -77,6 +84,12 @@ class MultiMixNet(nn.Module):
             raise ValueError("a model needs a segmentation decoder, a classification head, or both")
         if cls_pooling == "lung" and not (seg_head and num_classes > 0):
             raise ValueError("cls_pooling 'lung' needs both heads: its lung map learns from the segmentation labels")
+        if cls_input not in CLS_INPUTS:
+            raise ValueError(f"cls_input must be one of {', '.join(CLS_INPUTS)}, got {cls_input!r}")
+        if cls_input == "lung_crop" and not (seg_head and num_classes > 0):
+            raise ValueError("cls_input 'lung_crop' needs both heads: the box comes from the network's own lung mask")
+        self.cls_input = cls_input
+        self.crop_margin = crop_margin
         block_kw: dict[str, Any] = dict(dropout=dropout, norm=norm, negative_slope=negative_slope)
         self.encoder = UNetEncoder(in_channels, widths, num_classes, pooling=cls_pooling, **block_kw)
         self.bridge = SaliencyBridge(in_channels) if bridge else None
@@ -100,7 +113,12 @@ class MultiMixNet(nn.Module):
         return self.bridge is not None
 
     def classify(self, x: torch.Tensor, *, return_embedding: bool = False) -> TaskOutput:
-        """Encoder and class head only: classification images never pay for decoder or saliency."""
+        """Encoder and class head only: classification images never pay for decoder or saliency
+        (except with ``cls_input="lung_crop"``, whose box needs the lung mask of a full pass)."""
+        if self.cls_input == "lung_crop":
+            with torch.no_grad():
+                seg_logits = self._full_pass(x).required("seg_logits")
+            x = crop_to_boxes(x, lung_boxes(seg_logits, margin=self.crop_margin))
         bottleneck = self.encoder(x)[-1]
         out = TaskOutput(cls_logits=self.encoder.classify(bottleneck))
         if return_embedding:
@@ -120,7 +138,19 @@ class MultiMixNet(nn.Module):
         return copy.deepcopy(self._constructor_kwargs)
 
     def forward(self, x: torch.Tensor, *, return_features: bool = False) -> TaskOutput:
-        """Full pass; one encoder pass serves the class head, the saliency and the decoder skips."""
+        """Full pass; one encoder pass serves the class head, the saliency and the decoder skips.
+        With ``cls_input="lung_crop"`` the class logits (and the embedding) come from a second
+        encoder pass over the box of this pass's own lung mask (:mod:`multimix.models.lung_crop`)."""
+        out = self._full_pass(x, return_features=return_features)
+        if self.cls_input == "lung_crop":
+            crops = crop_to_boxes(x, lung_boxes(out.required("seg_logits"), margin=self.crop_margin))
+            bottleneck = self.encoder(crops)[-1]
+            out.cls_logits = self.encoder.classify(bottleneck)
+            if return_features:
+                out.embedding = self.encoder.pool(bottleneck)
+        return out
+
+    def _full_pass(self, x: torch.Tensor, *, return_features: bool = False) -> TaskOutput:
         if self.bridge is None:
             features = self.encoder(x)
             saliency = None

@@ -62,6 +62,11 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
     predictor = Predictor(checkpoint, device="cpu")
     if not isinstance(predictor.model, MultiMixNet):
         raise ValueError(f"{checkpoint}: export covers MultiMix-family networks; this is a {predictor.name}")
+    if predictor.model.cls_input != "image":
+        # the box comes from a connected-component clean-up of the mask, which no graph format expresses
+        raise ValueError(
+            f"{checkpoint}: a model that classifies its own lung crop (model.cls_input lung_crop) is not exported"
+        )
     graph_net = ExplicitSaliencyNet(predictor.model)
     path = Path(out) if out else run_folder(checkpoint) / "export" / f"model{FORMATS[fmt]}"
     size = predictor.image_size

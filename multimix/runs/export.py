@@ -30,6 +30,7 @@ from multimix.models.multimix import MultiMixNet
 from multimix.prediction.predictor import Predictor
 from multimix.runs.evaluate import run_folder
 from multimix.utils.atomic import atomic_write, atomic_write_text, write_all
+from multimix.utils.checkpoints import check_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ class ExportResult:
     max_difference: dict[str, float] | None  # None when no runtime was available to check
 
 
-def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None = None) -> ExportResult:
+def export_checkpoint(
+    checkpoint: str | Path, fmt: str, out: str | Path | None = None, *, force: bool = False
+) -> ExportResult:
     """Export ``checkpoint`` as ``fmt`` (``onnx`` or ``torchscript``) and check the graph's
     outputs against PyTorch's on seeded random images (ONNX: with onnxruntime when installed).
 
@@ -68,7 +71,11 @@ def export_checkpoint(checkpoint: str | Path, fmt: str, out: str | Path | None =
             f"{checkpoint}: a model that classifies its own lung crop (model.cls_input lung_crop) is not exported"
         )
     graph_net = ExplicitSaliencyNet(predictor.model)
-    path = Path(out) if out else run_folder(checkpoint) / "export" / f"model{FORMATS[fmt]}"
+    path = (
+        check_output_path(out, inputs=(checkpoint,), force=force)
+        if out
+        else run_folder(checkpoint) / "export" / f"model{FORMATS[fmt]}"
+    )
     size = predictor.image_size
     images = torch.rand(CHECK_IMAGES, 1, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

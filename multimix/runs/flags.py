@@ -49,6 +49,13 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
+def add_force_flag(parser: argparse.ArgumentParser) -> None:
+    """``--force``: let ``--out`` replace an existing checkpoint (never the command's input)."""
+    parser.add_argument(
+        "--force", action="store_true", help="replace --out even if it is an existing checkpoint (never the input)"
+    )
+
+
 def add_device_flag(parser: argparse.ArgumentParser, *, default: str | None = "auto") -> None:
     """``--device`` (``None`` default: leave the config's ``train.device``)."""
     parser.add_argument(

@@ -23,7 +23,7 @@ from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.runs.evaluate import run_folder
 from multimix.utils.atomic import atomic_write_text
-from multimix.utils.checkpoints import load_checkpoint
+from multimix.utils.checkpoints import check_output_path, load_checkpoint
 
 CARD_NAME = "MODEL_CARD.md"
 INTENDED_USE = (
@@ -228,9 +228,10 @@ def _result_lines(facts: dict[str, Any]) -> list[str]:
     return lines or ["- no held-out results in the run folder yet"]
 
 
-def write_card(checkpoint: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``MODEL_CARD.md`` for ``checkpoint`` (default: in its run folder); returns the path."""
-    target = Path(out) if out else run_folder(checkpoint) / CARD_NAME
+def write_card(checkpoint: str | Path, out: str | Path | None = None, *, force: bool = False) -> Path:
+    """Write ``MODEL_CARD.md`` for ``checkpoint`` (default: in its run folder); returns the path.
+    ``out`` is never the checkpoint itself, nor another checkpoint unless ``force``."""
+    target = check_output_path(out, inputs=(checkpoint,), force=force) if out else run_folder(checkpoint) / CARD_NAME
     facts = card_facts(checkpoint)
     atomic_write_text(target, render_card(facts))
     return target

@@ -37,7 +37,7 @@ from multimix.prediction import Predictor
 from multimix.prediction.batch import expand_inputs
 from multimix.prediction.reader import read_input_image
 from multimix.runs.evaluate import load_split, source_records
-from multimix.utils.checkpoints import load_checkpoint, save_checkpoint
+from multimix.utils.checkpoints import check_output_path, load_checkpoint, save_checkpoint
 from multimix.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -45,12 +45,11 @@ logger = logging.getLogger(__name__)
 UNIFORM_PRIOR = (0.5, 0.5)
 
 
-def _check_output(checkpoint: str | Path, out: str | Path) -> Path:
-    source, target = Path(checkpoint), Path(out)
+def _check_output(checkpoint: str | Path, out: str | Path, force: bool = False) -> Path:
+    source = Path(checkpoint)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such checkpoint")
-    if target.exists() and target.resolve() == source.resolve():
-        raise ValueError(f"{target} is the input checkpoint; write the adapted model to a new file (--out)")
+    target = check_output_path(out, inputs=(source,), force=force)
     if target.suffix != ".pt":
         raise ValueError(f"{target}: a checkpoint file name ends in .pt")
     return target
@@ -116,10 +115,11 @@ def adapt_checkpoint(
     device: str = "auto",
     batch_size: int = 16,
     progress: bool = True,
+    force: bool = False,
 ) -> OperatingPoint:
     """Label-free operating point from a new hospital's images (files, folders, globs); writes
-    ``out`` and returns the point."""
-    target = _check_output(checkpoint, out)
+    ``out`` (an existing checkpoint only with ``force``) and returns the point."""
+    target = _check_output(checkpoint, out, force)
     files = expand_inputs(images)
     if not files:
         raise ValueError(f"no image files found in {' '.join(images)}")
@@ -157,10 +157,12 @@ def calibrate_checkpoint(
     device: str = "auto",
     batch_size: int = 32,
     progress: bool = True,
+    force: bool = False,
 ) -> OperatingPoint:
     """Operating point from the labeled images of ``sources`` (minus the run's own training and
-    validation images); writes ``out`` and returns the point."""
-    target = _check_output(checkpoint, out)
+    validation images); writes ``out`` (an existing checkpoint only with ``force``) and returns
+    the point."""
+    target = _check_output(checkpoint, out, force)
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location="cpu")
     model, trained = model_from_checkpoint(state, origin=str(checkpoint))

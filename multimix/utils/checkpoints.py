@@ -60,3 +60,35 @@ def _check_archive(path: Path) -> None:
         raise CheckpointError(
             f"{path}: not a checkpoint: a PyTorch checkpoint is a zip archive, this file starts {head!r}"
         )
+
+
+def looks_like_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is an existing file saved by ``torch.save`` (a zip archive with a
+    ``data.pkl`` and no TorchScript ``code/``: an exported graph is not a checkpoint)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(n.endswith("/data.pkl") for n in names) and not any("/code/" in n for n in names)
+
+
+def check_output_path(
+    out: str | os.PathLike, *, inputs: tuple[str | os.PathLike, ...] = (), force: bool = False
+) -> Path:
+    """``out`` as a path a command may write: never one of its ``inputs``, never a folder, and never
+    an existing checkpoint (a run's ``best.pt``/``last.pt``, an adapted copy) unless ``force``.
+    Raises ``ValueError`` in one line naming the file."""
+    target = Path(out)
+    if target.is_dir():
+        raise ValueError(f"{target}: is a folder; --out names the file to write")
+    if not target.exists():
+        return target
+    if any(Path(i).exists() and target.resolve() == Path(i).resolve() for i in inputs):
+        raise ValueError(f"{target} is this command's input; write the result to a new file (--out)")
+    if looks_like_checkpoint(target) and not force:
+        raise ValueError(
+            f"{target} is an existing checkpoint; writing there would replace its weights "
+            "(choose another --out, or --force to replace it)"
+        )
+    return target

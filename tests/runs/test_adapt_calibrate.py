@@ -88,7 +88,7 @@ def test_adapt_refuses_a_model_that_calls_every_image_one_class_and_writes_nothi
 
 
 def test_adapt_refuses_to_overwrite_its_input_and_names_empty_folders(trained_checkpoint, tmp_path):
-    with pytest.raises(ValueError, match="is the input checkpoint"):
+    with pytest.raises(ValueError, match="is this command.s input"):
         adapt_checkpoint(trained_checkpoint, [str(tmp_path)], trained_checkpoint, device="cpu", progress=False)
     with pytest.raises(ValueError, match="no image files found"):
         adapt_checkpoint(trained_checkpoint, [str(tmp_path)], tmp_path / "a.pt", device="cpu", progress=False)
@@ -231,6 +231,6 @@ def test_training_stores_the_calibration_of_its_best_checkpoint(tmp_path):
     out = tmp_path / "run"
     summary = run_training(tiny_config(train__steps=2, synthetic__val_per_site=8, train__out=str(out)), progress=False)
     stored = Calibration.from_checkpoint(load_checkpoint(out / "checkpoints" / "best.pt"))
-    assert stored is not None and stored.fitted_on == "validation" and stored.images == 16  # every labeled validation image
+    assert stored is not None and stored.fitted_on == "validation" and stored.images == 16
     assert summary["calibration"]["temperature"] == pytest.approx(stored.temperature)
     assert "fitted on the run's 16 labeled validation images" in (out / "MODEL_CARD.md").read_text()

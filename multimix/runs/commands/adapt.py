@@ -16,7 +16,7 @@ import argparse
 
 from multimix.metrics.operating_point import ADAPT_METHODS
 from multimix.runs.cli import run_main
-from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_flag
+from multimix.runs.flags import add_debug_flag, add_device_flag, add_force_flag, add_progress_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--method", choices=ADAPT_METHODS, default="prior-em")
     parser.add_argument("--batch-size", type=int, default=16)
     add_device_flag(parser)
+    add_force_flag(parser)
     add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=not args.no_progress,
+            force=args.force,
         )
         priors = point.details.get("target_prior")
         estimate = f"; estimated share of pneumonia {priors[1]:.3f}" if priors else ""

@@ -17,7 +17,7 @@ import sys
 
 from multimix.metrics.operating_point import CALIBRATE_METHODS
 from multimix.runs.cli import run_main
-from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_flag
+from multimix.runs.flags import add_debug_flag, add_device_flag, add_force_flag, add_progress_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sensitivity", type=float, default=0.9, help="target sensitivity of --method sensitivity")
     parser.add_argument("--batch-size", type=int, default=32)
     add_device_flag(parser)
+    add_force_flag(parser)
     add_progress_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             batch_size=args.batch_size,
             progress=not args.no_progress,
+            force=args.force,
         )
         d = point.details
         low, high = d["auroc_ci"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from multimix.runs.cli import run_main
-from multimix.runs.flags import add_debug_flag
+from multimix.runs.flags import add_debug_flag, add_force_flag
 from multimix.runs.model_card import write_card
 
 
@@ -22,6 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt (or an adapted copy)")
     parser.add_argument("--out", help="where to write the card (default: MODEL_CARD.md in the run folder)")
+    add_force_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        print(f"model card: {write_card(args.checkpoint, args.out)}")
+        print(f"model card: {write_card(args.checkpoint, args.out, force=args.force)}")
         return 0
 
     return run_main(body, debug=args.debug)

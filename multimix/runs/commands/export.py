@@ -15,7 +15,7 @@ import argparse
 
 from multimix.runs.cli import run_main
 from multimix.runs.export import FORMATS, TOLERANCE, export_checkpoint
-from multimix.runs.flags import add_debug_flag
+from multimix.runs.flags import add_debug_flag, add_force_flag
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,6 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", required=True, help="a MultiMix-family run's best.pt (or an adapted copy)")
     parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="graph format (default: onnx)")
     parser.add_argument("--out", help="the graph file (default: <run>/export/model.onnx or model.pt)")
+    add_force_flag(parser)
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
-        result = export_checkpoint(args.checkpoint, args.format, args.out)
+        result = export_checkpoint(args.checkpoint, args.format, args.out, force=args.force)
         print(f"graph: {result.graph}")
         print(f"description: {result.description}")
         if result.max_difference is None:

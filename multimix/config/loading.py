@@ -91,6 +91,7 @@ LOSS_WEIGHTS = (
     "domain_weight",
     "mask_pseudo_weight",
 )
+MAX_SEED = 2**32 - 1  # numpy's generators take seeds in [0, 2**32)
 # key -> (lowest, highest) allowed value, bounds included; None = unbounded
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.batch_size": (1, None),
@@ -100,6 +101,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.seg_zoom_out": (0, 0.9),
     "model.crop_margin": (0, 0.9),
     "train.steps": (1, None),
+    "train.seed": (0, MAX_SEED),
     "train.epochs": (1, None),
     "train.steps_per_epoch": (1, None),
     "train.eval_batch_size": (1, None),

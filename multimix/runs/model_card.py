@@ -21,6 +21,7 @@ from multimix.data.records import CLASS_NAMES
 from multimix.evaluation.summary import NO_RANKING
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.metrics.operating_point import OperatingPoint
+from multimix.models.factory import model_heads
 from multimix.runs.evaluate import run_folder
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import check_output_path, load_checkpoint
@@ -54,6 +55,7 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
         "run": folder.name,
         "network": run.get("network") or {"class": cfg.model.name, "kwargs": {"widths": list(cfg.model.widths)}},
         "stage": run.get("stage", "train"),
+        "classifier": _has_classifier(run, cfg),
         "class_names": list(run.get("class_names") or CLASS_NAMES),
         "class_prior": run.get("class_prior"),
         "decision": {"threshold": point.threshold, "how": point.describe(), "details": point.details},
@@ -66,6 +68,28 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
         "environment": run.get("environment") or {},
         "precision": state.get("precision"),
     }
+
+
+def _has_classifier(run: dict[str, Any], cfg: Config) -> bool:
+    network = run.get("network") or {}
+    if network.get("class") == "MultiMixNet":
+        return int(network.get("kwargs", {}).get("num_classes", 2)) > 0
+    if network.get("class") == "SSLClassifier":
+        return True
+    return model_heads(cfg.model.name)[1]
+
+
+def _decision_lines(facts: dict[str, Any]) -> list[str]:
+    if not facts["classifier"]:
+        return ["- **Classes**: none: this network draws lung masks only (no classifier, no decision threshold)"]
+    return [
+        f"- **Classes**: {', '.join(f'{i} = {n}' for i, n in enumerate(facts['class_names']))}",
+        f"- **Decision**: call {facts['class_names'][-1]} when its probability reaches the operating point: "
+        f"{facts['decision']['how']}",
+        *_decision_warning(facts),
+        f"- **Calibration** (label-free adaptation reads the posteriors through it): {_calibration(facts)}",
+        f"- **Training class prior**: {_prior(facts)}",
+    ]
 
 
 def _preprocessing(cfg: Config) -> dict[str, Any]:
@@ -122,12 +146,7 @@ def render_card(facts: dict[str, Any]) -> str:
         f"- **Network**: {net.get('class')} {json.dumps(net.get('kwargs', {}), sort_keys=True)}",
         f"- **Library**: multimix {env.get('multimix', '?')}, commit {env.get('git_commit') or 'unknown'}, "
         f"torch {env.get('torch', '?')}",
-        f"- **Classes**: {', '.join(f'{i} = {n}' for i, n in enumerate(facts['class_names']))}",
-        f"- **Decision**: call {facts['class_names'][-1]} when its probability reaches the operating point: "
-        f"{facts['decision']['how']}",
-        *_decision_warning(facts),
-        f"- **Calibration** (label-free adaptation reads the posteriors through it): {_calibration(facts)}",
-        f"- **Training class prior**: {_prior(facts)}",
+        *_decision_lines(facts),
         "",
         "## Intended use",
         "",

@@ -228,3 +228,23 @@ def test_the_child_mask_figure_takes_variants_trained_at_other_sizes(tmp_path):
     rows = [{"variant": "small", "seed": 0}, {"variant": "large", "seed": 0}]
     figure = child_mask_figure(rows, tmp_path, seed=0)
     assert figure is not None and figure.exists() and figure.stat().st_size > 0
+
+
+@pytest.mark.parametrize("seeds", ["-1", "0,-5", "99999999999999999999"])
+def test_bad_seeds_are_refused_before_anything_is_scanned_or_created(tmp_path, seeds, capsys):
+    from multimix.runs.cli import main as multimix
+
+    variants = tmp_path / "v.yaml"
+    variants.write_text("variants:\n  v1: {}\n")
+    out = tmp_path / "grid"
+    args = ["devloop", "--data-root", str(tmp_path / "nowhere"), "--variants-file", str(variants)]
+    assert multimix([*args, "--seeds", seeds, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "between 0 and 4294967295" in err and not out.exists()
+
+
+def test_a_training_seed_outside_numpys_range_is_refused_by_the_config():
+    from multimix.config import load_config
+
+    with pytest.raises(ValueError, match="train.seed must be between 0 and"):
+        load_config(None, {"train.seed": -1})

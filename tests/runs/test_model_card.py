@@ -93,3 +93,16 @@ def test_the_card_says_plainly_when_the_model_does_not_rank_a_hospital(trained_c
     assert "auroc 0.520 [0.450, 0.590], majority-class accuracy 0.630" in card
     assert "cross-domain: the model does not rank these images" in card
     assert "temperature 2.500, bias -0.200, fitted on the run's 60 labeled validation images (70% pneumonia" in card
+
+
+def test_the_card_of_a_unet_states_no_classes_threshold_or_prior(tmp_path):
+    from multimix.runs.train import run_training
+
+    from helpers import tiny_config
+
+    out = tmp_path / "unet"
+    run_training(tiny_config(train__steps=2, model__name="unet", train__out=str(out)), progress=False)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "no classifier, no decision threshold" in card
+    for absent in ("0 = normal", "threshold 0.500", "Training class prior", "pneumonia when"):
+        assert absent not in card, absent

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from multimix.config import config_yaml, load_config
+from multimix.config.loading import MAX_SEED
 from multimix.runs.cli import run_main
 from multimix.runs.devloop import format_report, load_variants, run_devloop, variant_config
 from multimix.runs.flags import RUN_FLAG_KEYS, add_run_flags, config_source, flag_overrides
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    seeds = parse_seeds(args.seeds)  # before anything is scanned or created
     base = config_source(args.config, args.data_root)
     overrides = flag_overrides(args, FLAG_KEYS)
     overrides.pop("train.out", None)  # each run's folder is <out>/<variant>/seed<k>
@@ -79,7 +81,6 @@ def _run(args: argparse.Namespace) -> int:
     variants = load_variants(args.variants_file, names)
     for variant in variants:  # a typo in the file fails now, not after hours of training
         variant_config(variant, base, overrides)
-    seeds = parse_seeds(args.seeds)
     rows = run_devloop(
         variants,
         Path(args.out),
@@ -103,4 +104,7 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"--seeds: expected comma-separated whole numbers like 0,1,2, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds: expected distinct seeds like 0,1,2, got {text!r}")
+    outside = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if outside:
+        raise ValueError(f"--seeds: every seed must lie between 0 and {MAX_SEED}, got {outside}")
     return seeds

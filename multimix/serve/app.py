@@ -156,7 +156,8 @@ def _predict_bytes(predictor: Predictor, reference: ReferenceMap | None, data: b
             c: float(p) for c, p in zip(predictor.class_names, prediction.probabilities, strict=False)
         }
         result["predicted_class"] = prediction.class_name
-        result["probability"] = float(prediction.probabilities.max())
+        # the called class's own probability: with a threshold other than 0.5 it may be below 0.5
+        result["probability"] = float(prediction.probabilities[prediction.predicted_class])
         result["class_threshold"] = prediction.threshold
     if reference is not None and prediction.embedding is not None:
         result["map_position"] = reference.project(prediction.embedding)

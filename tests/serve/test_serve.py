@@ -55,7 +55,7 @@ def test_a_valid_image_gets_class_mask_saliency_and_a_map_position(client):
     result = response.json()
     assert result["predicted_class"] in ("normal", "pneumonia") and (result["width"], result["height"]) == (56, 48)
     assert sum(result["probabilities"].values()) == pytest.approx(1.0)
-    assert result["probability"] == pytest.approx(max(result["probabilities"].values()))
+    assert result["probability"] == pytest.approx(result["probabilities"][result["predicted_class"]])
     mask = _decode_data_url(result["images"]["mask"])
     assert mask.shape == (48, 56) and result["lung_fraction"] == pytest.approx((mask == 255).mean(), abs=1e-6)
     assert _decode_data_url(result["images"]["saliency"]).shape == (48, 56, 3)
@@ -216,3 +216,17 @@ def test_the_page_shows_the_result_in_headless_chromium(server, tmp_path):
         assert "scan.png: 72 × 64 px" in browser.find_element(By.ID, "status").text
     finally:
         browser.quit()
+
+
+def test_the_number_shown_is_the_called_class_probability_whatever_the_threshold(trained_checkpoint):
+    image = _png()
+    scores = TestClient(create_app(Predictor(trained_checkpoint, device="cpu")))
+    p_pneumonia = scores.post("/api/predict", content=image, headers={"Content-Type": "image/png"}).json()[
+        "probabilities"
+    ]["pneumonia"]
+    # a stored threshold just above this image's score: the call is normal, and so is the number
+    above = Predictor(trained_checkpoint, device="cpu", class_threshold=min(0.999, p_pneumonia + 0.01))
+    result = TestClient(create_app(above)).post("/api/predict", content=image, headers={"Content-Type": "image/png"})
+    called = result.json()
+    assert called["predicted_class"] == "normal" and called["class_threshold"] == pytest.approx(p_pneumonia + 0.01)
+    assert called["probability"] == pytest.approx(1 - p_pneumonia)

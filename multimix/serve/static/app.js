@@ -44,7 +44,8 @@ function show(result) {
   $("result").hidden = false;
   const text = $("class-text");
   if (result.predicted_class) {
-    text.textContent = `${result.predicted_class} (${(100 * result.probability).toFixed(1)}%)`;
+    const called = `${result.predicted_class} (P = ${(100 * result.probability).toFixed(1)}%`;
+    text.textContent = `${called}; pneumonia is called from P(pneumonia) = ${(100 * result.class_threshold).toFixed(1)}%)`;
     text.className = result.predicted_class;
     $("probability-bar").style.width = `${100 * (result.probabilities.pneumonia ?? 0)}%`;
   } else {

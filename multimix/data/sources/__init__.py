@@ -17,7 +17,7 @@ from multimix.data.sources.base import DatasetItemError, DatasetLayoutError, Ski
 # name -> module holding scan(root, *, on_error=...); the folder under --data-root has the same name
 DATASETS = ("chex", "jsrt", "montgomery", "shenzhen", "nih")
 FOLDER_PREFIX = "folder:"
-CSV_PREFIX = "csv:"  # a label table: csv:PATH/labels.csv
+CSV_PREFIX = "csv:"  # a label table: csv:PATH/labels.csv, or csv:PATH/labels.csv#healthy=normal,sick=pneumonia
 
 
 def available_sources() -> list[str]:
@@ -36,7 +36,9 @@ def scan_source(
     if spec.startswith(CSV_PREFIX):
         from multimix.data.sources import table
 
-        return table.scan(Path(spec[len(CSV_PREFIX) :]).expanduser(), on_error=on_error, **options)
+        path, _, mapping = spec[len(CSV_PREFIX) :].partition(table.MAP_SEPARATOR)
+        label_map = table.parse_label_map(mapping, origin=spec) if mapping else None
+        return table.scan(Path(path).expanduser(), on_error=on_error, label_map=label_map, **options)
     if spec not in DATASETS:
         raise ValueError(f"unknown data source {spec!r}; available: {', '.join(DATASETS)}, folder:PATH or csv:FILE")
     if data_root is None:

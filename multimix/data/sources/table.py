@@ -12,11 +12,14 @@
 case-insensitively; a spreadsheet's byte-order mark is ignored). An empty label is an unlabeled
 image, an empty patient an image that is its own patient, an empty split "no official split".
 
-Labels are taken from the data, two classes for MultiMix's head: ``normal`` / ``pneumonia``
-(any case) or ``0`` / ``1`` keep their meaning; any other two names are mapped in sorted order
-(the first to 0, "normal"), and the mapping is noted in the scan. A third name is an error that
-lists them. A row that cannot be used (no such image file, not an image, a mask that is missing,
-a path listed twice, an unknown split) is skipped with its line number, or raised with
+Labels mean what they say: ``normal`` / ``pneumonia`` (any case) and ``0`` / ``1`` are the two
+classes of MultiMix's head. Any other name needs an explicit map after the path,
+``csv:labels.csv#healthy=normal,abnormal=pneumonia`` (noted in the scan); an unmapped name, or
+one class written two ways without a map (``Normal`` and ``normal``, ``1`` and ``pneumonia``),
+is an error that lists the values found. Nothing is ever mapped by sorted order.
+
+A row that cannot be used (no such image file, not an image, a mask that is missing, a path
+listed twice, an unknown split) is skipped with its line number, or raised with
 ``on_error="raise"``. Records: ``source = name or "csv:<file stem>"``, uid ``<source>/<path>``,
 ``meta["row"]`` the CSV line and ``meta["label_name"]`` the label as written.
 """
@@ -32,16 +35,20 @@ from multimix.data.sources.base import DatasetLayoutError, SourceScan, check_on_
 from multimix.data.splits import OFFICIAL_SPLITS
 
 PATH, LABEL, PATIENT, MASK, SPLIT = "path", "label", "patient", "mask", "split"
+MAP_SEPARATOR = "#"  # csv:labels.csv#written=class,...
 
-__all__ = ["label_names", "scan"]
+__all__ = ["MAP_SEPARATOR", "label_names", "parse_label_map", "scan"]
 
 
-def scan(csv_path: str | Path, *, on_error: str = "raise", name: str | None = None) -> SourceScan:
-    """Scan the images a label table lists.
+def scan(
+    csv_path: str | Path, *, on_error: str = "raise", name: str | None = None, label_map: dict[str, int] | None = None
+) -> SourceScan:
+    """Scan the images a label table lists; ``label_map`` (:func:`parse_label_map`) gives the
+    meaning of labels written other than normal/pneumonia or 0/1.
 
     Raises:
-        DatasetLayoutError: the file is missing, has no ``path`` column, or names more than two
-            classes.
+        DatasetLayoutError: the file is missing, has no ``path`` column, or its labels are not
+            clear (see the module doc).
     """
     check_on_error(on_error)
     table = Path(csv_path)
@@ -49,9 +56,9 @@ def scan(csv_path: str | Path, *, on_error: str = "raise", name: str | None = No
     if not table.is_file():
         raise DatasetLayoutError(f"{source}: label table not found: {table}")
     rows = _read_rows(table)
-    classes = label_names([row.get(LABEL, "") for _, row in rows], origin=str(table))
+    classes = label_names([row.get(LABEL, "") for _, row in rows], origin=str(table), label_map=label_map)
     result = SourceScan(source, table.parent)
-    if any(n.lower() not in CLASS_NAMES and n not in ("0", "1") for n in classes):
+    if label_map:
         result.note(table, "labels mapped: " + ", ".join(f"{n} -> {CLASS_NAMES[i]}" for n, i in classes.items()))
     seen: set[str] = set()
     for line, row in rows:
@@ -78,19 +85,54 @@ def _read_rows(table: Path) -> list[tuple[int, dict[str, str]]]:
         ]
 
 
-def label_names(values: list[str], *, origin: str = "labels") -> dict[str, int]:
-    """Label as written -> class index: ``normal``/``pneumonia`` (any case) and ``0``/``1`` keep their
-    meaning, two other names go in sorted order; more than two classes is an error naming them."""
+def parse_label_map(text: str, *, origin: str = "label map") -> dict[str, int]:
+    """``"healthy=normal,abnormal=pneumonia"`` -> ``{"healthy": 0, "abnormal": 1}`` (a class by
+    its name, any case, or its index)."""
+    mapping: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        written, sep, meaning = (x.strip() for x in part.partition("="))
+        index = _known_class(meaning)
+        if not sep or not written or index is None:
+            raise DatasetLayoutError(
+                f"{origin}: label map entry {part!r} must read WRITTEN=CLASS with CLASS one of "
+                f"{', '.join(CLASS_NAMES)} (or 0/1)"
+            )
+        mapping[written] = index
+    return mapping
+
+
+def _known_class(name: str) -> int | None:
+    if name.lower() in CLASS_NAMES:
+        return CLASS_NAMES.index(name.lower())
+    return int(name) if name in ("0", "1") else None
+
+
+def label_names(
+    values: list[str], *, origin: str = "labels", label_map: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Label as written -> class index: ``label_map`` first, then ``normal``/``pneumonia`` (any case)
+    and ``0``/``1``. Refused, naming the values found: a label none of these explains, and a class
+    written two ways that the map does not name (a file exported from two systems)."""
+    label_map = label_map or {}
     names = sorted({v for v in values if v})
-    if len(names) > len(CLASS_NAMES):
+    classes = {n: label_map[n] if n in label_map else _known_class(n) for n in names}
+    unknown = [n for n, i in classes.items() if i is None]
+    if unknown:
         raise DatasetLayoutError(
-            f"{origin}: {len(names)} classes ({', '.join(names)}); MultiMix's head has two ({', '.join(CLASS_NAMES)})"
+            f"{origin}: labels {', '.join(map(repr, unknown))} are neither {' nor '.join(CLASS_NAMES)} nor 0/1 "
+            f"(values found: {', '.join(names)}); give their meaning after the path, e.g. "
+            f"csv:FILE#{unknown[0]}={CLASS_NAMES[0]}"
         )
-    known = {n: CLASS_NAMES.index(n.lower()) for n in names if n.lower() in CLASS_NAMES}
-    known.update({n: int(n) for n in names if n in ("0", "1")})
-    if len(known) == len(names) and len(set(known.values())) == len(known):
-        return known
-    return {n: i for i, n in enumerate(names)}
+    for index, name in enumerate(CLASS_NAMES):
+        implicit = [n for n, i in classes.items() if i == index and n not in label_map]
+        if len(implicit) > 1:
+            raise DatasetLayoutError(
+                f"{origin}: class {name} is written {len(implicit)} ways ({', '.join(implicit)}); "
+                "write it one way, or map every spelling explicitly (csv:FILE#"
+                + ",".join(f"{n}={name}" for n in implicit)
+                + ")"
+            )
+    return {n: int(i) for n, i in classes.items() if i is not None}
 
 
 def _record(

@@ -43,15 +43,28 @@ def test_a_table_gives_labels_patients_masks_and_splits(hospital):
     assert Path(a.image_path).is_absolute() and Path(a.image_path).is_file()
 
 
-def test_other_label_names_are_mapped_in_sorted_order_and_noted(hospital):
-    path = table(hospital, "path,label\nimages/a.png,no finding\nimages/b.png,consolidation\n")
-    scan = scan_source(f"csv:{path}")
-    assert [(r.meta["label_name"], r.label) for r in scan.records] == [("no finding", 1), ("consolidation", 0)]
-    assert "consolidation -> normal, no finding -> pneumonia" in scan.notes[0].reason
+def test_other_label_names_need_an_explicit_map_and_are_never_sorted_into_classes(hospital):
+    # the case that flipped labels: sorted order would make abnormal "normal" and normal "pneumonia"
+    path = table(hospital, "path,label\nimages/a.png,normal\nimages/b.png,abnormal\n")
+    with pytest.raises(DatasetLayoutError, match=r"labels 'abnormal' are neither.*values found: abnormal, normal"):
+        scan_source(f"csv:{path}")
+    scan = scan_source(f"csv:{path}#abnormal=pneumonia")
+    assert [(r.meta["label_name"], r.label) for r in scan.records] == [("normal", NORMAL), ("abnormal", PNEUMONIA)]
+    assert "abnormal -> pneumonia, normal -> normal" in scan.notes[0].reason and scan.name == "csv:labels"
     assert label_names(["1", "0", ""]) == {"0": 0, "1": 1}
     assert label_names(["NORMAL", "pneumonia"]) == {"NORMAL": 0, "pneumonia": 1}
-    with pytest.raises(DatasetLayoutError, match="3 classes .*effusion"):
+    with pytest.raises(DatasetLayoutError, match="effusion"):
         label_names(["normal", "pneumonia", "effusion"], origin="t.csv")
+    with pytest.raises(DatasetLayoutError, match="must read WRITTEN=CLASS"):
+        scan_source(f"csv:{path}#abnormal=sick")
+
+
+@pytest.mark.parametrize("written", [["Normal", "normal"], ["1", "pneumonia"], ["0", "normal"]])
+def test_one_class_written_two_ways_is_refused_unless_mapped(written):
+    with pytest.raises(DatasetLayoutError, match=r"is written 2 ways"):
+        label_names(written, origin="t.csv")
+    explicit = {w: label_names([w])[w] for w in written}
+    assert label_names(written, label_map=explicit) == explicit
 
 
 def test_bad_rows_are_named_with_their_line_and_skipped_or_raised(hospital):

@@ -66,7 +66,26 @@ def scan(
         if record is not None:
             result.records.append(record)
     result.records.sort(key=lambda r: r.uid)
+    _check_patients_on_one_side(result.records, table)
     return result
+
+
+def _check_patients_on_one_side(records: list[Record], table: Path) -> None:
+    """A ``split`` column may not put one patient's images on two sides (a test image of a patient
+    the model trained on)."""
+    sides: dict[str, dict[str, list[int]]] = {}
+    for record in records:
+        if record.patient_id and record.split:
+            sides.setdefault(record.patient_id, {}).setdefault(record.split, []).append(record.meta["row"])
+    split_patients = {p: s for p, s in sides.items() if len(s) > 1}
+    if split_patients:
+        patient, where = sorted(split_patients.items())[0]
+        lines = "; ".join(f"{side} on line {', '.join(map(str, rows))}" for side, rows in sorted(where.items()))
+        raise DatasetLayoutError(
+            f"{table}: the split column puts patient {patient!r} on {len(where)} sides ({lines})"
+            + (f", and {len(split_patients) - 1} more patients likewise" if len(split_patients) > 1 else "")
+            + "; a patient's images must all be in one split"
+        )
 
 
 def _read_rows(table: Path) -> list[tuple[int, dict[str, str]]]:

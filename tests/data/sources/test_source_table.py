@@ -30,7 +30,7 @@ def test_a_table_gives_labels_patients_masks_and_splits(hospital):
         hospital,
         "Path,Label,Patient,Mask,Split\n"
         "images/a.png,normal,P1,,train\n"
-        "images/b.png,Pneumonia,P1,,test\n"
+        "images/b.png,Pneumonia,P3,,test\n"
         "images/c.png,,P2,masks/c.png,\n",
         bom=True,  # a spreadsheet's export
     )
@@ -151,3 +151,13 @@ def test_a_hospital_table_trains_end_to_end(tmp_path):
     for i in range(0, 24, 2):  # a patient's two images are on one side
         pair = {f"csv:labels/x{i:02d}.png", f"csv:labels/x{i + 1:02d}.png"}
         assert len(pair & held_out) in (0, 2)
+
+
+def test_a_split_column_that_splits_a_patient_is_refused(hospital):
+    path = table(
+        hospital,
+        "path,label,patient,split\nimages/a.png,normal,P1,train\nimages/b.png,normal,P1,test\n"
+        "images/c.png,pneumonia,P2,train\nimages/d.png,pneumonia,P2,train\n",
+    )
+    with pytest.raises(DatasetLayoutError, match=r"patient 'P1' on 2 sides \(test on line 3; train on line 2\)"):
+        scan_source(f"csv:{path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,3 +40,9 @@ class Record:
     @property
     def has_label(self) -> bool:
         return self.label is not None
+
+
+def file_key(path: str | os.PathLike) -> str:
+    """One string per file however its path is spelled: absolute, symlinks and ``..`` resolved
+    (records keep their own path; this only tells whether two paths are one image)."""
+    return os.path.realpath(path)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from multimix.config import Config
 from multimix.data.pools import build_pools, cached_source_records, synthetic_site_records
-from multimix.data.records import Record
+from multimix.data.records import Record, file_key
 from multimix.data.splits import Split
 from multimix.evaluation.inference import infer
 from multimix.evaluation.results import (
@@ -71,17 +71,35 @@ def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoi
     return [records[u] for u in uids]
 
 
-def source_records(cfg: Config, split: Split, sources: Sequence[str], *, progress: bool = True) -> list[Record]:
-    """Every image of ``sources`` that the run neither trained nor validated on."""
-    seen = {*split.seg.labeled, *split.seg.unlabeled, *split.cls.labeled, *split.cls.unlabeled, *split.val}
-    records: list[Record] = []
+def source_records(
+    cfg: Config, split: Split, sources: Sequence[str], *, progress: bool = True, exclude_test: bool = False
+) -> list[Record]:
+    """Every image of ``sources`` that the run neither trained nor validated on (nor tested on,
+    with ``exclude_test``), each once. An image is its file: the run's images are recognised
+    under any spelling of their path or any name of the table that lists them."""
+    used = [*split.seg.labeled, *split.seg.unlabeled, *split.cls.labeled, *split.cls.unlabeled, *split.val]
+    if exclude_test:
+        used += split.test
+    seen = set(used)
+    seen_files = _run_files(cfg, seen, progress) if cfg.data.source == "real" else set()
+    records: dict[str, Record] = {}
     for source in sources:
         if cfg.data.source == "synthetic":
             found = synthetic_site_records(cfg, source)
         else:
             found = cached_source_records(source, cfg, progress=progress)
-        records.extend(r for r in found if r.uid not in seen)
-    return list({r.uid: r for r in records}.values())
+        for record in found:
+            key = file_key(record.image_path) if record.image_path else record.uid
+            if record.uid not in seen and key not in seen_files:
+                records.setdefault(key, record)
+    return list(records.values())
+
+
+def _run_files(cfg: Config, uids: set[str], progress: bool) -> set[str]:
+    """The files of the run's images named by ``uids`` (its training sources, scanned again)."""
+    by_uid = build_pools(cfg, training_pools=False, progress=progress).by_uid()
+    paths = (by_uid[u].image_path for u in uids if u in by_uid)
+    return {file_key(path) for path in paths if path}
 
 
 def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSettings) -> dict[str, list[Record]]:

@@ -168,7 +168,10 @@ def calibrate_checkpoint(
     model, trained = model_from_checkpoint(state, origin=str(checkpoint))
     model.to(dev)
     cfg = calibration_config(trained, data_root)
-    records = [r for r in source_records(cfg, load_split(checkpoint, cfg), sources, progress=progress) if r.has_label]
+    split = load_split(checkpoint, cfg)
+    # the run's test images too: a threshold fitted on them would be scored on them by evaluate
+    found = source_records(cfg, split, sources, progress=progress, exclude_test=True)
+    records = [r for r in found if r.has_label]
     if not records:
         raise ValueError(f"no labeled images in {', '.join(sources)}" + (f" under {data_root}" if data_root else ""))
     results = infer(

@@ -27,9 +27,10 @@ listed twice, an unknown split) is skipped with its line number, or raised with
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
-from multimix.data.records import CLASS_NAMES, Record
+from multimix.data.records import CLASS_NAMES, Record, file_key
 from multimix.data.sources._files import IMAGE_SUFFIXES, absolute
 from multimix.data.sources.base import DatasetLayoutError, SourceScan, check_on_error
 from multimix.data.splits import OFFICIAL_SPLITS
@@ -173,11 +174,11 @@ def _record(
     if problem is not None:
         result.skip_or_raise(f"{where}: {written}", problem, on_error)
         return None
-    seen.add(str(image))
+    seen.add(file_key(image))
     mask = row.get(MASK, "")
     label_name = row.get(LABEL, "")
     return Record(
-        uid=f"{result.name}/{Path(written).as_posix()}",
+        uid=f"{result.name}/{_spelled_once(image, table)}",
         source=result.name,
         label=classes[label_name] if label_name else None,
         image_path=absolute(image),
@@ -190,7 +191,7 @@ def _record(
 
 def _problem(image: Path, row: dict[str, str], table: Path, seen: set[str]) -> str | None:
     """Why a row cannot be used, or ``None``."""
-    if str(image) in seen:
+    if file_key(image) in seen:
         return "listed twice"
     if image.suffix.lower() not in IMAGE_SUFFIXES:
         return f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})"
@@ -203,6 +204,14 @@ def _problem(image: Path, row: dict[str, str], table: Path, seen: set[str]) -> s
     if split and split not in OFFICIAL_SPLITS:
         return f"unknown split {split!r} (expected one of {', '.join(OFFICIAL_SPLITS)} or empty)"
     return None
+
+
+def _spelled_once(image: Path, table: Path) -> str:
+    """The image's path relative to the table's folder with ``..`` and ``.`` folded (absolute where
+    it lies outside; links are kept), so every spelling of one path gets one uid."""
+    path, folder = os.path.normpath(os.path.abspath(image)), os.path.normpath(os.path.abspath(table.parent))
+    inside = os.path.commonpath([path, folder]) == folder
+    return Path(os.path.relpath(path, folder) if inside else path).as_posix()
 
 
 def _resolve(table: Path, written: str) -> Path:

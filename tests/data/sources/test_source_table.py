@@ -152,6 +152,47 @@ def test_a_hospital_table_trains_end_to_end(tmp_path):
         pair = {f"csv:labels/x{i:02d}.png", f"csv:labels/x{i + 1:02d}.png"}
         assert len(pair & held_out) in (0, 2)
 
+    # a renamed copy of the training table, given to evaluate --sources / calibrate, leaves out
+    # every image the run trained or validated on (and, for calibrate, tested on)
+    from multimix.config import load_config
+    from multimix.runs.evaluate import load_split, source_records
+
+    copy = tmp_path / "copy.csv"
+    copy.write_text((tmp_path / "labels.csv").read_text())
+    run_cfg = load_config(tmp_path / "run" / "config.yaml")
+    checkpoint = tmp_path / "run" / "checkpoints" / "best.pt"
+    run_split = load_split(checkpoint, run_cfg)
+    used = {*run_split.seg.labeled, *run_split.cls.labeled, *run_split.seg.unlabeled, *run_split.cls.unlabeled}
+    used |= set(run_split.val)
+    used_files = {u.removeprefix("csv:labels/") for u in used}
+    for exclude_test, allowed in ((False, set(run_split.test)), (True, set())):
+        left = source_records(run_cfg, run_split, [f"csv:{copy}"], progress=False, exclude_test=exclude_test)
+        left_files = {Path(r.image_path).name for r in left}
+        assert not left_files & used_files
+        assert left_files == {u.removeprefix("csv:labels/") for u in allowed}
+
+
+def test_one_file_written_two_ways_is_one_image(hospital):
+    """`images/a.png`, `images/../images/a.png` and its absolute path are one file: one record."""
+    absolute_a = (hospital / "images" / "a.png").resolve()
+    path = table(
+        hospital,
+        f"path,label\nimages/a.png,normal\nimages/../images/a.png,normal\n{absolute_a},normal\n"
+        f"./images/b.png,pneumonia\n",
+    )
+    scan = scan_source(f"csv:{path}", on_error="skip")
+    assert sorted(r.uid for r in scan.records) == ["csv:labels/images/a.png", "csv:labels/images/b.png"]
+    assert [skipped.reason for skipped in scan.skipped] == ["listed twice", "listed twice"]
+    with pytest.raises(DatasetItemError, match=r"labels.csv:3: images/../images/a.png: listed twice"):
+        scan_source(f"csv:{path}", on_error="raise")
+
+
+def test_absolute_rows_get_the_uid_of_their_relative_spelling(hospital):
+    relative = scan_source("csv:" + str(table(hospital, "path,label\nimages/a.png,normal\n", name="rel.csv")))
+    written = f"path,label\n{(hospital / 'images' / 'a.png').resolve()},normal\n"
+    absolute = scan_source("csv:" + str(table(hospital, written, name="rel.csv")))
+    assert [r.uid for r in relative.records] == [r.uid for r in absolute.records] == ["csv:rel/images/a.png"]
+
 
 def test_a_split_column_that_splits_a_patient_is_refused(hospital):
     path = table(

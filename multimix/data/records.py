@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,3 +47,15 @@ def file_key(path: str | os.PathLike) -> str:
     """One string per file however its path is spelled: absolute, symlinks and ``..`` resolved
     (records keep their own path; this only tells whether two paths are one image)."""
     return os.path.realpath(path)
+
+
+def image_identity(record: Record) -> str:
+    """A short, path-free fingerprint of a record's file (its uid for in-memory images), so a
+    checkpoint can remember which images chose its threshold without storing a hospital's paths."""
+    key = file_key(record.image_path) if record.image_path else f"uid:{record.uid}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def file_identity(path: str | os.PathLike) -> str:
+    """:func:`image_identity` of the image file at ``path``."""
+    return hashlib.sha256(file_key(path).encode()).hexdigest()[:16]

@@ -20,7 +20,14 @@ import numpy as np
 from multimix import __version__
 from multimix.evaluation import figures
 from multimix.evaluation.results import EvaluationSettings, ModelResult
-from multimix.evaluation.summary import EMPTY_MASK_RULE, HD_DEFINITION, LOWER_IS_BETTER, NO_RANKING, point_value
+from multimix.evaluation.summary import (
+    EMPTY_MASK_RULE,
+    HD_DEFINITION,
+    LOWER_IS_BETTER,
+    NO_RANKING,
+    fitted_here_note,
+    point_value,
+)
 from multimix.metrics import roc_curve
 from multimix.utils.atomic import replaced_folder
 from multimix.utils.csv_safe import SafeWriter
@@ -159,12 +166,16 @@ def _ci_cell(entry: dict[str, Any] | None, digits: int, with_std: bool) -> str:
 
 
 def _ranking_notes(results: Sequence[ModelResult], domain: str) -> str:
-    """One plain sentence per model that does not rank this domain's images."""
-    notes = [
-        f"- **{r.label}**: {NO_RANKING}."
-        for r in results
-        if domain in r.domains and r.domains[domain].summary.get("classification", {}).get("ranks") is False
-    ]
+    """One plain sentence per model that does not rank this domain's images, and one per model
+    whose operating point was chosen on some of them."""
+    notes = []
+    for r in results:
+        block = r.domains[domain].summary.get("classification", {}) if domain in r.domains else {}
+        if block.get("ranks") is False:
+            notes.append(f"- **{r.label}**: {NO_RANKING}.")
+        if block.get("operating_point_fitted_images"):
+            fitted = fitted_here_note(block["operating_point_fitted_images"], block["num_images"])
+            notes.append(f"- **{r.label}**: {fitted} ({r.operating_point}).")
     return "\n\n" + "\n".join(notes) if notes else ""
 
 

@@ -67,6 +67,15 @@ NO_RANKING = (
 )
 
 
+def fitted_here_note(fitted: int, images: int) -> str:
+    """The sentence for an evaluation set holding images its operating point was chosen on."""
+    return (
+        f"the operating point was chosen on {fitted} of these {images} images, so accuracy, F1, "
+        "sensitivity and specificity at it are optimistic here (AUROC does not depend on it); "
+        "evaluate on images it was not chosen on"
+    )
+
+
 def ranks_images(auroc_low: float | None, sensitivity: float | None) -> bool | None:
     """Whether a classifier separates the classes of an evaluation set: the lower end of its AUROC
     interval above 0.5 and a sensitivity of at least 0.5 (None when the AUROC is undefined)."""

@@ -64,6 +64,8 @@ class OperatingPoint:
         images: how many images chose it.
         details: the method's own numbers (estimated priors, sensitivity reached...).
         created: when (UTC, ISO 8601).
+        image_ids: path-free fingerprints of the images that chose it
+            (:func:`~multimix.data.records.image_identity`), so an evaluation on them can say so.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -72,6 +74,7 @@ class OperatingPoint:
     images: int = 0
     details: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    image_ids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not (0.0 < self.threshold < 1.0) or not math.isfinite(self.threshold):
@@ -88,7 +91,9 @@ class OperatingPoint:
         if not stored:
             return cls()
         known = {
-            k: stored[k] for k in ("threshold", "method", "fitted_on", "images", "details", "created") if k in stored
+            k: stored[k]
+            for k in ("threshold", "method", "fitted_on", "images", "details", "created", "image_ids")
+            if k in stored
         }
         return cls(**known)
 

@@ -17,9 +17,10 @@ from tqdm.auto import tqdm
 
 from multimix.config import Config
 from multimix.data.pools import build_pools, cached_source_records, synthetic_site_records
-from multimix.data.records import Record, file_key
+from multimix.data.records import Record, file_key, image_identity
 from multimix.data.splits import Split
 from multimix.evaluation.inference import infer
+from multimix.evaluation.summary import fitted_here_note
 from multimix.evaluation.results import (
     DOMAIN_NAMES,
     DomainResult,
@@ -157,6 +158,7 @@ def evaluate_checkpoint(
             progress=settings.progress,
         )
         summary = summarise_results(results, threshold=point.threshold, boot=settings.boot)
+        _note_fitted_images(summary, records, point)
         examples = saliency_examples(
             model,
             records,
@@ -169,6 +171,19 @@ def evaluate_checkpoint(
         )
         result.domains[name] = DomainResult(name, records, results, summary, examples)
     return result
+
+
+def _note_fitted_images(summary: dict[str, Any], records: Sequence[Record], point: OperatingPoint) -> None:
+    """Record in the classification summary how many of ``records`` chose the operating point."""
+    if "classification" not in summary or not point.image_ids:
+        return
+    chosen_on = set(point.image_ids)
+    fitted = sum(image_identity(r) in chosen_on for r in records if r.has_label)
+    if fitted:
+        summary["classification"]["operating_point_fitted_images"] = fitted
+        logger.warning(
+            "warning: " + fitted_here_note(fitted, summary["classification"]["num_images"]) + f" ({point.describe()})"
+        )
 
 
 def checkpoint_operating_point(state: dict[str, Any], threshold: float | None = None) -> OperatingPoint:

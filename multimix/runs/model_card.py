@@ -18,7 +18,7 @@ from typing import Any
 
 from multimix.config import Config
 from multimix.data.records import CLASS_NAMES
-from multimix.evaluation.summary import NO_RANKING
+from multimix.evaluation.summary import NO_RANKING, fitted_here_note
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_heads
@@ -236,6 +236,9 @@ def _result_lines(facts: dict[str, Any]) -> list[str]:
                 lines.append(f"- {domain} {task} (n = {block['num_images']}, 95% CI): " + ", ".join(cells))
                 if task == "classification" and block.get("ranks") is False:
                     lines.append(f"  - **{domain}: {NO_RANKING}.**")
+                if task == "classification" and block.get("operating_point_fitted_images"):
+                    fitted = fitted_here_note(block["operating_point_fitted_images"], block["num_images"])
+                    lines.append(f"  - **{domain}: {fitted}.**")
     elif facts.get("held_out"):
         held = facts["held_out"]
         for domain in ("in_domain", "cross_domain"):

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from multimix.config import Config
 from multimix.data.io import ImageReadError
+from multimix.data.records import file_identity, image_identity
 from multimix.evaluation.inference import infer
 from multimix.metrics.calibration import Calibration
 from multimix.metrics.operating_point import (
@@ -131,6 +132,7 @@ def adapt_checkpoint(
     point = adapt_threshold(
         probs, method, source_prior=source_prior(state), calibration=calibration(state), fitted_on=", ".join(images)
     )
+    point = dataclasses.replace(point, image_ids=[file_identity(path) for path in used])
     write_with_operating_point(state, point, target)
     return point
 
@@ -189,5 +191,6 @@ def calibrate_checkpoint(
     point = calibrate_threshold(
         results.prob_pneumonia, results.labels, method, sensitivity=sensitivity, fitted_on=", ".join(sources)
     )
+    point = dataclasses.replace(point, image_ids=[image_identity(r) for r in records])
     write_with_operating_point(state, point, target)
     return point

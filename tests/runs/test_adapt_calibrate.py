@@ -141,6 +141,12 @@ def test_calibrate_chooses_on_labeled_images_and_evaluate_uses_it(trained_checkp
     assert metrics["models"][0]["operating_point"] == point.describe()
     assert metrics["models"][0]["domains"]["cross-domain"]["classification"]["threshold"] == point.threshold
     assert point.describe() in (evaluation / "report.md").read_text()
+    # calibrate chose on the cross-domain images evaluate then scores: both say so
+    cross = metrics["models"][0]["domains"]["cross-domain"]["classification"]
+    assert cross["operating_point_fitted_images"] == point.images == len(point.image_ids)
+    report = (evaluation / "report.md").read_text()
+    assert f"chosen on {point.images} of these {cross['num_images']} images" in report
+    assert "optimistic" in capsys.readouterr().err
     override = tmp_path / "eval2"
     assert (
         multimix(
@@ -168,6 +174,12 @@ def test_calibrate_chooses_on_labeled_images_and_evaluate_uses_it(trained_checkp
             "threshold"
         ]
         == 0.3
+    )
+    assert (
+        "operating_point_fitted_images"
+        not in json.loads((override / "metrics.json").read_text())["models"][0]["domains"]["cross-domain"][
+            "classification"
+        ]
     )
 
 

@@ -83,6 +83,7 @@ def test_the_card_says_plainly_when_the_model_does_not_rank_a_hospital(trained_c
         "metrics": {"auroc": {"value": 0.52, "ci": [0.45, 0.59]}},
         "majority_accuracy": 0.63,
         "ranks": False,
+        "operating_point_fitted_images": 200,
     }
     domain = {"num_images": 300, "classification": block}
     (run / "evaluation" / "metrics.json").write_text(json.dumps({"models": [{"domains": {"cross-domain": domain}}]}))
@@ -92,6 +93,7 @@ def test_the_card_says_plainly_when_the_model_does_not_rank_a_hospital(trained_c
     assert "**Warning**" in card and "does not rank these images" in card
     assert "auroc 0.520 [0.450, 0.590], majority-class accuracy 0.630" in card
     assert "cross-domain: the model does not rank these images" in card
+    assert "cross-domain: the operating point was chosen on 200 of these 300 images" in card
     assert "temperature 2.500, bias -0.200, fitted on the run's 60 labeled validation images (70% pneumonia" in card
 
 

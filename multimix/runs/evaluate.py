@@ -20,7 +20,6 @@ from multimix.data.pools import build_pools, cached_source_records, synthetic_si
 from multimix.data.records import Record, file_key, image_identity
 from multimix.data.splits import Split
 from multimix.evaluation.inference import infer
-from multimix.evaluation.summary import fitted_here_note
 from multimix.evaluation.results import (
     DOMAIN_NAMES,
     DomainResult,
@@ -29,7 +28,7 @@ from multimix.evaluation.results import (
     pick_samples,
     saliency_examples,
 )
-from multimix.evaluation.summary import summarise_results
+from multimix.evaluation.summary import fitted_here_note, summarise_results
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.runs.flags import with_data_root

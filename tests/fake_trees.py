@@ -95,5 +95,6 @@ def dicom(
         ds.PixelData = pixels.astype(np.uint16).tobytes()
         if syntax is not None:
             ds.compress(syntax)
+    path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path

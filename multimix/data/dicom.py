@@ -6,26 +6,28 @@ intercept, or a LUT) turns them into output units, the VOI LUT or window centre/
 carries says which range a radiologist sees, and ``MONOCHROME1`` means high values are dark. So
 the pixels are, in order:
 
-1. refused from the header above the megapixel limit (before any pixel is decoded);
+1. refused from the header (before any pixel is decoded) above the megapixel limit counting every
+   frame, or when the header does not describe the pixel data (its length, a NaN rescale);
 2. decoded (compressed transfer syntaxes such as JPEG, JPEG 2000 or RLE through pydicom's
    plugins: ``pip install "multimix[dicom]"``);
 3. put through the modality LUT, then the file's VOI LUT or first window; a file without one gets
    the 0.5th-99.5th percentile window (the one raw JSRT files get);
 4. scaled to ``[0, 1]`` over that window and inverted for ``MONOCHROME1``.
 
-A multi-frame file gives its first frame; a colour file (secondary captures) its luminance.
+A multi-frame file gives its first frame (the only one decoded); a colour file (secondary captures) its luminance.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from multimix.data.io import ImageReadError, check_pixel_count, to_unit_float
+from multimix.data.io import ImageReadError, check_pixel_count, raster_format, to_unit_float
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PREAMBLE = 128  # "DICM" follows a 128-byte preamble
@@ -39,11 +41,8 @@ def is_dicom_bytes(head: bytes) -> bool:
     return head[PREAMBLE : PREAMBLE + 4] == b"DICM"
 
 
-def is_dicom_file(path: str | Path) -> bool:
-    """A ``.dcm``/``.dicom`` suffix, or the DICOM signature in the file's first bytes."""
-    path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
+def has_dicom_signature(path: str | Path) -> bool:
+    """True when the file's first bytes carry the DICOM signature, whatever its name."""
     try:
         with open(path, "rb") as handle:
             return is_dicom_bytes(handle.read(PREAMBLE + 4))
@@ -51,28 +50,36 @@ def is_dicom_file(path: str | Path) -> bool:
         return False
 
 
+def is_dicom_file(path: str | Path) -> bool:
+    """Whether to read ``path`` as DICOM: the DICOM signature in its first bytes, or a
+    ``.dcm``/``.dicom`` name on content that is no other image format (the content decides:
+    a PNG named ``.dcm`` is a PNG)."""
+    if has_dicom_signature(path):
+        return True
+    return Path(path).suffix.lower() in DICOM_SUFFIXES and raster_format(path) is None
+
+
 def read_dicom(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """A DICOM file (path or bytes) as float32 ``(H, W)`` in ``[0, 1]``, display polarity.
 
     Raises:
-        ImageReadError: naming the file: pydicom missing, no pixel data, a decoder missing for
-            its transfer syntax, above the megapixel limit, or corrupt.
+        ImageReadError: naming the file: pydicom missing, no DICOM signature, no pixel data, a
+            header that does not describe its pixel data (length, frames, NaN rescale), above the
+            megapixel limit (all frames counted), a decoder missing for its transfer syntax, or corrupt.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "DICOM bytes")
     try:
         import pydicom
+        from pydicom.errors import InvalidDicomError
     except ImportError:
         raise ImageReadError(f"{label}: reading DICOM needs pydicom ({INSTALL_HINT})") from None
     try:
         dataset = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except InvalidDicomError as err:
+        raise ImageReadError(f"{label}: not a DICOM file (no 'DICM' signature after its 128-byte preamble)") from err
     except Exception as err:  # pydicom raises many kinds for a damaged file
         raise ImageReadError(f"{label}: not a readable DICOM file ({_plain(err)})") from err
-    if "PixelData" not in dataset:
-        raise ImageReadError(f"{label}: DICOM file without pixel data (a report or structured document?)")
-    missing = [key for key in REQUIRED_IMAGE_KEYS if key not in dataset]
-    if missing:
-        raise ImageReadError(f"{label}: DICOM header lacks {', '.join(missing)}, which its pixel data needs")
-    check_pixel_count(int(dataset.Columns), int(dataset.Rows), name=label)
+    check_dicom_header(dataset, label)
     pixels = _decoded(dataset, label)
     try:
         return _display(pixels, dataset, label)
@@ -80,6 +87,61 @@ def read_dicom(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise
     except Exception as err:  # a LUT or window that does not fit the pixels
         raise ImageReadError(f"{label}: cannot apply the file's LUT or window ({_plain(err)})") from err
+
+
+def check_dicom_header(dataset: Any, label: str) -> None:
+    """Refuse, before any pixel is decoded, a file whose header cannot describe its pixels: no
+    pixel data, a required key missing, a size or frame count that is not a positive number,
+    above the megapixel limit over all its frames, uncompressed pixel data of another length
+    than ``Rows x Columns x frames x samples x bits``, or a rescale or window that is not finite."""
+    if "PixelData" not in dataset:
+        raise ImageReadError(f"{label}: DICOM file without pixel data (a report or structured document?)")
+    missing = [key for key in REQUIRED_IMAGE_KEYS if key not in dataset]
+    if missing:
+        raise ImageReadError(f"{label}: DICOM header lacks {', '.join(missing)}, which its pixel data needs")
+    rows, columns, frames = (_positive(dataset, key, label) for key in ("Rows", "Columns", "NumberOfFrames"))
+    check_pixel_count(columns, rows, name=label, frames=frames)
+    for key in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+        if key in dataset and dataset[key].value is not None and not _all_finite(dataset[key].value):
+            raise ImageReadError(f"{label}: DICOM {key} is {dataset[key].value!r}, not a finite number")
+    syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and not syntax.is_compressed:
+        _check_native_length(dataset, rows * columns * frames, label)
+
+
+def _positive(dataset: Any, key: str, label: str) -> int:
+    """A header count that must be a whole number of at least 1 (``NumberOfFrames`` defaults to 1)."""
+    value = dataset.get(key, 1) if key == "NumberOfFrames" else dataset.get(key)
+    try:
+        number = int(value if value not in (None, "") else 1)
+    except (TypeError, ValueError):
+        raise ImageReadError(f"{label}: DICOM {key} is {value!r}, not a whole number") from None
+    if number < 1:
+        raise ImageReadError(f"{label}: DICOM {key} is {number}; an image needs at least 1")
+    return number
+
+
+def _check_native_length(dataset: Any, pixels: int, label: str) -> None:
+    """Uncompressed pixel data must hold exactly the pixels its header declares (plus the one
+    padding byte that makes a DICOM element even)."""
+    samples, bits = int(dataset.SamplesPerPixel), int(dataset.BitsAllocated)
+    expected = (pixels * samples + 7) // 8 if bits == 1 else pixels * samples * (bits // 8)
+    actual = len(dataset.PixelData)
+    if actual not in (expected, expected + expected % 2):
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        raise ImageReadError(
+            f"{label}: its pixel data holds {actual} bytes, but the header's {dataset.Rows}x{dataset.Columns} "
+            f"pixels x {frames} frame(s) x {samples} sample(s) at {bits} bits need {expected}: truncated, or "
+            "the header does not describe the data"
+        )
+
+
+def _all_finite(value: Any) -> bool:
+    values = [value] if isinstance(value, str | bytes | int | float) else list(value)
+    try:
+        return all(math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
 
 
 def _display(pixels: np.ndarray, dataset: Any, label: str) -> np.ndarray:
@@ -103,20 +165,27 @@ def _display(pixels: np.ndarray, dataset: Any, label: str) -> np.ndarray:
 
 
 def _decoded(dataset: Any, label: str) -> np.ndarray:
-    """The first frame's pixels (luminance of a colour file); a missing decoder is named."""
+    """The first frame's pixels (luminance of a colour file), only that frame decoded; a missing
+    decoder is named, and pixels of another shape than the header's are refused."""
+    from pydicom.pixels import pixel_array
+
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
     try:
-        pixels = dataset.pixel_array
+        pixels = np.asarray(pixel_array(dataset, index=0) if frames > 1 else dataset.pixel_array)
     except Exception as err:
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", syntax)
+        hint = f"; compressed syntaxes need {INSTALL_HINT}" if getattr(syntax, "is_compressed", True) else ""
         raise ImageReadError(
-            f"{label}: cannot decode its pixels (transfer syntax {name}; compressed syntaxes need "
-            f"{INSTALL_HINT}): {_plain(err)}"
+            f"{label}: cannot decode its pixels (transfer syntax {name}{hint}): {_plain(err)}"
         ) from err
-    pixels = np.asarray(pixels)
-    frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
-    if frames > 1:
-        pixels = pixels[0]
+    samples = int(dataset.SamplesPerPixel)
+    expected = (int(dataset.Rows), int(dataset.Columns)) + ((samples,) if samples > 1 else ())
+    if pixels.shape != expected:
+        raise ImageReadError(
+            f"{label}: its pixels decode to shape {pixels.shape}, but the header declares "
+            + "x".join(map(str, expected))
+        )
     if pixels.ndim == 3:  # colour (RGB after decoding): luminance
         pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     return pixels

@@ -68,14 +68,27 @@ def max_megapixels() -> float:
     return _max_megapixels
 
 
-def check_pixel_count(width: int, height: int, name: str, limit: float | None = None) -> None:
-    """:class:`ImageTooLargeError` naming ``name`` if a ``width x height`` image exceeds the megapixel limit."""
+def check_pixel_count(width: int, height: int, name: str, limit: float | None = None, frames: int = 1) -> None:
+    """:class:`ImageTooLargeError` naming ``name`` if ``frames`` images of ``width x height``
+    pixels exceed the megapixel limit together."""
     limit = _max_megapixels if limit is None else limit
-    if width * height > limit * 1e6:
+    total = width * height * frames
+    if total > limit * 1e6:
+        what = f"{width}x{height} pixels" if frames == 1 else f"{frames} frames of {width}x{height} pixels"
         raise ImageTooLargeError(
-            f"{name}: declares {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), above "
-            f"the limit of {limit:g}; raise --max-megapixels if this really is one image"
+            f"{name}: declares {what} ({total / 1e6:.0f} megapixels), above the limit of {limit:g}; "
+            "raise --max-megapixels if this really is one image"
         )
+
+
+def raster_format(path: str | Path) -> str | None:
+    """``PNG``, ``JPEG``, ``GIF``, ``TIFF`` or ``BMP`` from a file's first bytes, else ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    return next((name for signature, name in _SIGNATURES.items() if head.startswith(signature)), None)
 
 
 def unreadable_reason(head: bytes) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from multimix.data.dicom import has_dicom_signature
 from multimix.data.io import ImageReadError
 from multimix.prediction.overlays import prediction_pictures, write_png
 from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
@@ -43,9 +44,7 @@ def expand_inputs(inputs: Iterable[str], *, exclude: str | Path | None = None) -
         path = Path(item)
         if path.is_dir():
             # broken links are kept, so their rows name them instead of leaving them out unseen
-            found += sorted(
-                p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            found += sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and _looks_like_an_image(p))
         elif path.is_file() or path.is_symlink():
             found.append(path)
         else:
@@ -54,6 +53,11 @@ def expand_inputs(inputs: Iterable[str], *, exclude: str | Path | None = None) -
         skip = Path(exclude).resolve()
         found = [p for p in found if not p.resolve().is_relative_to(skip)]
     return list(dict.fromkeys(found))
+
+
+def _looks_like_an_image(path: Path) -> bool:
+    """An image suffix, or DICOM content under any name (PACS exports carry no suffix)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES or has_dicom_signature(path)
 
 
 def output_names(files: Sequence[Path]) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from multimix.data.dicom import PREAMBLE, is_dicom_bytes, read_dicom
+from multimix.data.dicom import DICOM_SUFFIXES, PREAMBLE, is_dicom_bytes, read_dicom
 from multimix.data.io import (
     ImageReadError,
     UnsupportedImageError,
@@ -58,8 +58,9 @@ def _not_an_image(head: bytes, name: str) -> ImageReadError:
 
 
 def read_input_image(path: str | Path) -> np.ndarray:
-    """Read an image file for prediction: PNG or JPEG of any bit depth, DICOM (by content or
-    ``.dcm``), or raw JSRT ``.IMG`` (by suffix: the format has no header).
+    """Read an image file for prediction: PNG or JPEG of any bit depth, DICOM (by content, or a
+    ``.dcm`` name on content that is no other format), or raw JSRT ``.IMG`` (by suffix: the
+    format has no header). The content decides: a PNG named ``.dcm`` is read as a PNG.
 
     Raises:
         ImageReadError: naming the file.
@@ -67,17 +68,12 @@ def read_input_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: {missing_file_reason(path)}")
-    if path.suffix.lower() in (".dcm", ".dicom"):
-        return read_dicom(path)
     if path.suffix.lower() != ".img":
         try:
             with open(path, "rb") as handle:
                 head = handle.read(PREAMBLE + 4)
         except OSError as err:
             raise ImageReadError(f"{path}: cannot open ({err.strerror})") from err
-        kind = sniff_format(head)
-        if kind == "dicom":
-            return read_dicom(path)
-        if kind is None:
+        if sniff_format(head) is None and path.suffix.lower() not in DICOM_SUFFIXES:
             raise _not_an_image(head, str(path))
     return read_image_file(str(path))

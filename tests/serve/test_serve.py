@@ -91,6 +91,20 @@ def test_a_truncated_png_is_a_readable_422(client):
     assert response.status_code == 422 and "the PNG file is truncated or corrupt" in response.json()["detail"]
 
 
+def test_a_dicom_whose_pixel_data_the_header_does_not_describe_is_a_422(client, tmp_path):
+    pytest.importorskip("pydicom")
+    import pydicom
+    from fake_trees import dicom
+
+    path = dicom(tmp_path / "tiny.dcm", np.zeros((1, 1), np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.PixelData = b"\0" * 6  # three pixels' bytes for one declared
+    ds.save_as(path)
+    response = client.post("/api/predict", files={"file": ("tiny.dcm", path.read_bytes(), "application/dicom")})
+    assert response.status_code == 422 and "pixel data holds 6 bytes" in response.json()["detail"]
+    assert client.get("/api/health").status_code == 200
+
+
 def test_an_oversize_upload_is_refused_and_the_server_keeps_serving(client):
     response = client.post("/api/predict", content=b"\x89PNG\r\n\x1a\n" + bytes(1024 * 1024))
     assert response.status_code == 413 and "limit is 0.5 MB" in response.json()["detail"]

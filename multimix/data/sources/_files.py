@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from multimix.data.dicom import has_dicom_signature
 from multimix.data.io import missing_file_reason
 from multimix.data.sources.base import Skipped, SourceScan
 
@@ -19,8 +20,9 @@ def is_hidden(path: Path) -> bool:
 
 
 def is_image(path: Path) -> bool:
-    """True when the suffix (any case) is one this library decodes."""
-    return path.suffix.lower() in IMAGE_SUFFIXES
+    """True when the suffix (any case) is one this library decodes, or the file holds DICOM
+    under any name (PACS exports ``IM000001`` or ``1.2.840.113619.2.55.3``)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES or has_dicom_signature(path)
 
 
 def visible_children(folder: Path) -> list[Path]:
@@ -46,7 +48,8 @@ def image_files(folder: Path, scan: SourceScan) -> list[Path]:
         elif path.is_dir():
             scan.skipped.append(Skipped(str(path), "sub-folder ignored (images are expected directly here)"))
         elif not is_image(path):
-            scan.skipped.append(Skipped(str(path), f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})"))
+            expected = f"{'/'.join(IMAGE_SUFFIXES)}, or DICOM content under any name"
+            scan.skipped.append(Skipped(str(path), f"not an image file (expected {expected})"))
         else:
             images.append(path)
     return images

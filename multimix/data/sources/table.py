@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from multimix.data.records import CLASS_NAMES, Record, file_key
-from multimix.data.sources._files import IMAGE_SUFFIXES, absolute
+from multimix.data.sources._files import IMAGE_SUFFIXES, absolute, is_image
 from multimix.data.sources.base import DatasetLayoutError, SourceScan, check_on_error
 from multimix.data.splits import OFFICIAL_SPLITS
 
@@ -193,10 +193,10 @@ def _problem(image: Path, row: dict[str, str], table: Path, seen: set[str]) -> s
     """Why a row cannot be used, or ``None``."""
     if file_key(image) in seen:
         return "listed twice"
-    if image.suffix.lower() not in IMAGE_SUFFIXES:
-        return f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)})"
     if not image.is_file():
         return "image file not found"
+    if not is_image(image):
+        return f"not an image file (expected {'/'.join(IMAGE_SUFFIXES)}, or DICOM content under any name)"
     mask = row.get(MASK, "")
     if mask and not _resolve(table, mask).is_file():
         return f"mask file not found: {mask}"

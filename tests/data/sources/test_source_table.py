@@ -86,7 +86,9 @@ def test_bad_rows_are_named_with_their_line_and_skipped_or_raised(hospital):
     assert reasons == {
         "/labels.csv:3: images/missing.png": "image file not found",
         "/labels.csv:4: images/a.png": "listed twice",
-        "/labels.csv:5: images/e.gif": "not an image file (expected .png/.jpg/.jpeg/.dcm/.dicom)",
+        "/labels.csv:5: images/e.gif": (
+            "not an image file (expected .png/.jpg/.jpeg/.dcm/.dicom, or DICOM content under any name)"
+        ),
         "/labels.csv:6": "empty path",
         "/labels.csv:7: images/b.png": "mask file not found: masks/none.png",
         "/labels.csv:8: images/d.png": "unknown split 'holdout' (expected one of train, val, test or empty)",

@@ -78,12 +78,13 @@ def run_cv(cfg: Config, folds: int, out: str | Path, *, progress: bool = True) -
     """Train every fold (skipping finished ones), write and return the per-fold rows."""
     out = Path(out)
     check_continuable(cfg, folds, out)
-    (out / "splits").mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
     paths = [out / "splits" / f"fold{k}.json" for k in range(folds)]
     if not all(p.exists() for p in paths):  # drawn once: a resumed cross-validation keeps its folds
-        for split, path in zip(fold_splits(cfg, build_pools(cfg, progress=progress), folds), paths, strict=True):
+        splits = fold_splits(cfg, build_pools(cfg, progress=progress), folds)  # a refusal here writes nothing
+        (out / "splits").mkdir(parents=True, exist_ok=True)
+        for split, path in zip(splits, paths, strict=True):
             split.save(path)
+    save_config(cfg, out / "config.yaml")
     rows = []
     for k, path in enumerate(paths):
         run_dir = train_or_resume(
@@ -99,9 +100,9 @@ def run_cv(cfg: Config, folds: int, out: str | Path, *, progress: bool = True) -
 def check_continuable(cfg: Config, folds: int, out: Path) -> None:
     """Refuse to continue a cross-validation in ``out`` with other folds or other settings: its
     finished folds were trained with the config it holds, and unfinished ones would not be."""
-    if not (out / "config.yaml").exists():
-        return
     drawn = sorted((out / "splits").glob("fold*.json"))
+    if not (out / "config.yaml").exists() or not drawn:  # nothing drawn, so nothing trained under it
+        return
     if drawn and len(drawn) != folds:
         raise ValueError(
             f"{out} holds a {len(drawn)}-fold cross-validation; pass --folds {len(drawn)} or another --out"

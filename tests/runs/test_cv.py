@@ -57,3 +57,17 @@ def test_cv_trains_one_run_per_fold_and_prints_the_table(tmp_path, capsys, monke
 def test_cv_refuses_one_fold(capsys):
     assert multimix(["cv", "--folds", "1"]) == 2
     assert "--folds must be at least 2" in capsys.readouterr().err
+
+
+def test_a_refused_cross_validation_leaves_nothing_and_the_corrected_one_runs(tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["cv", "--seg-labels", "4", "--cls-labels", "6", "--steps", "1", "--out", str(out), "--no-progress"]
+    assert multimix([*args, "--folds", "41", *tiny_cli_args()]) == 1
+    assert "at least 41 labeled images of every class" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    # a folder an earlier version left behind (its config, no folds drawn) does not block the retry
+    out.mkdir(exist_ok=True)
+    (out / "splits").mkdir()
+    (out / "config.yaml").write_text("data:\n  cls_labels: '10'\n")
+    assert multimix([*args, "--folds", "2", *tiny_cli_args()]) == 0
+    assert len(json.loads((out / "cv.json").read_text())) == 2

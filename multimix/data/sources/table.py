@@ -27,6 +27,7 @@ listed twice, an unknown split) is skipped with its line number, or raised with
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -89,9 +90,25 @@ def _check_patients_on_one_side(records: list[Record], table: Path) -> None:
         )
 
 
+def _table_text(table: Path) -> str:
+    """The table's text: UTF-8 (with or without a byte-order mark) or UTF-16 with its mark (Excel's
+    "Unicode text"); anything else is refused naming the line and the byte, with the fix."""
+    data = table.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DatasetLayoutError(
+            f"{table}: line {line}: byte {data[err.start]:#04x} is not UTF-8 (a Windows-1252 or Latin-1 "
+            "export?); save the table as UTF-8 (in Excel: 'CSV UTF-8')"
+        ) from None
+
+
 def _read_rows(table: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row with lower-cased keys and stripped values); a table without ``path`` is an error."""
-    with open(table, newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(_table_text(table), newline="") as handle:
         reader = csv.DictReader(handle)
         header = [h.strip().lower() for h in reader.fieldnames or []]
         if PATH not in header:

@@ -204,3 +204,14 @@ def test_a_split_column_that_splits_a_patient_is_refused(hospital):
     )
     with pytest.raises(DatasetLayoutError, match=r"patient 'P1' on 2 sides \(test on line 3; train on line 2\)"):
         scan_source(f"csv:{path}")
+
+
+def test_a_table_in_utf16_is_read_and_one_in_windows_1252_is_named_with_the_fix(hospital):
+    text = "path,label,patient\nimages/a.png,normal,Müller\nimages/b.png,pneumonia,Zoë\n"
+    (hospital / "utf16.csv").write_bytes(text.encode("utf-16"))
+    assert [r.patient_id for r in scan_source(f"csv:{hospital / 'utf16.csv'}").records] == ["Müller", "Zoë"]
+    (hospital / "cp1252.csv").write_bytes(text.encode("cp1252"))
+    with pytest.raises(
+        DatasetLayoutError, match=r"cp1252.csv: line 2: byte 0xfc is not UTF-8.*save the table as UTF-8"
+    ):
+        scan_source(f"csv:{hospital / 'cp1252.csv'}")

@@ -70,7 +70,8 @@ class SourceScan:
             "images": len(self.records),
             "masks": sum(r.has_mask for r in self.records),
             "classes": dict(sorted(labels.items())),
-            "patients": len({r.patient_id for r in self.records}),
+            # an image without a patient id is its own patient, as the split builder counts it
+            "patients": len({r.patient_id or f"image:{r.uid}" for r in self.records}),
             "splits": dict(sorted(Counter(r.split or "none" for r in self.records).items())),
             "skipped": len(self.skipped),
             "skip_reasons": dict(Counter(s.reason for s in self.skipped)),

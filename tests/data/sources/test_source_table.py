@@ -215,3 +215,8 @@ def test_a_table_in_utf16_is_read_and_one_in_windows_1252_is_named_with_the_fix(
         DatasetLayoutError, match=r"cp1252.csv: line 2: byte 0xfc is not UTF-8.*save the table as UTF-8"
     ):
         scan_source(f"csv:{hospital / 'cp1252.csv'}")
+
+
+def test_a_table_without_a_patient_column_counts_every_image_as_its_own_patient(hospital):
+    path = table(hospital, "path,label\nimages/a.png,normal\nimages/b.png,pneumonia\nimages/c.png,normal\n")
+    assert scan_source(f"csv:{path}").summary()["patients"] == 3

@@ -20,6 +20,7 @@ from multimix.config import Config, config_yaml
 from multimix.engine.trainer import NonFiniteLossError
 from multimix.runs.flags import DEFAULT_CONFIG, resolve_config, usage_error
 from multimix.utils.checkpoints import CheckpointError
+from multimix.utils.interrupts import interrupted, remembered_interrupts
 from multimix.utils.locks import LockedError
 from multimix.utils.logging import setup_console_logging
 
@@ -63,7 +64,11 @@ def run_main(body: Callable[[], int], *, debug: bool = False) -> int:
     (``debug`` re-raises it with its traceback); Ctrl-C returns 130."""
     setup_console_logging()
     try:
-        return body()
+        with remembered_interrupts():
+            status = body()
+            if interrupted():  # swallowed on the way (a finaliser); the command still did not finish
+                raise KeyboardInterrupt
+        return status
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from multimix.utils.interrupts import raise_if_interrupted
+
 
 def _read_umask() -> int:
     mask = os.umask(0)
@@ -77,7 +79,8 @@ def replaced_folder(path: str | os.PathLike) -> Iterator[Path]:
     and everything in it is removed), else it is removed and ``path`` stays as it was.
 
     A reader sees the previous folder or the new one, never a mixture (between the two renames,
-    for an instant, neither).
+    for an instant, neither). After a Ctrl-C, even one swallowed on the way
+    (:mod:`multimix.utils.interrupts`), the previous folder stays.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +88,7 @@ def replaced_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the mode mkdir would
         yield tmp
+        raise_if_interrupted()  # a Ctrl-C some callback swallowed still keeps the previous folder
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if err.filename is None:  # a failed write names no file; the message must

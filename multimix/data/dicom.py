@@ -14,7 +14,8 @@ the pixels are, in order:
    the 0.5th-99.5th percentile window (the one raw JSRT files get);
 4. scaled to ``[0, 1]`` over that window and inverted for ``MONOCHROME1``.
 
-A multi-frame file gives its first frame (the only one decoded); a colour file (secondary captures) its luminance.
+A multi-frame file gives its first frame (the only one decoded); a colour file (secondary
+captures) its luminance.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def read_dicom(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise ImageReadError(f"{label}: not a DICOM file (no 'DICM' signature after its 128-byte preamble)") from err
     except Exception as err:  # pydicom raises many kinds for a damaged file
         raise ImageReadError(f"{label}: not a readable DICOM file ({_plain(err)})") from err
-    check_dicom_header(dataset, label)
-    pixels = _decoded(dataset, label)
+    frames = check_dicom_header(dataset, label)
+    pixels = _decoded(dataset, label, frames)
     try:
         return _display(pixels, dataset, label)
     except ImageReadError:
@@ -89,11 +90,12 @@ def read_dicom(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise ImageReadError(f"{label}: cannot apply the file's LUT or window ({_plain(err)})") from err
 
 
-def check_dicom_header(dataset: Any, label: str) -> None:
-    """Refuse, before any pixel is decoded, a file whose header cannot describe its pixels: no
-    pixel data, a required key missing, a size or frame count that is not a positive number,
-    above the megapixel limit over all its frames, uncompressed pixel data of another length
-    than ``Rows x Columns x frames x samples x bits``, or a rescale or window that is not finite."""
+def check_dicom_header(dataset: Any, label: str) -> int:
+    """The number of frames of a file whose header describes its pixels. Refused, before any
+    pixel is decoded: no pixel data, a required key missing, a size or frame count that is not a
+    positive number, above the megapixel limit over all its frames, uncompressed pixel data of
+    another length than ``Rows x Columns x frames x samples x bits``, or a rescale or window that
+    is not finite."""
     if "PixelData" not in dataset:
         raise ImageReadError(f"{label}: DICOM file without pixel data (a report or structured document?)")
     missing = [key for key in REQUIRED_IMAGE_KEYS if key not in dataset]
@@ -106,7 +108,8 @@ def check_dicom_header(dataset: Any, label: str) -> None:
             raise ImageReadError(f"{label}: DICOM {key} is {dataset[key].value!r}, not a finite number")
     syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is not None and not syntax.is_compressed:
-        _check_native_length(dataset, rows * columns * frames, label)
+        _check_native_length(dataset, rows * columns, frames, label)
+    return frames
 
 
 def _positive(dataset: Any, key: str, label: str) -> int:
@@ -121,14 +124,14 @@ def _positive(dataset: Any, key: str, label: str) -> int:
     return number
 
 
-def _check_native_length(dataset: Any, pixels: int, label: str) -> None:
+def _check_native_length(dataset: Any, frame_pixels: int, frames: int, label: str) -> None:
     """Uncompressed pixel data must hold exactly the pixels its header declares (plus the one
     padding byte that makes a DICOM element even)."""
     samples, bits = int(dataset.SamplesPerPixel), int(dataset.BitsAllocated)
+    pixels = frame_pixels * frames
     expected = (pixels * samples + 7) // 8 if bits == 1 else pixels * samples * (bits // 8)
     actual = len(dataset.PixelData)
     if actual not in (expected, expected + expected % 2):
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
         raise ImageReadError(
             f"{label}: its pixel data holds {actual} bytes, but the header's {dataset.Rows}x{dataset.Columns} "
             f"pixels x {frames} frame(s) x {samples} sample(s) at {bits} bits need {expected}: truncated, or "
@@ -164,12 +167,11 @@ def _display(pixels: np.ndarray, dataset: Any, label: str) -> np.ndarray:
     return to_unit_float(display.astype(np.float32), path=label)
 
 
-def _decoded(dataset: Any, label: str) -> np.ndarray:
+def _decoded(dataset: Any, label: str, frames: int) -> np.ndarray:
     """The first frame's pixels (luminance of a colour file), only that frame decoded; a missing
     decoder is named, and pixels of another shape than the header's are refused."""
     from pydicom.pixels import pixel_array
 
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
     try:
         pixels = np.asarray(pixel_array(dataset, index=0) if frames > 1 else dataset.pixel_array)
     except Exception as err:

@@ -84,10 +84,12 @@ def check_pixel_count(width: int, height: int, name: str, limit: float | None = 
 def raster_format(path: str | Path) -> str | None:
     """``PNG``, ``JPEG``, ``GIF``, ``TIFF`` or ``BMP`` from a file's first bytes, else ``None``."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(16)
+        return _raster_kind(_head(path))
     except OSError:
         return None
+
+
+def _raster_kind(head: bytes) -> str | None:
     return next((name for signature, name in _SIGNATURES.items() if head.startswith(signature)), None)
 
 
@@ -95,7 +97,7 @@ def unreadable_reason(head: bytes) -> str:
     """Why a file starting with ``head`` cannot be decoded, in words a person understands."""
     if not head:
         return "empty file (0 bytes)"
-    kind = next((name for signature, name in _SIGNATURES.items() if head.startswith(signature)), None)
+    kind = _raster_kind(head)
     if kind is None:
         return f"not an image: its content is no PNG, JPEG, GIF or TIFF (first bytes {head[:8]!r})"
     return f"the {kind} file is truncated or corrupt"

@@ -52,8 +52,9 @@ def file_key(path: str | os.PathLike) -> str:
 def image_identity(record: Record) -> str:
     """A short, path-free fingerprint of a record's file (its uid for in-memory images), so a
     checkpoint can remember which images chose its threshold without storing a hospital's paths."""
-    key = file_key(record.image_path) if record.image_path else f"uid:{record.uid}"
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    if record.image_path:
+        return file_identity(record.image_path)
+    return hashlib.sha256(f"uid:{record.uid}".encode()).hexdigest()[:16]
 
 
 def file_identity(path: str | os.PathLike) -> str:

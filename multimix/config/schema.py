@@ -19,16 +19,16 @@ from typing import Any
 class ModelConfig:
     """Architecture (see :func:`multimix.models.build_model`)."""
 
-    name: str = "multimix"
-    in_channels: int = 1
-    num_classes: int = 2
-    seg_channels: int = 1
+    name: str = "multimix"  # multimix | unet | enc | umtl | umtls (the paper's rows; see `multimix train --help`)
+    in_channels: int = 1  # image channels (1 for X-rays)
+    num_classes: int = 2  # classification classes (normal, pneumonia)
+    seg_channels: int = 1  # segmentation output channels (1: lung)
     widths: list[int] = field(
         default_factory=lambda: [16, 32, 64, 128]
     )  # 4 levels: an 8x8 bottleneck at 64 px (the paper: 5 levels at 256 px)
-    dropout: float = 0.25
-    norm: str = "instance"
-    negative_slope: float = 0.2
+    dropout: float = 0.25  # before the class head
+    norm: str = "instance"  # instance | batch | group: normalisation of every convolution block
+    negative_slope: float = 0.2  # of the LeakyReLU activations
     cls_pooling: str = "global"  # global (average over the image) | lung (over the model's own coarse lung map)
     cls_input: str = "image"  # image | lung_crop (the box of the model's own lung mask, resized, for the class head)
     crop_margin: float = 0.1  # lung_crop: the box widened by this share of its width and height on every side
@@ -42,13 +42,13 @@ class DataConfig:
     (``source: synthetic``) and :class:`RealDataConfig` (``source: real``)."""
 
     source: str = "synthetic"  # synthetic (the built-in generator) | real (the datasets under real.root)
-    image_size: int = 64
-    seg_labels: str = "10"
-    cls_labels: str = "100"
-    exclude_labeled_from_unlabeled: bool = True
-    batch_size: int = 4
-    strong_ops: int = 2
-    hflip: bool = True
+    image_size: int = 64  # training and evaluation side in pixels (square)
+    seg_labels: str = "10"  # labeled lung masks: a count, a percentage (5%) or all
+    cls_labels: str = "100"  # labeled classification images: a count, a percentage or all
+    exclude_labeled_from_unlabeled: bool = True  # a labeled image is not also in its unlabeled stream
+    batch_size: int = 4  # images per stream per step
+    strong_ops: int = 2  # RandAugment operations of the strong view (FixMatch)
+    hflip: bool = True  # random horizontal flips in training
     intensity: str = (
         "none"  # per-image standardisation at training, evaluation and prediction: none|clahe|equalize|window
     )
@@ -58,10 +58,13 @@ class DataConfig:
     seg_zoom_out: float = 0.0
     # standard (FixMatch weak/strong) | acquisition (wide geometry + intensities on labeled and strong views)
     augment: str = "standard"
-    num_workers: int = 0
-    split_file: str | None = None
+    num_workers: int = 0  # data-loader worker processes (0: in the training process)
+    split_file: str | None = None  # a split.json to use instead of drawing a new split
     # images of these sources join both unlabeled streams, without their labels (synthetic sites or real sources)
     unlabeled_sources: list[str] = field(default_factory=list)
+    # the classification training images (labels unused) also serve as unlabeled segmentation images,
+    # so the decoder learns the classifier's own domain (children) whatever the classification sources are
+    seg_unlabeled_from_cls: bool = False
 
 
 @dataclass
@@ -71,14 +74,14 @@ class SyntheticConfig:
     draw from ``seg_sites``, classification streams from ``cls_sites``, and ``cross_sites`` are
     never trained on (cross-domain evaluation)."""
 
-    seg_sites: list[str] = field(default_factory=lambda: ["jsrt"])
-    cls_sites: list[str] = field(default_factory=lambda: ["chex"])
-    cross_sites: list[str] = field(default_factory=lambda: ["nih"])
-    seg_pool: int = 200
-    cls_pool: int = 1000
-    val_per_site: int = 50
-    test_per_site: int = 100
-    pneumonia_fraction: float = 0.5
+    seg_sites: list[str] = field(default_factory=lambda: ["jsrt"])  # sites whose images carry the lung masks
+    cls_sites: list[str] = field(default_factory=lambda: ["chex"])  # sites whose images carry the class labels
+    cross_sites: list[str] = field(default_factory=lambda: ["nih"])  # sites held out for cross-domain tests
+    seg_pool: int = 200  # segmentation training images, split over seg_sites
+    cls_pool: int = 1000  # classification training images, split over cls_sites
+    val_per_site: int = 50  # validation images per training site
+    test_per_site: int = 100  # test images per site
+    pneumonia_fraction: float = 0.5  # share of generated images with pneumonia
 
 
 @dataclass
@@ -86,15 +89,18 @@ class RealDataConfig:
     """Real datasets in their published layouts (``data.source: real``): names under ``root`` or
     ``folder:PATH`` (see :mod:`multimix.data.sources`), their held-out parts, and their cache."""
 
-    root: str | None = None
+    root: str | None = None  # the data root holding one folder per dataset (--data-root)
+    # sources of the lung masks: names under root, folder:PATH or csv:PATH
     seg_sources: list[str] = field(default_factory=lambda: ["jsrt"])
-    cls_sources: list[str] = field(default_factory=lambda: ["chex"])
+    cls_sources: list[str] = field(default_factory=lambda: ["chex"])  # sources of the class labels
+    # mask sources for cross-domain tests only (never trained on)
     cross_seg_sources: list[str] = field(default_factory=lambda: ["montgomery"])
+    # label sources for cross-domain tests only (never trained on)
     cross_cls_sources: list[str] = field(default_factory=lambda: ["nih"])
     val_fraction: float = 0.053  # JSRT: the paper's 111/13/123 train/val/test
-    test_fraction: float = 0.5
-    cache_dir: str | None = None
-    on_error: str = "skip"
+    test_fraction: float = 0.5  # share held out for testing where a source has no official test split
+    cache_dir: str | None = None  # where the resized caches go (default: the user cache folder)
+    on_error: str = "skip"  # skip (name the bad file and go on) | raise (stop at the first bad file)
     max_megapixels: float = 100.0  # larger images are skipped from their header, before decoding (pixel bombs)
 
 
@@ -111,16 +117,16 @@ MOVED_KEYS = {
 class MethodConfig:
     """Training algorithm and loss weights (paper: dice x5, FixMatch x0.25, KL x0.01, threshold 0.7)."""
 
-    name: str = "multimix"
-    cls_ssl: bool = True
-    seg_ssl: bool = True
-    dice_weight: float = 5.0
-    ce_weight: float = 1.0
-    fixmatch_weight: float = 0.25
-    kl_weight: float = 0.01
-    threshold: float = 0.7
-    class_weights: str = "none"
-    kl_reference: str = "paired"
+    name: str = "multimix"  # multimix (the training algorithm; the SimCLRv2 route has its own commands)
+    cls_ssl: bool = True  # FixMatch on the unlabeled classification images
+    seg_ssl: bool = True  # the KL term on the unlabeled segmentation images
+    dice_weight: float = 5.0  # labeled lung masks: Dice loss
+    ce_weight: float = 1.0  # labeled classes: cross-entropy
+    fixmatch_weight: float = 0.25  # pseudo-labeled strong views
+    kl_weight: float = 0.01  # unlabeled masks against the labeled ones
+    threshold: float = 0.7  # confidence a pseudo-label needs (threshold_mode fixed)
+    class_weights: str = "none"  # none | balanced: cross-entropy weights from the labeled class counts
+    kl_reference: str = "paired"  # paired | mean: which labeled mask the KL term compares an unlabeled mask with
     ssl_rampup_steps: int = 300  # unsupervised terms ramp in over these steps (0 = the paper: full weight at once)
     supervised_warmup_steps: int = 0  # steps of labeled losses alone before FixMatch, KL and the domain head switch on
     threshold_mode: str = "fixed"  # fixed | freematch (self-adaptive global and class-wise thresholds)
@@ -138,7 +144,7 @@ class MethodConfig:
 class InferenceConfig:
     """How evaluation and prediction turn the model's outputs into masks."""
 
-    seg_threshold: float = 0.5
+    seg_threshold: float = 0.5  # lung probability above which a pixel is lung
     clean_masks: bool = False  # keep the two largest lung regions and fill their holes
     drop_edge_regions: bool = False  # clean-up: a region reaching the image's left/right edge is air, not lung
     flip_tta: bool = False  # average each image's outputs with its mirror image's (test-time flip)
@@ -152,24 +158,24 @@ SELECT_BY = ("accuracy", "balanced_accuracy", "auroc")  # train.select_by: valid
 class TrainConfig:
     """The generic loop: length, optimiser, schedule, precision, checkpoints."""
 
-    steps: int | None = None
-    epochs: int = 10
-    steps_per_epoch: int = 160
-    lr: float = 2e-3
-    weight_decay: float = 1e-5
-    schedule: str = "cosine"
-    warmup_steps: int = 50
-    grad_clip: float = 5.0
-    ema_decay: float = 0.0
-    device: str = "auto"
+    steps: int | None = None  # optimiser steps; null: epochs x steps_per_epoch
+    epochs: int = 10  # with steps null: length in epochs
+    steps_per_epoch: int = 160  # steps between validations and checkpoints
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 1e-5  # of the optimiser
+    schedule: str = "cosine"  # cosine | constant (after the warm-up)
+    warmup_steps: int = 50  # linear learning-rate warm-up
+    grad_clip: float = 5.0  # gradient norm clip (0: off)
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    channels_last: bool = False
-    seed: int = 0
-    log_every: int = 10
-    eval_batch_size: int = 32
+    channels_last: bool = False  # channels-last memory format (faster convolutions on some GPUs)
+    seed: int = 0  # label draw, initialisation and augmentation
+    log_every: int = 10  # steps between logged losses
+    eval_batch_size: int = 32  # images per batch at validation and evaluation
     select_by: str = "accuracy"  # best.pt: mean of this validation metric (accuracy|balanced_accuracy|auroc) and Dice
-    out: str | None = None
-    name: str | None = None
+    out: str | None = None  # the run folder (default runs/<name>)
+    name: str | None = None  # the run's name (default from the model and budgets)
 
     @property
     def total_steps(self) -> int:
@@ -184,9 +190,9 @@ class SSLConfig:
     backbone: str = "unet"  # unet (the MultiMix encoder, widths from model.widths) | resnet18 | resnet50
     width_multiplier: float = 1.0  # resnet backbones only
     proj_depth: int = 3  # SimCLRv2 projection head layers
-    proj_dim: int = 128
+    proj_dim: int = 128  # output size of the projection head
     temperature: float = 0.1  # NT-Xent
-    barlow_lambda: float = 5e-3
+    barlow_lambda: float = 5e-3  # Barlow Twins off-diagonal weight
     barlow_dims: list[int] = field(default_factory=lambda: [512])  # one 512-unit layer: the chest X-ray choice
     crop_scale_min: float = 0.5  # smallest crop area of a view
     # stage 2 (multimix finetune)
@@ -204,7 +210,7 @@ class DistillConfig:
     backbone: str = "unet"  # the student: unet | resnet18 | resnet50
     widths: list[int] | None = None  # unet student; None = half of model.widths
     width_multiplier: float = 1.0  # resnet student
-    temperature: float = 1.0
+    temperature: float = 1.0  # of the teacher's and student's softmax
     labeled_weight: float = 0.0  # > 0 adds the cross-entropy on the teacher run's labeled images
     optimizer: str = "adam"  # adam | adamw | sgd
 

@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class DataPools:
-    """The records of a run by role. ``extra_unlabeled`` are the images of ``data.unlabeled_sources``:
+    """The records of a run by role. ``extra_unlabeled`` are the images of ``data.unlabeled_sources``
+    (and of the classification sources with ``data.seg_unlabeled_from_cls``):
     they join both unlabeled streams, their labels unused (a cross-domain source's images may be
     among them: that is semi-supervised domain adaptation to that site)."""
 
@@ -103,10 +104,17 @@ def build_synthetic_pools(cfg: Config, seed: int, *, training_pools: bool = True
     return pools
 
 
+def unlabeled_source_names(cfg: Config, cls_sources: list[str]) -> list[str]:
+    """The sources whose images join both unlabeled streams: the classification sources first when
+    ``data.seg_unlabeled_from_cls`` is set, then ``data.unlabeled_sources`` (each named once)."""
+    own = list(cls_sources) if cfg.data.seg_unlabeled_from_cls else []
+    return list(dict.fromkeys([*own, *cfg.data.unlabeled_sources]))
+
+
 def _synthetic_unlabeled(cfg: Config, pools: DataPools, seed: int) -> list[Record]:
     """A training site's own pool images, a cross site's test images, or new images of another site."""
     extra: list[Record] = []
-    for site in cfg.data.unlabeled_sources:
+    for site in unlabeled_source_names(cfg, cfg.synthetic.cls_sites):
         source = f"synthetic-{site}"
         seen = [r for r in (*pools.seg_pool, *pools.cls_pool, *pools.cross) if r.source == source]
         extra += seen or _synthetic(cfg, site, "unlabeled", cfg.synthetic.cls_pool, seed)
@@ -195,16 +203,22 @@ def build_real_pools(cfg: Config, seed: int, *, progress: bool = True) -> DataPo
     ]:
         if spec in training:
             raise ValueError(f"cross-domain source {spec!r} is also a training source")
-        if not spec.startswith("folder:") and not (Path(cfg.real.root or ".") / spec).is_dir():
-            logger.info(f"{spec}: not under {cfg.real.root}; no cross-domain test on it")
+        if not carries_path(spec) and not (cfg.real.root and (Path(cfg.real.root) / spec).is_dir()):
+            where = f"not under {cfg.real.root}" if cfg.real.root else "a dataset name, and there is no --data-root"
+            logger.info(f"{spec}: {where}; no cross-domain test on it")
             continue
         records = usable[spec] = records_of(spec)
         pools.cross.extend(r for r in records if (r.has_mask if wanted == "mask" else r.has_label))
     pools.cross = list({r.uid: r for r in pools.cross}.values())
-    for spec in cfg.data.unlabeled_sources:
+    for spec in unlabeled_source_names(cfg, cfg.real.cls_sources):
         pools.extra_unlabeled.extend(usable[spec] if spec in usable else records_of(spec))
     pools.extra_unlabeled = list({r.uid: r for r in pools.extra_unlabeled}.values())
     return pools
+
+
+def carries_path(spec: str) -> bool:
+    """A ``folder:PATH`` or ``csv:FILE`` source, found without a data root."""
+    return spec.startswith(("folder:", "csv:"))
 
 
 def build_pools(cfg: Config, *, training_pools: bool = True, progress: bool = True) -> DataPools:
@@ -216,8 +230,17 @@ def build_pools(cfg: Config, *, training_pools: bool = True, progress: bool = Tr
     if cfg.data.source == "synthetic":
         return build_synthetic_pools(cfg, cfg.train.seed, training_pools=training_pools)
     if cfg.data.source == "real":
-        if not cfg.real.root:
-            raise ValueError("data.source 'real' needs real.root (--data-root DIR)")
+        named = [s for s in dict.fromkeys([*cfg.real.seg_sources, *cfg.real.cls_sources]) if not carries_path(s)]
+        if not cfg.real.root and named:
+            what = (
+                f"source {named[0]} is a dataset name"
+                if len(named) == 1
+                else f"sources {', '.join(named)} are dataset names"
+            )
+            raise ValueError(
+                f"the training {what}, found only under --data-root DIR (real.root) holding {'/, '.join(named)}/; "
+                "or give every training source as folder:PATH or csv:FILE (--seg-sources and --cls-sources)"
+            )
         set_max_megapixels(cfg.real.max_megapixels)
         return build_real_pools(cfg, cfg.train.seed, progress=progress)
     raise ValueError(f"unknown data source {cfg.data.source!r}; available: ['synthetic', 'real']")

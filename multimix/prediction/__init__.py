@@ -12,6 +12,7 @@ from multimix.prediction.overlays import (
     write_png,
 )
 from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
+from multimix.prediction.preprocess import load_grey, preprocess
 from multimix.prediction.reader import (
     IMAGE_SUFFIXES,
     decode_image_bytes,
@@ -26,9 +27,11 @@ __all__ = [
     "Predictor",
     "boundary_overlay",
     "decode_image_bytes",
+    "load_grey",
     "mask_image",
     "png_bytes",
     "prediction_pictures",
+    "preprocess",
     "read_input_image",
     "saliency_overlay",
     "sniff_format",

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from multimix.data.records import CLASS_NAMES
-from multimix.data.resizing import resize_image
 from multimix.data.transforms import eval_transform
 from multimix.evaluation.inference import flip_averaged, output_probabilities
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.models.postprocess import clean_lung_mask
+from multimix.prediction.preprocess import ImageInput, load_grey, preprocess
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 
@@ -133,23 +133,24 @@ class Predictor:
             "config": self.config.to_dict(),
         }
 
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """``(1, S, S)`` model input from a float ``(H, W)`` image in ``[0, 1]``."""
-        if image.ndim != 2:
-            raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
-        # the caches' resize: the network sees the pixels it was trained and evaluated on
-        return self._transform(resize_image(image, self.image_size).astype(np.float32))[0]
+    def preprocess(self, image: ImageInput) -> torch.Tensor:
+        """``(1, S, S)`` model input from a file path or a float ``(H, W)`` image in ``[0, 1]``
+        (:func:`multimix.prediction.preprocess` at this checkpoint's size and intensity rule)."""
+        return preprocess(image, image_size=self.image_size, transform=self._transform)
 
     @torch.no_grad()
     def predict(
-        self, images: Sequence[np.ndarray], output_shapes: Sequence[tuple[int, int]] | None = None
+        self, images: Sequence[ImageInput], output_shapes: Sequence[tuple[int, int]] | None = None
     ) -> list[Prediction]:
-        """Predictions for a batch of grey float images (any sizes); masks and saliency maps come
-        at each image's own shape, or at ``output_shapes`` when given (e.g. a display size)."""
+        """Predictions for a batch of images (file paths, or grey float arrays in ``[0, 1]``, any
+        sizes); masks and saliency maps come at each image's own shape, or at ``output_shapes``
+        when given (e.g. a display size). A file that cannot be read raises ``ImageReadError``
+        naming it."""
         if not images:
             return []
-        shapes = [image.shape for image in images] if output_shapes is None else list(output_shapes)
-        batch = torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        pixels = [load_grey(image) for image in images]
+        shapes = [image.shape for image in pixels] if output_shapes is None else list(output_shapes)
+        batch = torch.stack([self.preprocess(image) for image in pixels]).to(self.device)
         with self._lock:
             out = self.model(batch, return_features=True)
             saliency = out.saliency

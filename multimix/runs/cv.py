@@ -5,8 +5,10 @@ grouped by patient (a patient's images are in one fold). Fold k is that run's in
 classification test set; the other folds are its training pool, from which the label budget is
 drawn (so no test image is ever a training image, labeled or not). The segmentation pool, the
 validation images, the segmentation sources' test images and the cross-domain sets are those of
-the configuration, the same for every fold. Every fold is an ordinary run in ``<out>/fold<k>/``
-(trained from a split file in ``<out>/splits/``), so a stopped cross-validation resumes; the table
+the configuration, the same for every fold (less the fold's test images where one table holds
+both masks and labels; the extra unlabeled images likewise). Every fold is an ordinary run in
+``<out>/fold<k>/`` (trained from a split file in ``<out>/splits/``), so a stopped
+cross-validation resumes; the table
 (mean ± sd over folds, then one row per fold) goes to ``<out>/cv_table.md`` and ``<out>/cv.json``.
 """
 
@@ -23,7 +25,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from multimix.config import Config, load_config, save_config
 from multimix.data.pools import DataPools, build_pools
 from multimix.data.records import Record
-from multimix.data.splits import Split, build_split
+from multimix.data.splits import Split, build_split, with_extra_unlabeled
 from multimix.runs.folder import config_changes
 from multimix.runs.grid import train_or_resume
 from multimix.utils.atomic import atomic_write_text
@@ -58,8 +60,10 @@ def fold_splits(cfg: Config, pools: DataPools, folds: int) -> list[Split]:
     for k, held_out in enumerate(fold_members(labeled, folds, cfg.train.seed)):
         test_uids = {r.uid for r in held_out}
         train_pool = [r for r in labeled if r.uid not in test_uids] + unlabeled
+        # one table may hold masks and labels: a fold's test images leave the segmentation pool too
+        seg_pool = [r for r in pools.seg_pool if r.uid not in test_uids]
         split = build_split(
-            pools.seg_pool,
+            seg_pool,
             train_pool,
             seg_budget=cfg.data.seg_labels,
             cls_budget=cfg.data.cls_labels,
@@ -69,6 +73,7 @@ def fold_splits(cfg: Config, pools: DataPools, folds: int) -> list[Split]:
             cross=pools.cross,
             exclude_labeled_from_unlabeled=cfg.data.exclude_labeled_from_unlabeled,
         )
+        split = with_extra_unlabeled(split, [r.uid for r in pools.extra_unlabeled if r.uid not in test_uids])
         split.meta.update({"fold": k, "folds": folds, "fold_test_images": len(held_out)})
         splits.append(split)
     return splits

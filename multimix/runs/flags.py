@@ -128,14 +128,14 @@ def usage_error(args: argparse.Namespace) -> str | None:
 
 def config_source(
     config: str | Path | None,
-    data_root: str | Path | None,
+    data_root: str | Path | bool | None,
     default: str = DEFAULT_CONFIG,
     *,
     real_default: str | None = REAL_DATA_CONFIG,
 ) -> str | Path:
     """The config a command starts from: ``config`` (a YAML file or a packaged name), else
-    ``real_default`` when ``data_root`` is given (``None``: the command keeps ``default`` on real
-    data too), else ``default``."""
+    ``real_default`` when ``data_root`` is given or true (real data asked for; ``None``: the
+    command keeps ``default`` on real data too), else ``default``."""
     if config:
         return config
     if data_root and real_default is not None:
@@ -151,9 +151,35 @@ def data_root_overrides(data_root: str | Path | None) -> dict[str, Any]:
     return {"data.source": "real", "real.root": str(Path(data_root).expanduser().resolve())}
 
 
+def wants_real_data(args: argparse.Namespace) -> bool:
+    """Real data: ``--data-root``, or training sources named on the command line (a user's
+    ``csv:``/``folder:`` sources are never silently replaced by the synthetic generator)."""
+    return any(getattr(args, flag, None) for flag in ("data_root", "seg_sources", "cls_sources"))
+
+
+def absolute_source(spec: str) -> str:
+    """``folder:PATH`` / ``csv:PATH[#map]`` with an absolute path (a run's ``config.yaml`` then
+    finds the data from any working folder); dataset names unchanged."""
+    for prefix in ("folder:", "csv:"):
+        if spec.startswith(prefix):
+            path, hash_, mapping = spec[len(prefix) :].partition("#")
+            return f"{prefix}{Path(path).expanduser().resolve()}{hash_}{mapping}"
+    return spec
+
+
+def source_list(value: str) -> list[str]:
+    """A comma-separated ``--seg-sources`` / ``--cls-sources`` value as absolute source specs."""
+    return [absolute_source(s.strip()) for s in value.split(",") if s.strip()]
+
+
 def flag_overrides(args: argparse.Namespace, flag_keys: dict[str, str]) -> dict[str, Any]:
     """Config values of the flags in ``flag_keys`` the user gave, then ``--data-root``, then ``--set``."""
     overrides = {key: getattr(args, flag) for flag, key in flag_keys.items() if getattr(args, flag, None) is not None}
+    for flag in ("seg_sources", "cls_sources"):
+        if flag in flag_keys and getattr(args, flag, None):
+            overrides[flag_keys[flag]] = source_list(getattr(args, flag))
+    if wants_real_data(args):
+        overrides["data.source"] = "real"
     overrides.update(data_root_overrides(getattr(args, "data_root", None)))
     overrides.update(parse_overrides(getattr(args, "set", None) or []))
     return overrides
@@ -168,7 +194,7 @@ def resolve_config(args: argparse.Namespace, flag_keys: dict[str, str], default_
     """
     source = config_source(
         args.config,
-        args.data_root,
+        wants_real_data(args),
         default_config,
         real_default=REAL_DATA_CONFIG if default_config == DEFAULT_CONFIG else None,
     )

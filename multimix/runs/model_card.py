@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from multimix.config import Config
+from multimix.data.pools import unlabeled_source_names
 from multimix.data.records import CLASS_NAMES
 from multimix.evaluation.summary import NO_RANKING, fitted_here_note
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
@@ -112,7 +113,7 @@ def _training_data(cfg: Config, split_file: Path) -> dict[str, Any]:
         data["sources"] = {
             "segmentation": list(cfg.real.seg_sources),
             "classification": list(cfg.real.cls_sources),
-            "unlabeled": list(cfg.data.unlabeled_sources),
+            "unlabeled": unlabeled_source_names(cfg, cfg.real.cls_sources),
         }
     split = _json(split_file)
     if split:

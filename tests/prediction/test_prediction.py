@@ -222,3 +222,20 @@ def test_prediction_resizes_as_the_training_cache_does(tmp_path, trained_checkpo
     from_cache = eval_transform(size)(np.asarray(cached.image, dtype=np.float32))[0]
     from_file = predictor.preprocess(read_image_file(str(tmp_path / "x.png")))
     assert torch.equal(from_file, from_cache)
+
+
+def test_predictor_takes_paths_as_predict_reads_them(tmp_path, trained_checkpoint):
+    import multimix
+    from multimix.prediction import read_input_image
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "scan.png"
+    iio.imwrite(path, (rng.random((50, 70)) * 65535).astype(np.uint16))
+    predictor = Predictor(trained_checkpoint, device="cpu")
+    from_path, from_array = predictor.predict([path, read_input_image(path)])
+    assert from_path.lung_mask.shape == (50, 70)
+    assert np.allclose(from_path.probabilities, from_array.probabilities)
+    tensor = multimix.preprocess(str(path), image_size=predictor.image_size)
+    assert torch.equal(tensor, predictor.preprocess(path)) and tensor.shape == (1, 32, 32)
+    with pytest.raises(ValueError, match="float grey image"):
+        predictor.predict([np.zeros((40, 40), np.uint8)])  # 0-255 pixels would be read as 0-255 brightness

@@ -87,3 +87,55 @@ def test_real_data_defaults_to_the_real_recipe(tmp_path):
     synthetic = resolve_config(parse_args([]), {})
     assert synthetic.data.source == "synthetic" and synthetic.data.image_size == 64
     assert synthetic.method.domain_weight == 0.0
+
+
+def test_classification_images_join_the_unlabeled_segmentation_stream_when_asked(tmp_path):
+    """``data.seg_unlabeled_from_cls`` gives the decoder the classifier's own images, exactly as
+    naming the classification source in ``data.unlabeled_sources`` would."""
+    cfg = tiny_config(data__seg_unlabeled_from_cls="true")
+    pools = build_pools(cfg)
+    split = make_split(cfg, pools, tmp_path / "a.json", resume=False)
+    cls_images = {r.uid for r in pools.cls_pool}
+    assert cls_images <= set(split.seg.unlabeled) and not cls_images & set(split.seg.labeled)
+    assert split.cls.labeled and not set(split.cls.labeled) & set(split.cls.unlabeled)  # labels untouched
+    named = tiny_config(data__unlabeled_sources="chex")
+    same = make_split(named, build_pools(named), tmp_path / "b.json", resume=False)
+    assert same.to_dict() == split.to_dict()
+    plain = make_split(tiny_config(), build_pools(tiny_config()), tmp_path / "c.json", resume=False)
+    assert not cls_images & set(plain.seg.unlabeled)
+
+
+def test_a_labels_table_feeds_the_unlabeled_segmentation_stream_of_a_real_run(tmp_path):
+    from fake_trees import png
+
+    masks, labels = ["path,mask"], ["path,label"]
+    for i in range(6):
+        png(tmp_path / "adults" / f"a{i}.png")
+        png(tmp_path / "adults" / f"m{i}.png", value=255)
+        masks.append(f"a{i}.png,m{i}.png")
+    for i in range(12):
+        png(tmp_path / "children" / f"c{i}.png", value=40 + i)
+        labels.append(f"c{i}.png,{'pneumonia' if i % 2 else 'normal'}")
+    (tmp_path / "adults" / "masks.csv").write_text("\n".join(masks) + "\n")
+    (tmp_path / "children" / "labels.csv").write_text("\n".join(labels) + "\n")
+    base = {
+        "data__source": "real",
+        "real__root": str(tmp_path),
+        "real__seg_sources": f"[csv:{tmp_path / 'adults' / 'masks.csv'}]",
+        "real__cls_sources": f"[csv:{tmp_path / 'children' / 'labels.csv'}]",
+        "real__cross_seg_sources": "[]",
+        "real__cross_cls_sources": "[]",
+        "real__cache_dir": str(tmp_path / "cache"),
+        "data__seg_labels": "2",
+        "data__cls_labels": "4",
+    }
+    cfg = tiny_config(**base, data__seg_unlabeled_from_cls="true")
+    pools = build_pools(cfg, progress=False)
+    split = make_split(cfg, pools, tmp_path / "split.json", resume=False)
+    children = {r.uid for r in pools.cls_pool}
+    assert children and children <= set(split.seg.unlabeled)
+    assert not {r.uid for r in pools.test} & set(split.seg.unlabeled)  # held-out children stay held out
+    off = tiny_config(**base)
+    assert not children & set(
+        make_split(off, build_pools(off, progress=False), tmp_path / "s.json", resume=False).seg.unlabeled
+    )

@@ -34,7 +34,8 @@ from multimix.utils.atomic import atomic_write_text
 from multimix.utils.logging import setup_console_logging
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="128,256", help="image sizes, comma-separated")
     parser.add_argument("--batch-size", type=int, default=4, help="images per stream per step")
@@ -53,7 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only profile the training step (CPU): each part's time and share, fp32 and fast",
     )
     parser.add_argument("--json", help="also write the figures to this JSON file")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def profile_sizes(settings: BenchmarkSettings, machine: dict, json_path: str | None) -> int:

@@ -18,13 +18,18 @@ from multimix.runs.flags import add_debug_flag, add_force_flag
 from multimix.runs.model_card import write_card
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a run's best.pt or last.pt (or an adapted copy)")
     parser.add_argument("--out", help="where to write the card (default: MODEL_CARD.md in the run folder)")
     add_force_flag(parser)
     add_debug_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

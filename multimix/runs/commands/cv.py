@@ -25,13 +25,18 @@ from multimix.runs.flags import add_run_flags, resolve_config
 FLAG_KEYS = {"seg_labels": "data.seg_labels", "cls_labels": "data.cls_labels"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--seg-labels", help="labeled lung masks per fold: N, P%% or all")
     parser.add_argument("--cls-labels", help="labeled class images per fold, drawn from its training folds")
     add_run_flags(parser, batch_help="images per stream per step")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

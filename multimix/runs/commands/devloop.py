@@ -32,7 +32,8 @@ FLAG_KEYS = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--variants-file",
@@ -55,7 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--table-only", action="store_true", help="train nothing: the table of the runs finished so far"
     )
     add_run_flags(parser, batch_help="images per stream per step")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     if args.out is None:
         args.out = "runs/dev"
     return args

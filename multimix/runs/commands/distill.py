@@ -31,7 +31,8 @@ FLAG_KEYS = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", metavar="PATH", help="a trained checkpoint with a class head (required)")
     parser.add_argument("--student", choices=["unet", "resnet18", "resnet50"], help="student backbone (default unet)")
@@ -42,7 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--labeled-weight", type=float, help="weight of the labeled cross-entropy (default 0: unlabeled only)"
     )
     add_run_flags(parser, batch_help="unlabeled images per step per process")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

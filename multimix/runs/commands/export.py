@@ -18,14 +18,19 @@ from multimix.runs.export import FORMATS, TOLERANCE, export_checkpoint
 from multimix.runs.flags import add_debug_flag, add_force_flag
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a MultiMix-family run's best.pt (or an adapted copy)")
     parser.add_argument("--format", choices=list(FORMATS), default="onnx", help="graph format (default: onnx)")
     parser.add_argument("--out", help="the graph file (default: <run>/export/model.onnx or model.pt)")
     add_force_flag(parser)
     add_debug_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,8 @@ FLAG_KEYS = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--pretrained", metavar="PATH", help="a multimix pretrain checkpoint (omit to start from random weights)"
@@ -49,7 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", help="use this split.json (e.g. from multimix select-labels) instead of drawing one")
     parser.add_argument("--backbone", choices=["unet", "resnet18", "resnet50"], help="network without --pretrained")
     add_run_flags(parser, batch_help="labeled images per step per process")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,8 @@ from multimix.runs.flags import (
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "inputs",
@@ -58,7 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_max_megapixels_flag(parser)
     add_progress_flag(parser)
     add_debug_flag(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def usage_error(args: argparse.Namespace) -> str | None:

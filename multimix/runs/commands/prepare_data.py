@@ -29,7 +29,8 @@ from multimix.runs.flags import (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", required=True, help="folder holding chex/, jsrt/, ... ")
     parser.add_argument("--sources", help="comma-separated subset (names or folder:PATH); default: all present")
@@ -39,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     add_max_megapixels_flag(parser)
     add_progress_flag(parser)
     add_debug_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.image_size < 16:
         print(f"error: --image-size must be at least 16, got {args.image_size}", file=sys.stderr)
         return 2

@@ -30,7 +30,8 @@ FLAG_KEYS = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=available_methods(pretraining=True), help="stage-1 method (default simclr)")
     parser.add_argument(
@@ -43,7 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="more sources whose pixels join pretraining (labels never read), e.g. nih: a target hospital",
     )
     add_run_flags(parser, batch_help="images per step (two views each) per process")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

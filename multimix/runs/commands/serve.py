@@ -13,7 +13,8 @@ from multimix.runs.flags import add_device_flag, add_max_megapixels_flag, apply_
 from multimix.utils.logging import setup_console_logging
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(
         description=(
             "Serve a trained checkpoint: an upload page and a JSON API (OpenAPI at /docs). "
@@ -37,7 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="call pneumonia when p(pneumonia) >= this (default: the checkpoint's operating point)",
     )
     add_max_megapixels_flag(parser, refused="refuse (413) images")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,8 @@ FLAG_KEYS = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command's flags (the command reference of the documentation is generated from it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seg-labels", help="labeled segmentation images: a count, a percentage like 5%%, or 'all'")
     parser.add_argument("--cls-labels", help="labeled classification images: a count, a percentage, or 'all'")
@@ -44,7 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--init-encoder", metavar="PATH", help="start the encoder from a multimix pretrain checkpoint (U-Net backbone)"
     )
     add_run_flags(parser, batch_help="images per stream per step")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

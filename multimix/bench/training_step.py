@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import platform
 import resource
 import threading
 import time
@@ -50,6 +49,7 @@ from multimix.data.synthetic import generate_arrays
 from multimix.engine.trainer import move_to
 from multimix.methods import MultiMixMethod
 from multimix.models import MultiMixNet, build_model, normalise_per_image
+from multimix.utils import environment
 from multimix.utils.precision import bf16_is_fast, cpu_matmul_speed
 
 STREAM_COUNT = 5  # seg_x, seg_u, cls_x, cls_w, cls_s
@@ -411,29 +411,8 @@ def run_inference_benchmark(size: int, settings: BenchmarkSettings) -> dict[str,
 
 
 def machine_info(device: torch.device) -> dict[str, object]:
-    info: dict[str, object] = {
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": str(torch.__version__),
-        "bf16_native": bf16_is_fast(device),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The machine a benchmark ran on, with whether bf16 is fast here as measured (not as the flags claim)."""
+    return {**environment.machine_info(device), "bf16_fast": bf16_is_fast(device)}
 
 
 def iterate_loader(batches: Iterator[Batch], steps: int) -> tuple[float, int]:

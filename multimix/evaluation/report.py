@@ -28,6 +28,7 @@ from multimix.evaluation.summary import (
     fitted_here_note,
     point_value,
 )
+from multimix.evaluation.tables import markdown_table, mean_sd_text, records_csv, sample_sd
 from multimix.metrics import roc_curve
 from multimix.utils.atomic import replaced_folder
 from multimix.utils.csv_safe import SafeWriter
@@ -102,21 +103,6 @@ def _best(cells: list[list[float]], lower_better: bool) -> set[int]:
     return {i for i, m in enumerate(means) if m is not None and np.isclose(m, target)}
 
 
-def _format(values: list[float], digits: int) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def paper_table(rows: Sequence[TableRow]) -> str:
     """The headline table (markdown); best value per column in bold, HD lower-is-better."""
     domains = _domains_of(rows)
@@ -127,27 +113,32 @@ def paper_table(rows: Sequence[TableRow]) -> str:
         best = _best([cells[i][j] for i in range(len(rows))], metric in LOWER_IS_BETTER)
         digits = 2 if metric in LOWER_IS_BETTER else 3
         for i in range(len(rows)):
-            text = _format(cells[i][j], digits)
+            text = mean_sd_text(cells[i][j], f"{{:.{digits}f}}")
             body[i].append(f"**{text}**" if i in best and len(rows) > 1 else text)
     return markdown_table(["Model", "Seg labels", "Cls labels", *(c[2] for c in columns)], body)
 
 
-def table_csv(rows: Sequence[TableRow]) -> str:
-    """The headline table as CSV: mean, std and number of seeds of every cell."""
+def table_records(rows: Sequence[TableRow]) -> list[dict[str, Any]]:
+    """The headline table as records: mean, sample sd and number of seeds of every cell."""
     domains = _domains_of(rows)
     keys = [(d, metric) for d in domains for _, metric, _ in PAPER_METRICS]
-    out = io.StringIO()
-    writer = SafeWriter(out)
-    writer.writerow(
-        ["model", "seg_labels", "cls_labels", *(f"{d}/{m}/{s}" for d, m in keys for s in ("mean", "std", "n"))]
-    )
+    records = []
     for row in rows:
-        cells = []
-        for key in keys:
-            v = row.values.get(key, [])
-            cells += [f"{np.mean(v):.6g}", f"{np.std(v):.6g}", len(v)] if v else ["", "", 0]
-        writer.writerow([row.model, row.seg_labels, row.cls_labels, *cells])
-    return out.getvalue()
+        record: dict[str, Any] = {"model": row.model, "seg_labels": row.seg_labels, "cls_labels": row.cls_labels}
+        for d, m in keys:
+            v = row.values.get((d, m), [])
+            record |= {
+                f"{d}/{m}/mean": float(np.mean(v)) if v else None,
+                f"{d}/{m}/std": sample_sd(v),
+                f"{d}/{m}/n": len(v),
+            }
+        records.append(record)
+    return records
+
+
+def table_csv(rows: Sequence[TableRow]) -> str:
+    """The headline table as CSV (:func:`table_records`)."""
+    return records_csv(table_records(rows))
 
 
 def _ci_cell(entry: dict[str, Any] | None, digits: int, with_std: bool) -> str:

@@ -19,11 +19,12 @@ from multimix.config.presets import PRESET_NAMES, preset_overrides, preset_table
 from multimix.evaluation.report import (
     paper_table,
     report_markdown,
-    table_csv,
+    table_records,
     table_rows,
     write_figures,
 )
 from multimix.evaluation.results import EvaluationSettings, ModelResult
+from multimix.evaluation.tables import write_result_files
 from multimix.models.factory import model_heads
 from multimix.runs.evaluate import evaluate_checkpoints
 from multimix.runs.flags import DEFAULT_CONFIG
@@ -124,7 +125,8 @@ def run_ablation(
 ) -> Path:
     """Train every cell (skipping finished ones), evaluate all, write the combined report.
 
-    Writes ``<out>/table.csv`` and ``<out>/table.md`` (mean ± std over seeds), ``<out>/report.md``
+    Writes ``<out>/table.md``, ``table.csv`` and ``table.json`` (mean ± sd over seeds, with the command,
+    commit, machine and date that made them), ``<out>/report.md``
     with figures for the first seed of each label budget, and ``<out>/runs/<cell>/``.
     """
     out = Path(out)
@@ -137,8 +139,7 @@ def run_ablation(
     for result in results:
         display_budgets(result)
     rows = table_rows(results, group_seeds=True)
-    atomic_write_text(out / "table.csv", table_csv(rows))
-    atomic_write_text(out / "table.md", paper_table(rows) + "\n")
+    write_result_files(out, "table", markdown=paper_table(rows), records=table_records(rows))
     figure_runs = _first_seed_per_budget(cells, results)
     figs = {}
     for (seg, cls), group in figure_runs.items():
@@ -146,7 +147,7 @@ def run_ablation(
             figs[f"{caption} (seg {seg}, cls {cls}, seed {min(c.seed for c in cells)})"] = path
     seeds = sorted({c.seed for c in cells})
     intro = (
-        f"{len(cells)} training runs in `runs/`, seeds {seeds}; table cells are the mean ± std over seeds of "
+        f"{len(cells)} training runs in `runs/`, seeds {seeds}; table cells are the mean ± sample sd over seeds of "
         f"each run's point estimate (one value when there is one seed). `table.csv` holds the same numbers. "
         f"Each run's own metrics with CIs: `multimix evaluate --checkpoint runs/<run>/checkpoints/best.pt`."
     )

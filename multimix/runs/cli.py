@@ -20,6 +20,7 @@ from multimix.config import Config, config_yaml
 from multimix.engine.trainer import NonFiniteLossError
 from multimix.runs.flags import DEFAULT_CONFIG, resolve_config, usage_error
 from multimix.utils.checkpoints import CheckpointError
+from multimix.utils.environment import record_command
 from multimix.utils.interrupts import interrupted, remembered_interrupts
 from multimix.utils.locks import LockedError
 from multimix.utils.logging import setup_console_logging
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"multimix.runs.commands.{COMMANDS[name][0]}")
+    record_command(["multimix", *args])  # result files name the command that made them
     program, sys.argv[0] = sys.argv[0], f"multimix {name}"  # argparse names the command in usage lines and errors
     try:
         return int(module.main(rest))

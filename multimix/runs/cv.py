@@ -9,13 +9,13 @@ the configuration, the same for every fold (less the fold's test images where on
 both masks and labels; the extra unlabeled images likewise). Every fold is an ordinary run in
 ``<out>/fold<k>/`` (trained from a split file in ``<out>/splits/``), so a stopped
 cross-validation resumes; the table
-(mean ± sd over folds, then one row per fold) goes to ``<out>/cv_table.md`` and ``<out>/cv.json``.
+(mean ± sd over folds, then one row per fold) goes to ``<out>/cv_table.md`` (with ``cv_table.csv`` and
+``cv_table.json``, naming the command, commit, machine and date) and the fold rows to ``<out>/cv.json``.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from multimix.config import Config, load_config, save_config
 from multimix.data.pools import DataPools, build_pools
 from multimix.data.records import Record
 from multimix.data.splits import Split, build_split, with_extra_unlabeled
+from multimix.evaluation.tables import mean_sd_text, write_result_files
 from multimix.runs.folder import config_changes
 from multimix.runs.grid import train_or_resume
 from multimix.utils.atomic import atomic_write_text
@@ -98,7 +99,7 @@ def run_cv(cfg: Config, folds: int, out: str | Path, *, progress: bool = True) -
         summary = json.loads((run_dir / "summary.json").read_text())
         rows.append({"fold": k, **{d: summary.get(d) or {} for d in DOMAINS}, "best_step": summary.get("best_step")})
         atomic_write_text(out / "cv.json", json.dumps(rows, indent=2))
-    atomic_write_text(out / "cv_table.md", cv_table(rows) + "\n")
+    write_result_files(out, "cv_table", markdown=cv_table(rows), records=[_flat(r) for r in rows])
     return rows
 
 
@@ -120,6 +121,14 @@ def check_continuable(cfg: Config, folds: int, out: Path) -> None:
         )
 
 
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A fold's row with one column per domain and metric (``in_domain/accuracy``)."""
+    flat = {"fold": row["fold"], "best_step": row.get("best_step")}
+    for domain in DOMAINS:
+        flat |= {f"{domain}/{metric}": value for metric, value in (row.get(domain) or {}).items()}
+    return flat
+
+
 def cv_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: mean ± sd over folds per domain and metric, then one row per fold."""
     columns = [(d, m) for d in DOMAINS for m in dict.fromkeys(k for r in rows for k in r.get(d, {}))]
@@ -133,7 +142,7 @@ def cv_table(rows: list[dict[str, Any]]) -> str:
     cells = []
     for d, m in columns:
         v = values(d, m)
-        cells.append(f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" if len(v) > 1 else "-")
+        cells.append(mean_sd_text(v) if len(v) > 1 else "-")
     lines.append(f"| mean ± sd ({len(rows)} folds) | " + " | ".join(cells) + " |")
     for r in rows:
         shown = [f"{r[d][m]:.3f}" if m in r.get(d, {}) else "-" for d, m in columns]

@@ -58,6 +58,8 @@ from multimix.data.records import Record
 from multimix.evaluation.figures import boundary_overlays
 from multimix.evaluation.inference import ImageResults, infer
 from multimix.evaluation.prior_shift import prior_shift_check
+from multimix.evaluation.tables import is_beyond_spread, mean_sd_text, write_result_files
+from multimix.evaluation.tables import paired_differences as seed_differences
 from multimix.evaluation.validation import validation_calibration
 from multimix.metrics import classification_metrics
 from multimix.metrics.bootstrap import bootstrap_statistic_ci
@@ -509,7 +511,8 @@ def run_devloop(
 ) -> list[dict[str, Any]]:
     """Train and score every variant with every seed (seeds outer, variants inner); writes
     ``<out>/<variant>/seed<k>/dev_scores.json``, ``<out>/scores.json`` (every run's row) and
-    ``<out>/table.md`` (mean ± sd per variant, paired differences to ``baseline``) after every run,
+    ``<out>/table.md`` (mean ± sd per variant, paired differences to ``baseline``; with ``table.csv`` and
+    ``table.json``, each naming the command, commit, machine and date) after every run,
     and returns the per-run rows. ``train=False`` trains nothing: the table of the runs finished
     so far (a grid still running elsewhere, or one stopped for good)."""
     out = Path(out)
@@ -527,7 +530,7 @@ def run_devloop(
             train_or_resume(run_dir, base_config=base_config, values=values, progress=progress)
             rows.append(variant_row(variant, run_dir, seed=seed, device=device))
             atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
-            atomic_write_text(out / "table.md", format_report(rows, baseline) + "\n")
+            write_result_files(out, "table", markdown=format_report(rows, baseline), records=rows)
     if not rows:
         raise ValueError(f"{out}: no finished run of these variants and seeds yet")
     child_mask_figure([r for r in rows if r["seed"] == seeds[0]], out, seed=seeds[0])
@@ -600,14 +603,6 @@ def _by_variant(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str,
     return grouped
 
 
-def _mean_sd(values: Sequence[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return f"{fmt.format(float(np.mean(values)))} ± {fmt.format(float(np.std(values, ddof=1)))}"
-
-
 def summary_table(rows: Sequence[dict[str, Any]]) -> str:
     """Mean ± sd over seeds per variant (``val F1-N min``: the lowest over every seed)."""
     grouped = _by_variant(rows)
@@ -620,7 +615,7 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
             if key == "val_f1_normal_min":
                 cells.append(COLUMNS[key][1].format(min(values)) if values else "-")
             else:
-                cells.append(_mean_sd(values, COLUMNS[key][1]))
+                cells.append(mean_sd_text(values, COLUMNS[key][1]))
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -629,20 +624,14 @@ def paired_differences(rows: Sequence[dict[str, Any]], baseline: str) -> dict[st
     """Per variant and column, the differences to ``baseline`` on the seeds both have."""
     grouped = _by_variant(rows)
     base = grouped.get(baseline, {})
-    found: dict[str, dict[str, list[float]]] = {}
-    for name, runs in grouped.items():
-        if name == baseline:
-            continue
-        shared = sorted(set(runs) & set(base))
-        found[name] = {
-            key: [
-                float(runs[s][key]) - float(base[s][key])
-                for s in shared
-                if runs[s].get(key) is not None and base[s].get(key) is not None
-            ]
+    return {
+        name: {
+            key: seed_differences({s: r.get(key) for s, r in runs.items()}, {s: r.get(key) for s, r in base.items()})
             for key in COLUMNS
         }
-    return found
+        for name, runs in grouped.items()
+        if name != baseline
+    }
 
 
 def paired_table(rows: Sequence[dict[str, Any]], baseline: str) -> str:
@@ -664,10 +653,9 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str) -> str:
                 cells.append("-")
                 continue
             mean = float(np.mean(values))
-            spread = float(np.std(values, ddof=1)) if len(values) > 1 else float("inf")
-            text = ("+" if mean >= 0 else "") + _mean_sd(values, COLUMNS[key][1])
+            text = mean_sd_text(values, COLUMNS[key][1], signed=True)
             better = -mean if key in LOWER_IS_BETTER else mean
-            if abs(mean) > spread:
+            if is_beyond_spread(values):
                 text = f"**{text}**" if better > 0 else f"*{text}*"
             cells.append(text)
         lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")

@@ -84,6 +84,8 @@ def test_benchmark_script_prints_ratios_and_writes_json(tmp_path):
             "0",
             "--json",
             str(out),
+            "--out",
+            str(tmp_path / "results"),
         ],
         capture_output=True,
         text=True,
@@ -99,6 +101,13 @@ def test_benchmark_script_prints_ratios_and_writes_json(tmp_path):
     # the naive step does more arithmetic than ours (a second encoder pass, decoder on every image)
     work = data["train"]["32"]["gflop_per_step"]
     assert work["naive"] > work["default"] > 0 and 0 < data["train"]["32"]["share_of_fp32_peak"]["default"]
+    # the result files: the same figures as a table, headed by what made them
+    table = (tmp_path / "results" / "benchmark.md").read_text()
+    assert table.startswith("Written by `") and "scripts/benchmark.py --sizes 32" in table
+    assert f"{data['machine']['cpu_count']} cores" in table
+    made = json.loads((tmp_path / "results" / "benchmark.json").read_text())
+    naive_row = next(r for r in made["records"] if r["part"] == "training step" and r["variant"] == "naive")
+    assert naive_row["img_s"] == pytest.approx(data["train"]["32"]["naive"]) and naive_row["x_naive"] == 1.0
 
 
 def test_counted_work_and_share_of_peak_by_hand():

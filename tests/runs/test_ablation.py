@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 
@@ -25,7 +26,9 @@ def test_grid_runs_tabulates_over_seeds_and_skips_finished_runs(tmp_path):
     assert multimix["in-domain/accuracy/n"] == "2" and multimix["cross-domain/dice/n"] == "2"
     assert rows[0]["in-domain/accuracy/n"] == "0"  # U-Net does not classify
     table = (tmp_path / "table.md").read_text()
-    assert "±" in table and "MultiMix" in table
+    assert "±" in table and "MultiMix" in table and table.startswith("Written by `")
+    made = json.loads((tmp_path / "table.json").read_text())
+    assert made["records"][1]["in-domain/accuracy/n"] == 2 and made["made_by"]["machine"]["cpu_count"] >= 1
     text = report.read_text()
     assert "dice_boxplot.png" in text and "boundaries_in-domain.png" in text
     summaries = sorted(tmp_path.glob("runs/*/summary.json"))

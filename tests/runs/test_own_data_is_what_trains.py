@@ -96,4 +96,6 @@ def test_cross_validation_of_one_table_holding_masks_and_labels(site, tmp_path):
         }
         assert split["test"] and not set(split["test"]) & trained
         assert all(uid.startswith("csv:labels/") for uid in split["test"])
-    assert (out / "cv_table.md").is_file()
+    assert (out / "cv_table.md").read_text().startswith("Written by `")
+    made = json.loads((out / "cv_table.json").read_text())
+    assert [r["fold"] for r in made["records"]] == [0, 1] and "in_domain/accuracy" in made["records"][0]

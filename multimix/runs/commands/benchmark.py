@@ -1,7 +1,7 @@
 """Time the original (naive) MultiMix step against ours, inference with saliency, and the data loader.
 
     multimix benchmark                         # 128 and 256 px, CPU
-    multimix benchmark --sizes 128 --json bench.json
+    multimix benchmark --sizes 128 --out results/bench   # benchmark.md, .csv, .json: tables, machine, commit
     multimix benchmark --device cuda --compile
     multimix benchmark --profile --sizes 128,192    # where a step's time goes (torch.profiler)
 
@@ -30,6 +30,7 @@ from multimix.bench.training_step import (
     run_memory_check,
     run_training_benchmark,
 )
+from multimix.evaluation.tables import markdown_table, write_result_files
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.logging import setup_console_logging
 
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="only profile the training step (CPU): each part's time and share, fp32 and fast",
     )
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--out", help="also write benchmark.md, .csv and .json here (the tables, the command, commit, machine, date)"
+    )
     return parser
 
 
@@ -126,10 +130,22 @@ def main(argv: list[str] | None = None) -> int:
         f"{'size':>6} {'variant':>8} {'img/s':>9} {'ms/step':>9} {'GFLOP':>7} {'share':>6} "
         f"{'peak RSS MiB':>13} {'x naive':>8}"
     )
+    records: list[dict] = []
     for size in settings.sizes:
         timings = run_training_benchmark(size, settings)
         base = timings["naive"].images_per_second
         for name, t in timings.items():
+            records.append(
+                {
+                    "part": "training step",
+                    "size": size,
+                    "variant": name,
+                    "img_s": round(t.images_per_second, 2),
+                    "ms": round(t.ms_per_call, 2),
+                    "x_naive": round(t.images_per_second / base, 2),
+                    "peak_rss_mib": round(t.peak_rss_mib),
+                }
+            )
             cuda = f" cuda {t.cuda_peak_mib:.0f} MiB" if t.cuda_peak_mib is not None else ""
             share = t.share_of_peak(peak)
             print(
@@ -153,6 +169,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{size:>6} {naive:>9.1f} {ours:>9.1f} {fast:>9.1f} "
             f"{naive / min(ours, fast):>8.2f} {inference['fast_b16'].images_per_second:>15.1f}"
         )
+        for name in ("naive_b1", "ours_b1", "fast_b1", "fast_b16"):
+            timing = inference[name]
+            records.append(
+                {
+                    "part": "inference with saliency",
+                    "size": size,
+                    "variant": name,
+                    "img_s": round(timing.images_per_second, 2),
+                    "ms": round(timing.ms_per_call, 2),
+                    "x_naive": round(naive / timing.ms_per_call, 2),
+                    "peak_rss_mib": round(timing.peak_rss_mib),
+                }
+            )
         report["inference"][str(size)] = {
             "naive_ms": round(inference["naive_b1"].ms_per_call, 2),
             "ours_ms": round(inference["ours_b1"].ms_per_call, 2),
@@ -186,4 +215,20 @@ def main(argv: list[str] | None = None) -> int:
         }
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2))
+    if args.out:
+        write_result_files(args.out, "benchmark", markdown=benchmark_markdown(records, report), records=records)
     return 0 if agreement.ok else 1
+
+
+def benchmark_markdown(records: list[dict], report: dict) -> str:
+    """The speed tables as Markdown (ratios are measured in this one run, on this one machine)."""
+    header = ["part", "size", "variant", "img/s", "ms per call", "x naive", "peak RSS MiB"]
+    rows = [[str(r[k]) for k in ("part", "size", "variant", "img_s", "ms", "x_naive", "peak_rss_mib")] for r in records]
+    parts = [markdown_table(header, rows)]
+    if report.get("loader"):
+        loader = report["loader"]
+        parts.append(
+            f"Loader at {loader['size']} px: {loader['images_per_second']:.0f} img/s, "
+            f"{loader['ratio']:.1f}x what the default step consumes."
+        )
+    return "\n\n".join(parts)

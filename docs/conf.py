@@ -26,7 +26,8 @@ extensions = [
     "sphinxarg.ext",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "README.md"]
+# pages included by other pages, not documents of their own
+exclude_patterns = ["_build", "README.md", "results/*/table.md", "generated/commands.md", "generated/configuration.md"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 html_theme = "furo"

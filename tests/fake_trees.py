@@ -98,3 +98,94 @@ def dicom(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def grey_image(path: Path, image: np.ndarray) -> Path:
+    """Write a float image in ``[0, 1]`` as an 8-bit PNG or JPEG (by ``path``'s suffix); a 0/1 mask as 0/255."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.imsave(path, np.round(np.asarray(image, np.float32) * 255).astype(np.uint8), check_contrast=False)
+    return path
+
+
+class _Cases:
+    """Synthetic chest X-rays of one site handed out one at a time: (image, lung mask, label)."""
+
+    def __init__(self, site: str, n: int, seed: int, side: int = 48):
+        from multimix.data.synthetic.generator import generate_arrays
+
+        self.images, self.masks, self.labels = generate_arrays(n, site=site, image_size=side, seed=seed)
+        self.next = 0
+
+    def take(self, label: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        for i in range(self.next, len(self.labels)):
+            if label is None or self.labels[i] == label:
+                self.labels[[self.next, i]] = self.labels[[i, self.next]]
+                self.images[[self.next, i]] = self.images[[i, self.next]]
+                self.masks[[self.next, i]] = self.masks[[i, self.next]]
+                self.next += 1
+                return self.images[self.next - 1], self.masks[self.next - 1], int(self.labels[self.next - 1])
+        raise ValueError(f"no synthetic case of label {label} left")
+
+
+def published_root(root: Path, seed: int = 0) -> Path:
+    """A data root in the publishers' layouts, of the library's synthetic chest X-rays (so labels
+    and masks mean what they say), big enough for tiny budgets (4 masks, 8 labels): ``chex``,
+    ``jsrt`` (PNG conversion and two raw images), ``montgomery``, ``shenzhen``, ``nih``; and a
+    hospital's own data beside it: ``site/`` (class folders, ``images/`` + ``masks/`` and a
+    ``labels.csv`` holding both), ``site-b/`` and ``mine/`` (class folders), ``hospital-b/`` and
+    ``xrays/`` (unlabeled images)."""
+    chex, jsrt, nih = _Cases("chex", 260, seed), _Cases("jsrt", 40, seed), _Cases("nih", 24, seed)
+    patient = 0
+    for split, count in (("train", 14), ("val", 2), ("test", 8)):
+        for _ in range(count):
+            patient += 1
+            grey_image(root / "chex/chest_xray" / split / "NORMAL" / f"IM-{patient:04d}-0001.jpeg", chex.take(0)[0])
+            grey_image(
+                root / "chex/chest_xray" / split / "PNEUMONIA" / f"person{patient}_bacteria_1.jpeg", chex.take(1)[0]
+            )
+    for i in range(1, 15):
+        image, mask, _ = jsrt.take()
+        grey_image(root / "jsrt/png/images" / f"JPCLN{i:03d}.png", image)
+        grey_image(root / "jsrt/png/masks" / f"JPCLN{i:03d}.png", mask)
+    for i in range(1, 3):  # raw: 2048x2048 big-endian 12-bit, high value = dark, no header
+        raw = root / "jsrt/All247images" / f"JPCNN{i:03d}.IMG"
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        image = np.kron(jsrt.take()[0], np.ones((2048 // 48 + 1,) * 2))[:2048, :2048]
+        np.round((1 - image) * 4095).astype(">u2").tofile(raw)
+    for i in range(8):
+        for name, prefix, mask_of in (("montgomery", "MCUCXR", "ManualMask"), ("shenzhen", "CHNCXR", "mask")):
+            image, mask, _ = jsrt.take()
+            stem = f"{prefix}_{i:04d}_{i % 2}"
+            grey_image(root / name / "CXR_png" / f"{stem}.png", image)
+            if name == "montgomery":  # one file per lung
+                half = mask.shape[1] // 2
+                grey_image(
+                    root / name / mask_of / "leftMask" / f"{stem}.png", np.pad(mask[:, :half], ((0, 0), (0, half)))
+                )
+                grey_image(
+                    root / name / mask_of / "rightMask" / f"{stem}.png", np.pad(mask[:, half:], ((0, 0), (half, 0)))
+                )
+            else:
+                grey_image(root / name / mask_of / f"{stem}_mask.png", mask)
+    rows = ["Image Index,Finding Labels,Follow-up #,Patient ID"]
+    for i in range(12):
+        image, _, label = nih.take(i % 2)
+        name = f"{i + 1:08d}_000.png"
+        grey_image(root / "nih/images" / name, image)
+        rows.append(f"{name},{'Pneumonia' if label else 'No Finding'},0,{i + 1}")
+    touch(root / "nih/Data_Entry_2017.csv", "\n".join(rows) + "\n")
+    lines = ["path,label,patient,mask"]
+    for i in range(24):
+        label = i % 2
+        name = ("normal", "pneumonia")[label]
+        grey_image(root / "site" / name / f"c{i:02d}.png", chex.take(label)[0])
+        image, mask, _ = chex.take(label)
+        grey_image(root / "site/images" / f"s{i:02d}.png", image)
+        grey_image(root / "site/masks" / f"s{i:02d}.png", mask)
+        lines.append(f"images/s{i:02d}.png,{name},P{i // 2},{f'masks/s{i:02d}.png' if i < 12 else ''}")
+        for folder in ("site-b", "mine"):
+            grey_image(root / folder / name / f"b{i:02d}.png", chex.take(label)[0])
+        grey_image(root / "hospital-b" / f"h{i:02d}.png", chex.take(label)[0])
+        grey_image(root / "xrays" / f"x{i:02d}.png", chex.take(label)[0])
+    touch(root / "site/labels.csv", "\n".join(lines) + "\n")
+    return root

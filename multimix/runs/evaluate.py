@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from multimix.config import Config
-from multimix.data.pools import build_pools, cached_source_records, synthetic_site_records
+from multimix.data.pools import build_pools, cached_source_records, carries_path, synthetic_site_records
 from multimix.data.records import Record, file_key, image_identity
 from multimix.data.splits import Split
 from multimix.evaluation.inference import infer
@@ -84,7 +84,7 @@ def source_records(
     seen_files = _run_files(cfg, seen, progress) if cfg.data.source == "real" else set()
     records: dict[str, Record] = {}
     for source in sources:
-        if cfg.data.source == "synthetic":
+        if cfg.data.source == "synthetic" and not carries_path(source):  # a folder or table is on disk
             found = synthetic_site_records(cfg, source)
         else:
             found = cached_source_records(source, cfg, progress=progress)

@@ -1,4 +1,4 @@
-"""The README's model API on a default run: build_model loads a default run's weights, and
+"""The Python API (docs/python-api.md) on a default run: build_model loads a default run's weights, and
 load_trained_model returns (network, config)."""
 
 import torch

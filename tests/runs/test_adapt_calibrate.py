@@ -246,3 +246,20 @@ def test_training_stores_the_calibration_of_its_best_checkpoint(tmp_path):
     assert stored is not None and stored.fitted_on == "validation" and stored.images == 16
     assert summary["calibration"]["temperature"] == pytest.approx(stored.temperature)
     assert "fitted on the run's 16 labeled validation images" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_a_model_trained_on_synthetic_images_calibrates_on_a_hospital_folder(trained_checkpoint, tmp_path):
+    # the folder is read from disk, not taken for the name of a synthetic site
+    from skimage import io as skio
+
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        label = ("normal", "pneumonia")[i % 2]
+        path = tmp_path / "site-b" / label / f"b{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        skio.imsave(path, (rng.random((40, 40)) * 255).astype(np.uint8), check_contrast=False)
+    out = tmp_path / "c.pt"
+    args = ["calibrate", "--checkpoint", str(trained_checkpoint), "--sources", f"folder:{tmp_path / 'site-b'}"]
+    assert multimix([*args, "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    point = OperatingPoint.from_checkpoint(load_checkpoint(out))
+    assert point.images == 12 and point.fitted_on == f"folder:{tmp_path / 'site-b'}"

@@ -1,6 +1,6 @@
 """Fault injection: what a user can do wrong, or the machine can do to a run, on tiny budgets.
 
-Each test names the behaviour a user relies on (README "What happens when things go wrong").
+Each test names the behaviour a user relies on (docs/troubleshooting.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Fault cases of the second reliability pass: each failed before its fix (see README "What
-happens when things go wrong"). Tiny synthetic runs; every case runs in seconds."""
+"""Fault cases of the second reliability pass: each failed before its fix (see
+docs/troubleshooting.md). Tiny synthetic runs; every case runs in seconds."""
 
 from __future__ import annotations
 

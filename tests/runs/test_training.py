@@ -81,7 +81,7 @@ def test_real_data_defaults_to_the_real_recipe(tmp_path):
     cfg = resolve_config(parse_args(["--data-root", str(tmp_path)]), {})
     assert cfg.data.source == "real" and cfg.real.root == str(tmp_path)
     assert cfg.data.image_size == load_config(REAL_DATA_CONFIG).data.image_size
-    # the recipe that won on the development data (README "Real data: recipe and numbers")
+    # the recipe that won on the development data (docs/results/)
     assert cfg.data.balanced_labeled and cfg.method.class_weights == "none"
     assert cfg.method.domain_weight == 1.0 and cfg.inference.clean_masks
     synthetic = resolve_config(parse_args([]), {})

@@ -110,7 +110,10 @@ def test_every_model_returns_what_its_heads_promise_and_rebuilds_from_its_descri
         assert out.seg_logits.shape == (2, 1, 32, 32)
     if model.has_cls_head:
         assert out.cls_logits.shape == (2, 2) and model.classify(x).cls_logits.shape == (2, 2)
-        assert out.saliency is None or out.saliency.shape == (2, 1, 32, 32)
+    bridged = bool(describe_network(model).get("kwargs", {}).get("bridge")) and model.has_seg_head
+    assert (out.saliency is not None) == bridged  # a bridged model never loses its saliency
+    if bridged:
+        assert out.saliency.shape == (2, 1, 32, 32) and 0 <= out.saliency.min() <= out.saliency.max() <= 1
     rebuilt = build_network(json.loads(json.dumps(describe_network(model))))
     rebuilt.load_state_dict(model.state_dict())
     again = rebuilt.eval()(x)

@@ -50,14 +50,20 @@ def test_naive_prediction_matches_ours_and_leaves_no_gradients():
 
 
 def test_fast_options_run_in_bf16_and_channels_last():
+    model = benchmark_model()
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    first_conv.register_forward_hook(lambda module, inputs, output: seen.append(output))
     call = predict_call(
         "ours",
-        benchmark_model(),
+        model,
         make_batch(32, 1)["seg_x"],
         torch.device("cpu"),
         SpeedOptions(autocast=torch.bfloat16, channels_last=True),
     )
     call()
+    assert seen and all(out.dtype == torch.bfloat16 for out in seen)
+    assert all(out.is_contiguous(memory_format=torch.channels_last) for out in seen)
 
 
 def test_peak_rss_sees_an_allocation():

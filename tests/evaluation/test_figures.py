@@ -320,3 +320,15 @@ def test_failed_render_leaves_previous_file_and_no_temp(tmp_path, monkeypatch):
         roc_curves({"m": {"d": _roc(1.0, 0)}}, path)
     assert path.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["roc.png"]
+
+
+def test_a_row_title_is_the_file_name_short_enough_for_its_panel(tmp_path):
+    from multimix.evaluation.figures.boundaries import row_label
+
+    assert row_label("csv:labels/images/a.png") == "a.png"
+    long = "folder:site/" + "x" * 40 + "_0001.png"
+    assert len(row_label(long)) == 24 and row_label(long).endswith("_0001.png") and "…" in row_label(long)
+    refs = ellipses(2)
+    path = tmp_path / "boundaries.png"
+    boundary_overlays(images_for(refs), refs, {"MultiMix": refs}, path, row_titles=[long, "chex/test/IM-0001.jpeg"])
+    assert_png(path, path)

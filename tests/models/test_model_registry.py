@@ -1,6 +1,7 @@
 """Networks by name: adding one is a decorated builder; what it has is read from the model."""
 
 import pytest
+import torch
 
 from multimix.models import MultiMixNet, factory
 from multimix.models.factory import available_models, build_model, make_model, model_heads, register_model
@@ -24,7 +25,8 @@ def test_a_registered_model_is_built_by_name_everywhere(registered):
     assert "enc3" in available_models()
     assert train_command.parse_args(["--model", "enc3"]).model == "enc3"
     model = make_model(tiny_config(model__name="enc3", method__domain_weight=0.0))
-    assert not model.has_seg_head and model.encoder.classify is not None
+    assert not model.has_seg_head and model.has_cls_head
+    assert model.classify(torch.rand(2, 1, 32, 32)).cls_logits.shape == (2, 3)  # the registered 3-class head
     assert model_heads("enc3") == (False, True)
 
 

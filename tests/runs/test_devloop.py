@@ -63,6 +63,10 @@ def test_majority_accuracy_and_auroc_interval():
     chance = auroc_interval(rng.random(200), labels, "cross")
     assert chance["cross_auroc_low"] < 0.5 < chance["cross_auroc_high"]
     assert auroc_interval(rng.random(5), np.ones(5), "cross") == {}  # one class: no AUROC, no interval
+    # every resample of separated scores ranks perfectly (or perfectly wrongly): the interval is one point
+    separated = np.where(labels == 1, 0.9, 0.1)
+    assert auroc_interval(separated, labels, "x") == {"x_auroc_low": 1.0, "x_auroc_high": 1.0}
+    assert auroc_interval(1 - separated, labels, "x") == {"x_auroc_low": 0.0, "x_auroc_high": 0.0}
 
 
 def test_broken_masks_are_those_not_two_solid_regions():

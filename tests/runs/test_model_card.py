@@ -108,3 +108,36 @@ def test_the_card_of_a_unet_states_no_classes_threshold_or_prior(tmp_path):
     assert "no classifier, no decision threshold" in card
     for absent in ("0 = normal", "threshold 0.500", "Training class prior", "pneumonia when"):
         assert absent not in card, absent
+
+
+def _evaluated(facts, *, matrix, auroc_ci):
+    block = {"confusion_matrix": matrix, "metrics": {"auroc": {"value": 0.6, "ci": auroc_ci}}, "num_images": 100}
+    block["threshold"] = 0.5
+    return {**facts, "evaluation": {"models": [{"domains": {"site-b": {"classification": block}}}]}}
+
+
+def test_the_warnings_are_computed_from_this_models_numbers(trained_checkpoint):
+    import hashlib
+
+    from multimix.runs.model_card import model_warnings, render_card
+
+    facts = card_facts(trained_checkpoint)
+    assert facts["sha256"] == hashlib.sha256(trained_checkpoint.read_bytes()).hexdigest()
+    healthy = _evaluated(
+        {**facts, "validation_images": 120, "calibration": None}, matrix=[[40, 10], [8, 42]], auroc_ci=[0.81, 0.9]
+    )
+    assert model_warnings(healthy) == []
+    # tiny validation set, normal never called, an AUROC interval across 0.5, calibration on 30 pneumonia images
+    sick = _evaluated(
+        {**facts, "validation_images": 2, "calibration": {"images": 200, "prior": 0.15}},
+        matrix=[[0, 50], [0, 50]],
+        auroc_ci=[0.45, 0.62],
+    )
+    warnings = model_warnings(sick)
+    assert len(warnings) == 4
+    assert "2 validation images" in warnings[0] and "never calls normal" in warnings[1]
+    assert "0.450-0.620" in warnings[2] and "pneumonia 30" in warnings[3]
+    card = render_card({**sick, "calibration": None})
+    assert card.startswith("---\nlicense: mit\n") and f"checkpoint_sha256: {facts['sha256']}" in card
+    assert "## How to use" in card and "## Citation" in card and "## Training\n" in card
+    assert "true negatives 0, false positives 50" in card and "specificity 0.000" in card

@@ -228,6 +228,13 @@ def test_the_page_shows_the_result_in_headless_chromium(server, tmp_path):
             and len(browser.find_elements(By.CSS_SELECTOR, "#map circle")) == 20
         )
         assert "scan.png: 72 × 64 px" in browser.find_element(By.ID, "status").text
+        # the bar marks the threshold the call is made from, where the text says it is
+        mark = browser.find_element(By.ID, "threshold-mark")
+        threshold = float(browser.find_element(By.ID, "class-text").text.rsplit("= ", 1)[1].rstrip("%)"))
+        assert mark.is_displayed() and float(mark.value_of_css_property("left").rstrip("px")) == pytest.approx(
+            threshold / 100 * browser.find_element(By.CLASS_NAME, "bar").size["width"], abs=1.5
+        )
+        browser.save_screenshot(str(tmp_path / "page.png"))
     finally:
         browser.quit()
 

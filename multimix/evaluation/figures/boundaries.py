@@ -88,6 +88,16 @@ def _wrapped(title: str, width: int = 22) -> str:
     return "\n".join(textwrap.wrap(title.replace("+", "+ "), width)).replace("+ ", "+")
 
 
+def row_label(title: str, width: int = 24) -> str:
+    """A row title that fits beside one panel: an image id's file name (not its folders), its
+    middle elided when longer than ``width`` characters."""
+    name = title.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or title
+    if len(name) <= width:
+        return name
+    keep = (width - 1) // 2
+    return f"{name[:keep]}…{name[-(width - 1 - keep) :]}"
+
+
 def boundary_overlays(
     images: np.ndarray,
     references: np.ndarray,
@@ -107,7 +117,8 @@ def boundary_overlays(
         references: ``(K, H, W)`` boolean reference masks.
         predictions: model name -> ``(K, H, W)`` boolean predicted masks (column order).
         path: where to write the PNG.
-        row_titles: optional ``K`` labels written left of each row (e.g. image ids).
+        row_titles: optional ``K`` labels written left of each row (e.g. image ids; shown by
+            :func:`row_label`, the file name alone, so a long path never runs over the next panel).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -125,7 +136,7 @@ def boundary_overlays(
             _boundary_cell(axes[i, j], images[i], references[i], pred[i])
     for i in range(k):
         if row_titles is not None:
-            axes[i, 0].set_ylabel(row_titles[i])
+            axes[i, 0].set_ylabel(row_label(row_titles[i]), fontsize=SMALL)
     handles = [
         Line2D([], [], color=REFERENCE_COLOUR, linewidth=2, label="reference"),
         Line2D(

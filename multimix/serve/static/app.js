@@ -48,6 +48,9 @@ function show(result) {
     text.textContent = `${called}; pneumonia is called from P(pneumonia) = ${(100 * result.class_threshold).toFixed(1)}%)`;
     text.className = result.predicted_class;
     $("probability-bar").style.width = `${100 * (result.probabilities.pneumonia ?? 0)}%`;
+    const mark = $("threshold-mark");  // where pneumonia starts being called
+    mark.style.left = `${100 * result.class_threshold}%`;
+    mark.style.display = "block";
   } else {
     text.textContent = "this model has no classifier";
     text.className = "";
@@ -79,6 +82,9 @@ function drawMap(position) {
     markup += `<text id="map-star" x="${sx(position[0]).toFixed(1)}" y="${sy(position[1]).toFixed(1)}" font-size="26" text-anchor="middle" dominant-baseline="central" fill="#111" stroke="#fff" stroke-width="1">\u2605</text>`;
   }
   markup += `<text x="24" y="16" font-size="11" fill="#0b7a55">\u25cf normal</text><text x="90" y="16" font-size="11" fill="#c2410c">\u25cf pneumonia</text>`;
+  if (reference.points.some((p) => !(p.label in colours) || p.label === "unlabeled")) {  // grey dots say what they are
+    markup += `<text id="map-unlabeled" x="176" y="16" font-size="11" fill="#8a94a0">\u25cf no label</text>`;
+  }
   svg.innerHTML = markup;
 }
 

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from multimix.config import Config, save_config
-from multimix.engine.distributed import (
-    DistributedContext,
-)
+from multimix.engine.distributed import DistributedContext, all_gather
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import CheckpointError, load_checkpoint
 from multimix.utils.device import resolve_device
@@ -26,16 +24,30 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def fresh_run_path(stem: str, parent: Path = Path("runs")) -> Path:
+    """``parent/<stem>-<start time>``, with ``-2``, ``-3``... when two runs start within the
+    same second, so a default name never lands on another run's folder."""
+    base = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, k = parent / base, 1
+    while candidate.exists():
+        k += 1
+        candidate = parent / f"{base}-{k}"
+    return candidate
+
+
 def default_run_name(cfg: Config) -> str:
     """A fresh run folder's name: the model, the label budgets and the start time."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{cfg.model.name}-seg{cfg.data.seg_labels}-cls{cfg.data.cls_labels}-{stamp}"
+    return fresh_run_path(f"{cfg.model.name}-seg{cfg.data.seg_labels}-cls{cfg.data.cls_labels}").name
 
 
-def resolve_run_folder(cfg: Config) -> Path:
+def resolve_run_folder(cfg: Config, context: DistributedContext | None = None) -> Path:
     """``train.out``, or ``runs/<name>`` when unset; fixed in the config on first use, so the
-    timestamped default name is chosen once per run."""
-    cfg.train.out = str(Path(cfg.train.out or Path("runs") / (cfg.train.name or default_run_name(cfg))))
+    timestamped default name is chosen once per run (by rank 0, for every rank)."""
+    if not cfg.train.out:
+        name = cfg.train.name or default_run_name(cfg)
+        if context is not None:
+            name = all_gather(context, name)[0]
+        cfg.train.out = str(Path("runs") / name)
     return Path(cfg.train.out)
 
 
@@ -46,7 +58,7 @@ SKIP_REPORT = "skipped.csv"
 def holding_run_folder(cfg: Config, context: DistributedContext, body: Callable[[], T]) -> T:
     """Run ``body`` while this process (rank 0) holds the run folder's lock, so a second
     training into the same ``--out`` refuses instead of interleaving files with this one."""
-    out_dir = resolve_run_folder(cfg)
+    out_dir = resolve_run_folder(cfg, context)
     if not context.is_main:
         return body()
     created = not out_dir.exists()
@@ -130,7 +142,7 @@ def prepare_run_folder(cfg: Config, context: DistributedContext, *, resume: bool
     """Create (or check, when resuming) the run folder; ``config.yaml`` is written only once the
     command is known to fit the run, so a refused ``--resume`` leaves the run as it was."""
     resolve_device(cfg.train.device)  # a missing GPU fails here, before any data is read
-    out_dir = resolve_run_folder(cfg)
+    out_dir = resolve_run_folder(cfg, context)
     last = out_dir / "checkpoints" / "last.pt"
     if not resume and last.exists():
         raise FileExistsError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")

@@ -53,3 +53,19 @@ def test_a_folder_or_a_new_file_as_out(tmp_path):
     (tmp_path / "notes.md").write_text("x")
     assert check_output_path(tmp_path / "notes.md") == tmp_path / "notes.md"  # not a checkpoint: replaced
     assert not looks_like_checkpoint(tmp_path / "notes.md")
+
+
+def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path, monkeypatch):
+    from multimix.config import load_config
+    from multimix.runs import folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(folder.time, "strftime", lambda fmt, *a: "20261207-120000")
+    names = []
+    for _ in range(3):
+        cfg = load_config("multimix")
+        out = folder.resolve_run_folder(cfg)
+        out.mkdir(parents=True)
+        names.append(out.name)
+    stem = names[0]
+    assert names == [stem, f"{stem}-2", f"{stem}-3"] and stem.endswith("-20261207-120000")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from multimix.config import config_yaml
 from multimix.runs.cli import run_main
 from multimix.runs.cv import run_cv
 from multimix.runs.flags import add_run_flags, resolve_config
+from multimix.runs.folder import fresh_run_path
 
 FLAG_KEYS = {"seg_labels": "data.seg_labels", "cls_labels": "data.cls_labels"}
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print(config_yaml(cfg), end="")
             return 0
-        out = Path(args.out or f"runs/cv{args.folds}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = Path(args.out) if args.out else fresh_run_path(f"cv{args.folds}")
         run_cv(cfg, args.folds, out, progress=not args.no_progress)
         print((out / "cv_table.md").read_text())
         return 0

@@ -13,12 +13,11 @@ lists the teacher's numbers and both parameter counts. Defaults come from config
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 from multimix.runs.cli import run_script
 from multimix.runs.distill import run_distillation
 from multimix.runs.flags import add_run_flags
+from multimix.runs.folder import fresh_run_path
 
 # flags only this script has -> config key (the shared ones are in multimix.runs.cli)
 FLAG_KEYS = {
@@ -56,6 +55,6 @@ def main(argv: list[str] | None = None) -> int:
         args,
         FLAG_KEYS,
         lambda cfg: run_distillation(cfg, resume=args.resume, progress=not args.no_progress),
-        default_out=lambda cfg: str(Path("runs") / f"distill-{cfg.distill.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"),
+        default_out=lambda cfg: str(fresh_run_path(f"distill-{cfg.distill.backbone}")),
         default_config="distill",
     )

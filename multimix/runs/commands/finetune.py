@@ -13,12 +13,11 @@ Defaults come from configs/finetune.yaml.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 from multimix.runs.cli import run_script
 from multimix.runs.finetune import run_finetuning
 from multimix.runs.flags import add_run_flags
+from multimix.runs.folder import fresh_run_path
 
 # flags only this script has -> config key (the shared ones are in multimix.runs.cli)
 FLAG_KEYS = {
@@ -63,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         args,
         FLAG_KEYS,
         lambda cfg: run_finetuning(cfg, resume=args.resume, progress=not args.no_progress),
-        default_out=lambda cfg: str(
-            Path("runs") / f"finetune-{cfg.data.cls_labels.replace('%', 'pct')}-{time.strftime('%Y%m%d-%H%M%S')}"
-        ),
+        default_out=lambda cfg: str(fresh_run_path(f"finetune-{cfg.data.cls_labels.replace('%', 'pct')}")),
         default_config="finetune",
     )

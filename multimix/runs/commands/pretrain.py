@@ -12,12 +12,11 @@ representation's accuracy on the validation images after every epoch.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 from multimix.methods import available_methods
 from multimix.runs.cli import run_script
 from multimix.runs.flags import add_run_flags
+from multimix.runs.folder import fresh_run_path
 from multimix.runs.pretrain import run_pretraining
 
 # flags only this script has -> config key (the shared ones are in multimix.runs.cli)
@@ -57,5 +56,5 @@ def main(argv: list[str] | None = None) -> int:
         args,
         FLAG_KEYS,
         lambda cfg: run_pretraining(cfg, resume=args.resume, progress=not args.no_progress),
-        default_out=lambda cfg: str(Path("runs") / f"pretrain-{cfg.ssl.method}-{time.strftime('%Y%m%d-%H%M%S')}"),
+        default_out=lambda cfg: str(fresh_run_path(f"pretrain-{cfg.ssl.method}")),
     )

@@ -66,6 +66,7 @@ def dicom(
     *,
     photometric: str = "MONOCHROME2",
     window: tuple[float, float] | None = None,
+    voi_function: str | None = None,
     slope: float = 1.0,
     intercept: float = 0.0,
     bits_stored: int = 12,
@@ -73,7 +74,8 @@ def dicom(
     syntax: str | None = None,
     pixel_data: bool = True,
 ) -> Path:
-    """A DX DICOM of ``pixels`` (unsigned 16-bit words), compressed to ``syntax`` when given."""
+    """A DX DICOM of ``pixels`` (unsigned 16-bit words), compressed to ``syntax`` when given;
+    ``voi_function`` is its VOI LUT Function (LINEAR when absent)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -91,6 +93,8 @@ def dicom(
     ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
+    if voi_function is not None:
+        ds.VOILUTFunction = voi_function
     if pixel_data:
         ds.PixelData = pixels.astype(np.uint16).tobytes()
         if syntax is not None:

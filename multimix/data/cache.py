@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from multimix.data.io import ImageReadError, read_image_file, read_mask_files
+from multimix.data.io import read_image_file, read_mask_files
+from multimix.data.pixels import ImageReadError
 from multimix.data.records import Record
 from multimix.data.resizing import resize_image, resize_mask
 from multimix.data.sources.base import check_on_error

@@ -10,9 +10,11 @@ the pixels are, in order:
    frame, or when the header does not describe the pixel data (its length, a NaN rescale);
 2. decoded (compressed transfer syntaxes such as JPEG, JPEG 2000 or RLE through pydicom's
    plugins: ``pip install "multimix[dicom]"``);
-3. put through the modality LUT, then the file's VOI LUT or first window; a file without one gets
-   the 0.5th-99.5th percentile window (the one raw JSRT files get);
-4. scaled to ``[0, 1]`` over that window and inverted for ``MONOCHROME1``.
+3. put through the modality LUT, then the file's VOI LUT or first window, both by pydicom
+   (``apply_modality_lut``, ``apply_voi_lut``; the VOI LUT Function ``LINEAR``, ``LINEAR_EXACT``
+   or ``SIGMOID`` of PS3.3 C.11.2); a file without either gets the 0.5th-99.5th percentile
+   window (the one raw JSRT files get);
+4. scaled to ``[0, 1]`` over the VOI transform's output range and inverted for ``MONOCHROME1``.
 
 A multi-frame file gives its first frame (the only one decoded); a colour file (secondary
 captures) its luminance.
@@ -28,11 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from multimix.data.io import ImageReadError, check_pixel_count, raster_format, to_unit_float
+from multimix.data.pixels import (
+    READ_WINDOW_PERCENTILES,
+    ImageReadError,
+    check_pixel_count,
+    linear_window,
+    to_unit_float,
+)
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PREAMBLE = 128  # "DICM" follows a 128-byte preamble
-PERCENTILE_WINDOW = (0.5, 99.5)
+COLOUR_LUMINANCE = (0.299, 0.587, 0.114)  # BT.601 luma of a colour (secondary capture) file
 INSTALL_HINT = 'pip install "multimix[dicom]"'
 REQUIRED_IMAGE_KEYS = ("Rows", "Columns", "BitsAllocated", "SamplesPerPixel", "PhotometricInterpretation")
 
@@ -49,15 +57,6 @@ def has_dicom_signature(path: str | Path) -> bool:
             return is_dicom_bytes(handle.read(PREAMBLE + 4))
     except OSError:
         return False
-
-
-def is_dicom_file(path: str | Path) -> bool:
-    """Whether to read ``path`` as DICOM: the DICOM signature in its first bytes, or a
-    ``.dcm``/``.dicom`` name on content that is no other image format (the content decides:
-    a PNG named ``.dcm`` is a PNG)."""
-    if has_dicom_signature(path):
-        return True
-    return Path(path).suffix.lower() in DICOM_SUFFIXES and raster_format(path) is None
 
 
 def read_dicom(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
@@ -148,23 +147,46 @@ def _all_finite(value: Any) -> bool:
 
 
 def _display(pixels: np.ndarray, dataset: Any, label: str) -> np.ndarray:
-    """Modality LUT, then the VOI LUT / window of the file (a percentile window without one),
-    mapped to ``[0, 1]`` with MONOCHROME1 inverted."""
+    """Modality LUT, then the file's VOI LUT or first window through pydicom (the VOI LUT
+    Function LINEAR, LINEAR_EXACT or SIGMOID), scaled over that function's output range; a file
+    without either gets the percentile window. MONOCHROME1 is inverted."""
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float64)
-    if "VOILUTSequence" in dataset:
-        values = np.asarray(apply_voi_lut(values, dataset, index=0), dtype=np.float64)
-        lut = np.asarray(dataset.VOILUTSequence[0].LUTData, dtype=np.float64)
-        low, high = float(lut.min()), float(lut.max())
-    elif "WindowCenter" in dataset and "WindowWidth" in dataset:
-        low, high = _window(dataset)
+    voi = _voi_kind(dataset)
+    if voi is None:
+        display = linear_window(values, *(float(v) for v in np.percentile(values, READ_WINDOW_PERCENTILES)))
     else:
-        low, high = (float(v) for v in np.percentile(values, PERCENTILE_WINDOW))
-    display = np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)
+        windowed = np.asarray(apply_voi_lut(values, dataset, index=0, prefer_lut=True), dtype=np.float64)
+        display = linear_window(windowed, *_voi_output_range(dataset, voi))
     if str(getattr(dataset, "PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         display = 1.0 - display
-    return to_unit_float(display.astype(np.float32), path=label)
+    return to_unit_float(np.asarray(display, dtype=np.float32), path=label)
+
+
+def _voi_kind(dataset: Any) -> str | None:
+    """``"lut"`` or ``"window"``: which VOI transform pydicom applies to this file (a LUT before
+    a window, as :func:`pydicom.pixels.apply_voi_lut` prefers), or ``None`` for neither."""
+    sequence = dataset.get("VOILUTSequence")
+    if sequence and None not in (sequence[0].get("LUTDescriptor"), sequence[0].get("LUTData")):
+        return "lut"
+    if dataset.get("WindowCenter") is not None and dataset.get("WindowWidth") is not None:
+        return "window"
+    return None
+
+
+def _voi_output_range(dataset: Any, voi: str) -> tuple[float, float]:
+    """The values the file's VOI transform gives black and white: a LUT's smallest and largest
+    entries; for a window, pydicom's output for values far below and above it (its range
+    depends on the bits stored, the sign and the rescale, which pydicom owns)."""
+    from pydicom.pixels import apply_voi_lut
+
+    if voi == "lut":
+        lut = np.asarray(dataset.VOILUTSequence[0].LUTData, dtype=np.float64)
+        return float(lut.min()), float(lut.max())
+    with np.errstate(over="ignore"):  # SIGMOID's exp overflows to its limits, as intended
+        ends = apply_voi_lut(np.array([-1e30, 1e30]), dataset, index=0, prefer_lut=True)
+    return float(ends[0]), float(ends[1])
 
 
 def _decoded(dataset: Any, label: str, frames: int) -> np.ndarray:
@@ -189,7 +211,7 @@ def _decoded(dataset: Any, label: str, frames: int) -> np.ndarray:
             + "x".join(map(str, expected))
         )
     if pixels.ndim == 3:  # colour (RGB after decoding): luminance
-        pixels = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        pixels = pixels[..., :3].astype(np.float64) @ np.array(COLOUR_LUMINANCE)
     return pixels
 
 
@@ -197,18 +219,3 @@ def _plain(err: Exception) -> str:
     """An error's type and message without object reprs (``<_io.BytesIO object at 0x..>``)."""
     text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the data", str(err))
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def _window(dataset: Any) -> tuple[float, float]:
-    """The file's first window as the value range DICOM's linear VOI function maps to black and
-    white: ``c - 0.5 -/+ (w - 1) / 2`` (PS3.3 C.11.2.1.2)."""
-    centre, width = _first(dataset.WindowCenter), _first(dataset.WindowWidth)
-    half = max(width - 1.0, 1.0) / 2.0
-    return centre - 0.5 - half, centre - 0.5 + half
-
-
-def _first(value: Any) -> float:
-    """A DICOM number, or the first of several (a file may carry more than one window)."""
-    if isinstance(value, str | bytes) or not hasattr(value, "__len__"):
-        return float(value)
-    return float(value[0])

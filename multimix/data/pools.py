@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from multimix.config import Config, RealDataConfig
-from multimix.data.io import set_max_megapixels
+from multimix.data.pixels import set_max_megapixels
 from multimix.data.records import Record
 from multimix.data.splits import holdout
 from multimix.data.synthetic import SITES, generate_records

@@ -63,6 +63,8 @@ import cv2
 import numpy as np
 import torch
 
+from multimix.data.pixels import percentile_window
+
 __all__ = [
     "INTENSITY_MODES",
     "KINDS",
@@ -255,10 +257,7 @@ class PercentileWindow(A.ImageOnlyTransform):
         self.low, self.high = low, high
 
     def apply(self, img: np.ndarray, **params) -> np.ndarray:
-        lo, hi = np.percentile(img, (self.low, self.high))
-        if hi <= lo:  # a flat image has no range to stretch
-            return img
-        return np.clip((img - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+        return percentile_window(img, (self.low, self.high))
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("low", "high")

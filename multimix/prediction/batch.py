@@ -13,7 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from multimix.data.dicom import has_dicom_signature
-from multimix.data.io import ImageReadError
+from multimix.data.pixels import ImageReadError
 from multimix.prediction.overlays import prediction_pictures, write_png
 from multimix.prediction.predictor import CLASS_NAMES, Prediction, Predictor
 from multimix.prediction.reader import IMAGE_SUFFIXES, read_input_image

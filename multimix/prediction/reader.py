@@ -12,13 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from multimix.data.dicom import DICOM_SUFFIXES, PREAMBLE, is_dicom_bytes, read_dicom
-from multimix.data.io import (
-    ImageReadError,
-    UnsupportedImageError,
-    decode_raster,
-    missing_file_reason,
-    read_image_file,
-)
+from multimix.data.io import missing_file_reason, read_image_file
+from multimix.data.pixels import ImageReadError, UnsupportedImageError
+from multimix.data.raster import decode_raster
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".img", ".dcm", ".dicom"})
 _PNG = b"\x89PNG\r\n\x1a\n"

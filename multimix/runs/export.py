@@ -3,9 +3,11 @@
 The graph holds the whole model, saliency bridge included: the saliency's input gradient is
 written out as layers (:mod:`multimix.models.explicit_saliency`), so the runtime needs no
 autograd. Input ``image``: ``(N, 1, S, S)`` float32 at the training size ``S``, the image read
-and preprocessed as ``multimix predict`` does (gray in ``[0, 1]``, the run's intensity
-transform, resized to ``S x S``). Outputs ``class_probs`` ``(N, classes)`` (softmax) and
-``lung_probs`` ``(N, 1, S, S)`` (sigmoid). ``N`` is free; ``S`` is fixed.
+and preprocessed as ``multimix predict`` does (grey in ``[0, 1]``, resized to ``S x S``, rounded
+to float16, the run's intensity transform; every step as parameters in the description's
+``input.preprocessing``, :func:`multimix.prediction.preprocess.preprocessing_steps`). Outputs
+``class_probs`` ``(N, classes)`` (softmax) and ``lung_probs`` ``(N, 1, S, S)`` (sigmoid). ``N``
+is free; ``S`` is fixed.
 
 Beside the graph, ``<graph>.json`` (``model.onnx.json``) says what a deployment needs: classes, decision threshold
 and where it came from, image size and intensity, the mask threshold, and the check against
@@ -28,6 +30,7 @@ import torch
 from multimix.models.explicit_saliency import ExplicitSaliencyNet
 from multimix.models.multimix import MultiMixNet
 from multimix.prediction.predictor import Predictor
+from multimix.prediction.preprocess import preprocessing_steps
 from multimix.runs.evaluate import run_folder
 from multimix.utils.atomic import atomic_write, atomic_write_text, write_all
 from multimix.utils.checkpoints import check_output_path
@@ -156,11 +159,7 @@ def _description(predictor: Predictor, fmt: str, path: Path, differences: dict[s
             "name": INPUT_NAME,
             "shape": ["N", 1, predictor.image_size, predictor.image_size],
             "dtype": "float32",
-            "preprocessing": (
-                "gray in [0, 1] read as multimix reads images (PNG/JPEG/DICOM), the run's intensity transform "
-                f"({cfg.data.intensity!r}), resized to {predictor.image_size}x{predictor.image_size} without keeping "
-                "the aspect ratio"
-            ),
+            "preprocessing": preprocessing_steps(predictor.image_size, cfg.data.intensity),
         },
         "outputs": {
             "class_probs": {"shape": ["N", len(predictor.class_names)], "classes": list(predictor.class_names)},

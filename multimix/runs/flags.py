@@ -17,7 +17,7 @@ from typing import Any
 
 from multimix.config import Config, load_config, parse_overrides
 from multimix.config.schema import set_value
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
+from multimix.data.pixels import DEFAULT_MAX_MEGAPIXELS, set_max_megapixels
 
 # flag -> config key, for the flags of add_run_flags
 RUN_FLAG_KEYS = {

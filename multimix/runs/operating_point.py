@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from multimix.config import Config
-from multimix.data.io import ImageReadError
+from multimix.data.pixels import ImageReadError
 from multimix.data.records import file_identity, image_identity
 from multimix.evaluation.inference import infer
 from multimix.metrics.calibration import Calibration

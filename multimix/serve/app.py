@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from skimage.transform import resize
 
-from multimix.data.io import ImageReadError, ImageTooLargeError, UnsupportedImageError
+from multimix.data.pixels import ImageReadError, ImageTooLargeError, UnsupportedImageError
 from multimix.prediction import (
     Predictor,
     decode_image_bytes,

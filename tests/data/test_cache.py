@@ -4,7 +4,7 @@ from skimage import io as skio
 
 from multimix.data import cache as cache_module
 from multimix.data.cache import build_cache
-from multimix.data.io import ImageReadError
+from multimix.data.pixels import ImageReadError
 from multimix.data.records import Record
 
 

@@ -8,8 +8,9 @@ pydicom = pytest.importorskip("pydicom")
 from fake_trees import dicom  # noqa: E402
 from pydicom.uid import JPEG2000Lossless, RLELossless  # noqa: E402
 
-from multimix.data.dicom import is_dicom_file, read_dicom  # noqa: E402
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, ImageReadError, read_image_file, set_max_megapixels  # noqa: E402
+from multimix.data.dicom import read_dicom  # noqa: E402
+from multimix.data.io import is_dicom_file, read_image_file  # noqa: E402
+from multimix.data.pixels import DEFAULT_MAX_MEGAPIXELS, ImageReadError, set_max_megapixels  # noqa: E402
 from multimix.prediction.reader import read_input_image  # noqa: E402
 
 
@@ -36,6 +37,25 @@ def test_monochrome1_is_inverted_and_the_modality_lut_applied(tmp_path, gradient
         dicom(tmp_path / "r.dcm", gradient // 2 + 500, window=(2000.5, 2001), slope=2.0, intercept=-1000.0)
     )
     np.testing.assert_allclose(rescaled, plain, atol=2e-3)
+
+
+def test_the_voi_lut_functions_of_the_standard_are_applied(tmp_path, gradient):
+    """PS3.3 C.11.2.1.3: LINEAR_EXACT maps c -/+ w/2 to black and white (no half-pixel shift);
+    SIGMOID is 1 / (1 + exp(-4 (x - c) / w)), as a fraction of the output range."""
+    values = gradient[0].astype(float)
+    exact = read_dicom(dicom(tmp_path / "e.dcm", gradient, window=(2000.0, 2000.0), voi_function="LINEAR_EXACT"))
+    np.testing.assert_allclose(exact[0], np.clip((values - 1000.0) / 2000.0, 0, 1), atol=1e-6)
+    sigmoid = read_dicom(dicom(tmp_path / "s.dcm", gradient, window=(2000.0, 1000.0), voi_function="SIGMOID"))
+    np.testing.assert_allclose(sigmoid[0], 1.0 / (1.0 + np.exp(-4.0 * (values - 2000.0) / 1000.0)), atol=1e-6)
+    assert 0.0 < sigmoid.min() < 0.001 and 0.999 < sigmoid.max() < 1.0  # a sigmoid never reaches its ends
+    # LINEAR (the default) shifts by half a pixel: c - 0.5 -/+ (w - 1) / 2, here 1000 and 2999
+    linear = read_dicom(dicom(tmp_path / "l.dcm", gradient, window=(2000.0, 2000.0)))
+    np.testing.assert_allclose(linear[0], np.clip((values - 1000.0) / 1999.0, 0, 1), atol=1e-6)
+
+
+def test_a_window_the_standard_does_not_allow_is_named(tmp_path, gradient):
+    with pytest.raises(ImageReadError, match=r"bad\.dcm: cannot apply the file's LUT or window.*Window Width"):
+        read_dicom(dicom(tmp_path / "bad.dcm", gradient, window=(2000.0, 0.0)))
 
 
 def test_without_a_window_the_percentile_window_is_used(tmp_path, gradient):

@@ -10,7 +10,8 @@ pydicom = pytest.importorskip("pydicom")
 from fake_trees import dicom, png  # noqa: E402
 
 from multimix.data.dicom import read_dicom  # noqa: E402
-from multimix.data.io import DEFAULT_MAX_MEGAPIXELS, ImageReadError, read_image_file, set_max_megapixels  # noqa: E402
+from multimix.data.io import read_image_file  # noqa: E402
+from multimix.data.pixels import DEFAULT_MAX_MEGAPIXELS, ImageReadError, set_max_megapixels  # noqa: E402
 from multimix.data.sources import scan_source  # noqa: E402
 from multimix.prediction.batch import expand_inputs, predict_files  # noqa: E402
 from multimix.prediction.reader import read_input_image  # noqa: E402

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from skimage import io as skio
 
-from multimix.data.io import ImageReadError, read_image_file, read_record_image, read_record_mask
+from multimix.data.io import read_image_file, read_record_image, read_record_mask
+from multimix.data.pixels import ImageReadError
 from multimix.data.records import Record
 
 

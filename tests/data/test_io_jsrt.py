@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from multimix.data.io import ImageReadError, read_image_file, read_jsrt_raw, read_record_mask
+from multimix.data.io import read_image_file, read_record_mask
+from multimix.data.jsrt_raw import read_jsrt_raw
+from multimix.data.pixels import ImageReadError
 from multimix.data.records import Record
 
 from helpers import SHARED_DATA

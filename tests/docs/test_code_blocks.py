@@ -134,6 +134,11 @@ def run_shell(body: str) -> None:
             run_multimix(words[1:])
         elif words[0] == "python" and words[1].startswith("scripts/"):
             run_multimix([Path(words[1]).stem.replace("_", "-"), *words[2:]])
+        elif words[0] == "python" and words[1].startswith("examples/"):
+            done = subprocess.run(
+                [sys.executable, str(REPO_ROOT / words[1]), *words[2:]], capture_output=True, text=True
+            )
+            assert done.returncode == 0, f"`{shlex.join(words)}` exited with {done.returncode}: {done.stderr[-2000:]}"
         else:
             pytest.fail(f"a block runs {words[0]!r}, which this test does not know; mark it not run, with the reason")
 

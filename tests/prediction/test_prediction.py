@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from multimix.data.io import ImageReadError
+from multimix.data.pixels import ImageReadError
 from multimix.prediction import (
     Predictor,
     boundary_overlay,

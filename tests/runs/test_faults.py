@@ -21,9 +21,10 @@ import torch
 from fake_trees import pixel_bomb
 from skimage import io as skio
 
-from multimix.data import io as data_io
+from multimix.data import pixels
 from multimix.data.cache import build_cache
-from multimix.data.io import ImageReadError, ImageTooLargeError, read_image_file
+from multimix.data.io import read_image_file
+from multimix.data.pixels import ImageReadError, ImageTooLargeError
 from multimix.data.records import Record
 from multimix.engine import trainer as trainer_module
 from multimix.prediction.reader import decode_image_bytes
@@ -191,7 +192,7 @@ def test_pixel_bomb_is_refused_before_decoding(tmp_path):
         read_image_file(str(bomb))
     with pytest.raises(ImageTooLargeError, match="upload"):
         decode_image_bytes(bomb.read_bytes())
-    data_io.set_max_megapixels(200)  # a higher limit lets the decoder have it
+    pixels.set_max_megapixels(200)  # a higher limit lets the decoder have it
     try:
         try:
             read_image_file(str(bomb))
@@ -200,7 +201,7 @@ def test_pixel_bomb_is_refused_before_decoding(tmp_path):
         except ImageReadError:
             pass  # the stub's pixel data may or may not decode
     finally:
-        data_io.set_max_megapixels(data_io.DEFAULT_MAX_MEGAPIXELS)
+        pixels.set_max_megapixels(pixels.DEFAULT_MAX_MEGAPIXELS)
 
 
 def test_predict_skips_a_pixel_bomb_and_names_it(tmp_path, trained_checkpoint, capsys):

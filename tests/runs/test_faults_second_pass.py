@@ -19,7 +19,8 @@ from PIL import Image
 from test_faults import finished_run, one_error_line, train  # noqa: F401  (a fixture, shared)
 
 from multimix.data.cache import build_cache
-from multimix.data.io import ImageReadError, read_image_file
+from multimix.data.io import read_image_file
+from multimix.data.pixels import ImageReadError
 from multimix.data.prepare import write_skip_report
 from multimix.data.records import Record
 from multimix.models.factory import load_pretrained_encoder, load_trained_model, make_model

@@ -3,21 +3,23 @@ same checks, so a new one is tested the moment it is registered (the style of sm
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
-from fake_trees import montgomery, shenzhen
+from fake_trees import published_root
 
 from multimix.config import Config
-from multimix.data.keys import STREAM_NAMES
+from multimix.data.keys import CLS_S, CLS_U, CLS_W, CLS_X, CLS_Y, SEG_U, SEG_X, SEG_Y, STREAM_NAMES, VIEW1, VIEW2
 from multimix.data.records import NORMAL, PNEUMONIA
 from multimix.data.sources import DATASETS, available_sources, scan_source
 from multimix.data.sources.base import DatasetLayoutError
 from multimix.methods import available_methods, build_method, method_class
-from multimix.models import MultiMixNet, build_model
+from multimix.models import build_model
 from multimix.models.classifier import build_head
 from multimix.models.factory import available_models, build_network, describe_network
+from multimix.runs.pretrain import make_pretrain_model
 
 from helpers import SHARED_DATA, tiny_config
 
@@ -26,16 +28,11 @@ TINY = (4, 8, 16)
 
 # --------------------------------------------------------------------------------------------- sources
 def _sample_root(name: str, tmp_path: Path) -> Path:
-    """A data root holding ``name`` in its publisher's layout: the shared real sample, or a fake tree."""
+    """A data root holding ``name`` in its publisher's layout: the shared real sample, or else a
+    fake tree of synthetic images in that layout (so every contract runs on a fresh clone)."""
     if (SHARED_DATA / name).is_dir():
         return SHARED_DATA
-    if name == "montgomery":
-        montgomery(tmp_path / "montgomery", ["MCUCXR_0001_0", "MCUCXR_0002_1"], ["MCUCXR_0001_0"], ["MCUCXR_0001_0"])
-        return tmp_path
-    if name == "shenzhen":
-        shenzhen(tmp_path / "shenzhen", ["CHNCXR_0001_0", "CHNCXR_0002_1"], ["CHNCXR_0001_0"])
-        return tmp_path
-    pytest.skip(f"no sample of {name} (shared samples not found at {SHARED_DATA})")
+    return published_root(tmp_path / "fake")
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -65,7 +62,7 @@ def test_every_source_refuses_a_bad_error_policy_and_a_wrong_folder(name, tmp_pa
 def test_the_folder_source_passes_the_same_contract(tmp_path):
     sample = SHARED_DATA / "folder_seg"
     if not sample.is_dir():
-        pytest.skip(f"shared folder sample not found at {sample}")
+        sample = published_root(tmp_path / "fake") / "site"  # class folders, images/ and masks/
     scan = scan_source(f"folder:{sample}", on_error="skip")
     assert scan.records and all(Path(r.image_path).is_file() for r in scan.records)
     assert "folder" not in available_sources() and set(DATASETS) == set(available_sources())
@@ -97,6 +94,50 @@ def test_every_method_builds_from_its_own_section_and_keeps_its_state(name):
         assert head is None
 
 
+def _network_and_batch(name: str, cfg: Config) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """The network a method trains (a pretraining net for stage-1 methods, else the MultiMix
+    network) and one batch of every stream it asks for, two images each."""
+    g = torch.Generator().manual_seed(0)
+
+    def images() -> torch.Tensor:
+        return torch.rand(2, 1, 32, 32, generator=g)
+
+    if method_class(name).pretraining:
+        cfg.ssl.method = name
+        return make_pretrain_model(cfg), {VIEW1: images(), VIEW2: images(), "label": torch.tensor([0, -1])}
+    model = build_model("multimix", widths=TINY)
+    method = build_method(name, cfg, **_method_context(name))
+    entries = {
+        SEG_X: lambda: {SEG_X: images(), SEG_Y: (images() > 0.5).float()},
+        SEG_U: lambda: {SEG_U: images()},
+        CLS_X: lambda: {CLS_X: images(), CLS_Y: torch.tensor([0, 1])},
+        CLS_U: lambda: {CLS_W: images(), CLS_S: images()},
+    }
+    batch = {key: value for stream in method.streams(model) for key, value in entries[stream]().items()}
+    return model, batch
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_every_method_trains_what_its_streams_reach(name):
+    """One train_step: a finite scalar loss whose gradient reaches every parameter of the parts its
+    streams feed (the encoder always; the decoder with lung masks; the class head with labels)."""
+    torch.manual_seed(0)
+    cfg = tiny_config(method__ssl_rampup_steps=0)
+    model, batch = _network_and_batch(name, cfg)
+    method = build_method(name, cfg, **_method_context(name))
+    model.train()
+    loss, logs = method.train_step(model, batch)
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss.requires_grad and logs
+    loss.backward()
+    parts = {"encoder": getattr(model, "encoder", None) or getattr(model, "ssl", None)}
+    if SEG_X in batch and getattr(model, "decoder", None) is not None:
+        parts["decoder"] = model.decoder
+    untouched = [
+        f"{part}.{key}" for part, module in parts.items() for key, p in module.named_parameters() if p.grad is None
+    ]
+    assert not untouched, f"{name}: no gradient reaches {untouched[:5]}"
+
+
 # --------------------------------------------------------------------------------------------- models
 @pytest.mark.parametrize("name", available_models())
 def test_every_model_returns_what_its_heads_promise_and_rebuilds_from_its_description(name):
@@ -125,9 +166,62 @@ def test_every_model_returns_what_its_heads_promise_and_rebuilds_from_its_descri
     assert all(p.grad is not None for p in model.parameters())  # every parameter is trained by some head
 
 
+@pytest.mark.parametrize("name", available_models())
+@pytest.mark.parametrize("channels, classes, widths", [(1, 2, (4, 8)), (3, 3, (4, 8, 16, 32))])
+def test_every_model_takes_other_channels_classes_and_widths(name, channels, classes, widths):
+    model = build_model(name, in_channels=channels, num_classes=classes, widths=widths, dropout=0.0).eval()
+    x = torch.rand(2, channels, 32, 32)
+    out = model(x)
+    if model.has_cls_head:
+        assert out.cls_logits.shape == (2, classes)
+    if model.has_seg_head:
+        assert out.seg_logits.shape == (2, 1, 32, 32)
+    rebuilt = build_network(json.loads(json.dumps(describe_network(model))))
+    rebuilt.load_state_dict(model.state_dict())
+    again = rebuilt.eval()(x)
+    for a, b in ((out.seg_logits, again.seg_logits), (out.cls_logits, again.cls_logits)):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+GOLDEN = Path(__file__).parent / "golden" / "model_outputs.json"
+
+
+def _fingerprint(name: str) -> dict[str, list[float]]:
+    """A seeded model's outputs on a seeded image, reduced to a few numbers."""
+    torch.manual_seed(0)
+    model = build_model(name, widths=TINY, dropout=0.0).eval()
+    out = model(torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1)))
+    prints = {}
+    for field in ("cls_logits", "seg_logits", "saliency"):
+        value = getattr(out, field)
+        if value is not None:
+            prints[field] = [
+                float(value.double().mean()),
+                float(value.double().std()),
+                float(value.double().abs().max()),
+            ]
+    return prints
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_model_gives_its_recorded_output(name):
+    """The same seed gives the same network and the same outputs as when they were recorded
+    (MULTIMIX_RECORD_GOLDEN=1 records them anew, for a deliberate change or a new model)."""
+    recorded = json.loads(GOLDEN.read_text()) if GOLDEN.is_file() else {}
+    if os.environ.get("MULTIMIX_RECORD_GOLDEN"):
+        recorded[name] = _fingerprint(name)
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    assert name in recorded, f"no recorded output of {name!r}: run with MULTIMIX_RECORD_GOLDEN=1 once"
+    now = _fingerprint(name)
+    assert now.keys() == recorded[name].keys()
+    for field, values in now.items():
+        assert values == pytest.approx(recorded[name][field], rel=1e-4, abs=1e-6), field
+
+
 def test_the_contracts_reach_every_registered_extension():
+    # the tests above are parametrised by the registries, so an extension is covered by registering it
     factory = importlib.import_module("multimix.models.factory")
-    assert factory.MODELS.keys() == set(available_models()) and len(available_models()) == 5
-    assert all(isinstance(build_model(name, widths=TINY), MultiMixNet) for name in available_models())
-    assert set(available_methods()) == {"barlow", "distill", "finetune", "multimix", "simclr"}
-    assert set(DATASETS) == {"chex", "jsrt", "montgomery", "shenzhen", "nih"}
+    assert set(factory.MODELS) == set(available_models()) >= {"unet", "enc", "umtl", "umtls", "multimix"}
+    assert set(available_methods()) >= {"barlow", "distill", "finetune", "multimix", "simclr"}
+    assert set(DATASETS) == set(available_sources()) >= {"chex", "jsrt", "montgomery", "shenzhen", "nih"}

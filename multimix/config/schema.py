@@ -129,7 +129,9 @@ class MethodConfig:
     kl_reference: str = "paired"  # paired | mean: which labeled mask the KL term compares an unlabeled mask with
     ssl_rampup_steps: int = 300  # unsupervised terms ramp in over these steps (0 = the paper: full weight at once)
     supervised_warmup_steps: int = 0  # steps of labeled losses alone before FixMatch, KL and the domain head switch on
-    threshold_mode: str = "fixed"  # fixed | freematch (self-adaptive global and class-wise thresholds)
+    # fixed | freematch (self-adaptive global and class-wise) | flexmatch (class-wise, from the
+    # learning effect of each class over the unlabeled pool)
+    threshold_mode: str = "fixed"
     distribution_alignment: str = "none"  # none | labeled | uniform: target class distribution of the pseudo-labels
     teacher: str = "model"  # model | ema: which weights make the pseudo-labels (ema needs train.ema_decay > 0)
     lung_weight: float = 1.0  # the coarse lung map of model.cls_pooling=lung (BCE against the labeled masks)

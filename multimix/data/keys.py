@@ -22,6 +22,12 @@ STREAM_NAMES = (SEG_X, SEG_U, CLS_X, CLS_U)  # the record pools a run draws from
 IMAGE_KEYS = (SEG_X, SEG_U, CLS_X, CLS_W, CLS_S)  # entries that are image tensors a step consumes
 
 
+def index_key(stream: str) -> str:
+    """The entry holding the pool index of every image of ``stream`` (every stream carries one:
+    a method that remembers images, such as FlexMatch's thresholds, reads it)."""
+    return f"{stream}_index"
+
+
 def domain_key(stream: str) -> str:
     """The entry holding the domain index of every image of ``stream`` (domain-adversarial training)."""
     return f"{stream}_domain"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from multimix.data.cache import CachedSource, build_cache
-from multimix.data.sources import present_sources, scan_source
+from multimix.data.sources import DATASETS, present_sources, scan_source
 from multimix.utils.atomic import atomic_write_text
 
 REPORT_COLUMNS = ("source", "images", "masks", "normal", "pneumonia", "unlabeled", "patients", "splits", "skipped")
@@ -59,7 +59,7 @@ def prepare_all(data_root: str | Path, image_size: int, cache_dir: str | Path, *
     names = present_sources(data_root)
     if not names:
         raise FileNotFoundError(
-            f"no dataset folder under {data_root}; expected one or more of chex/, jsrt/, montgomery/, shenzhen/, nih/"
+            f"no dataset folder under {data_root}; expected one or more of {', '.join(f'{n}/' for n in DATASETS)}"
         )
     return [prepare_source(name, data_root, image_size, cache_dir, **kw) for name in names]
 

@@ -46,6 +46,7 @@ from multimix.data.keys import (
     VIEW1,
     VIEW2,
     domain_key,
+    index_key,
 )
 from multimix.data.records import Record
 from multimix.data.transforms import (
@@ -190,8 +191,10 @@ class StepBatches(Dataset):
             self.seg_labeled.reseed(aug_seed + 3)
         batch: dict[str, torch.Tensor] = {}
         for name in self.streams:
-            records = [self.streams[name][j] for j in self.indices(name, step)]
+            indices = self.indices(name, step)
+            records = [self.streams[name][j] for j in indices]
             batch.update(self._load(name, records))
+            batch[index_key(name)] = torch.tensor(indices, dtype=torch.long)
             if self.domains is not None:
                 batch[domain_key(name)] = torch.tensor([self.domains[r.source] for r in records], dtype=torch.long)
         return batch

@@ -9,7 +9,7 @@ section (:func:`build_method`) and lets it choose the optimiser and schedule
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -19,6 +19,7 @@ from multimix.config.schema import Config, TrainConfig
 from multimix.data.keys import Batch
 from multimix.losses import balanced_class_weights
 from multimix.methods.optim import build_optimizer, warmup_cosine_scheduler
+from multimix.utils.registry import Registry
 
 
 class Method:
@@ -70,6 +71,10 @@ class Method:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
 
+    def bind_streams(self, sizes: Mapping[str, int]) -> None:
+        """Told the pool size of each stream before training starts (and before a resumed run's
+        state is loaded); a method that remembers images by their pool index sizes its memory here."""
+
     def configure_optimizer(
         self, model: nn.Module, train: TrainConfig
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -79,7 +84,7 @@ class Method:
         return optimizer, warmup_cosine_scheduler(optimizer, train.total_steps, train.warmup_steps, train.schedule)
 
 
-METHODS: dict[str, type[Method]] = {}
+METHODS: Registry[type[Method]] = Registry("method")
 M = TypeVar("M", bound=type[Method])
 
 
@@ -87,12 +92,10 @@ def register_method(name: str) -> Callable[[M], M]:
     """Class decorator: make a :class:`Method` buildable by ``name``."""
 
     def register(cls: M) -> M:
-        if name in METHODS and METHODS[name] is not cls:
-            raise ValueError(f"a method named {name!r} is already registered ({METHODS[name].__name__})")
+        METHODS.register(name, cls)
         cls.name = name
         if "display_name" not in vars(cls):  # a subclass never inherits its parent's display name
             cls.display_name = name
-        METHODS[name] = cls
         return cls
 
     return register
@@ -106,9 +109,7 @@ def available_methods(*, pretraining: bool | None = None) -> list[str]:
 
 def method_class(name: str) -> type[Method]:
     """The registered class of ``name`` (``ValueError`` listing the registered ones)."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {available_methods()}")
-    return METHODS[name]
+    return METHODS.get(name)
 
 
 def build_method(name: str, cfg: Config, **context: Any) -> Method:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -13,7 +13,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from multimix.config.schema import Config
-from multimix.data.keys import CLS_S, CLS_U, CLS_W, CLS_X, CLS_Y, SEG_U, SEG_X, SEG_Y, domain_key
+from multimix.data.keys import CLS_S, CLS_U, CLS_W, CLS_X, CLS_Y, SEG_U, SEG_X, SEG_Y, domain_key, index_key
 from multimix.losses import (
     cross_entropy,
     dice_loss,
@@ -133,6 +133,9 @@ class MultiMixMethod(Method):
         if self.teacher == "ema" and teacher is None:
             raise ValueError("method.teacher 'ema' needs EMA weights: set train.ema_decay > 0 (e.g. 0.99)")
         self.teacher_model = teacher if self.teacher == "ema" else None
+
+    def bind_streams(self, sizes: Mapping[str, int]) -> None:
+        self.pseudo_labeler.bind_pool(sizes.get(CLS_U, 0))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The running pseudo-label statistics (saved in every checkpoint)."""
@@ -334,7 +337,7 @@ class MultiMixMethod(Method):
         logs["images"] += n
         if self.cls_ssl_now:
             weak, strong = logits[n:].chunk(2)
-            probs, threshold = self.pseudo_labeler(weak)
+            probs, threshold = self.pseudo_labeler(weak, indices=batch.get(index_key(CLS_U)))
             terms["fixmatch"], pass_rate = fixmatch_loss(weak, strong, threshold=threshold, weak_probs=probs)
             logs["pass_rate"] = float(pass_rate)
             logs["pseudo_normal"] = float((probs.argmax(dim=1) == 0).float().mean())

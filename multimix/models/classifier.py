@@ -21,6 +21,7 @@ from torch import nn
 from multimix.models.output import TaskOutput
 from multimix.models.saliency import class_saliency
 from multimix.models.ssl import Backbone, BarlowProjector, ProjectionHead, SSLModel, build_backbone
+from multimix.utils.registry import Registry
 
 Architecture = dict[str, Any]
 
@@ -42,20 +43,13 @@ def ssl_architecture(backbone: str, backbone_kwargs: dict[str, Any], head: dict[
 
 
 HeadBuilder = Callable[[dict[str, Any], int], nn.Module]
-HEADS: dict[str, HeadBuilder] = {}  # head kind -> builder(description, backbone output size)
+HEADS: Registry[HeadBuilder] = Registry("projection head kind")  # kind -> builder(description, backbone output size)
 
 
 def register_head(kind: str) -> Callable[[HeadBuilder], HeadBuilder]:
     """Decorator: make ``build_head`` build heads described as ``{"kind": kind, ...}``. A head
     must keep its layers in ``.layers`` (an ``nn.Sequential``), so fine-tuning can keep some."""
-
-    def register(builder: HeadBuilder) -> HeadBuilder:
-        if kind in HEADS and HEADS[kind] is not builder:
-            raise ValueError(f"a head kind {kind!r} is already registered")
-        HEADS[kind] = builder
-        return builder
-
-    return register
+    return HEADS.register(kind)
 
 
 @register_head("simclr")
@@ -74,10 +68,7 @@ def build_head(head: dict[str, Any], in_dim: int) -> nn.Module:
     Raises:
         ValueError: for an unknown kind.
     """
-    kind = head.get("kind")
-    if kind not in HEADS:
-        raise ValueError(f"unknown projection head kind {kind!r}; expected one of {', '.join(sorted(HEADS))}")
-    return HEADS[kind](head, in_dim)
+    return HEADS.get(head.get("kind"))(head, in_dim)
 
 
 def build_ssl_model(architecture: Architecture) -> SSLModel:

@@ -25,6 +25,7 @@ from multimix.models.classifier import SSLClassifier, build_classifier
 from multimix.models.multimix import MultiMixNet
 from multimix.models.ssl import load_unet_encoder_state
 from multimix.utils.checkpoints import load_checkpoint
+from multimix.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,9 @@ def _lung_crop(cfg: Config) -> dict[str, Any]:
 CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier
 NETWORK_KEY = "network"  # run.network in a checkpoint: {"class": ..., "kwargs": ...}
 # class name -> how to rebuild it from its plain-data arguments
-_NETWORKS: dict[str, Any] = {
-    "MultiMixNet": lambda kwargs: MultiMixNet(**kwargs),
-    "SSLClassifier": build_classifier,  # its arguments are the architecture of classifier_architecture
-}
+NETWORKS: Registry[Callable[[dict[str, Any]], TrainedModel]] = Registry("network class")
+NETWORKS.register("MultiMixNet", lambda kwargs: MultiMixNet(**kwargs))
+NETWORKS.register("SSLClassifier", build_classifier)  # its arguments are the architecture of classifier_architecture
 
 
 def describe_network(model: nn.Module, architecture: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -98,10 +98,10 @@ def build_network(description: dict[str, Any], *, origin: str = "network") -> Tr
     """A network (fresh weights) from :func:`describe_network`'s data; ``ValueError`` naming
     ``origin`` when the description names no known class or arguments that do not fit it."""
     name = description.get("class") if isinstance(description, dict) else None
-    if name not in _NETWORKS:
-        raise ValueError(f"{origin}: unknown network class {name!r}; known: {', '.join(sorted(_NETWORKS))}")
+    if not isinstance(name, str) or name not in NETWORKS:
+        raise ValueError(f"{origin}: unknown network class {name!r}; known: {', '.join(sorted(NETWORKS))}")
     try:
-        return as_trained_model(_NETWORKS[name](description.get("kwargs") or {}))
+        return as_trained_model(NETWORKS.get(name)(description.get("kwargs") or {}))
     except (TypeError, KeyError, ValueError, RuntimeError) as err:
         raise ValueError(f"{origin}: cannot rebuild the {name} it describes: {err}") from err
 
@@ -194,20 +194,13 @@ def trained_model_name(model: nn.Module, cfg: Config) -> str:
 # exist and whether the bridge is on (the semi-supervised losses that turn UMTLS into MultiMix
 # belong to the method, not the model)
 ModelBuilder = Callable[..., MultiMixNet]
-MODELS: dict[str, ModelBuilder] = {}
+MODELS: Registry[ModelBuilder] = Registry("model", lower=True)
 
 
 def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator: make a builder (keyword arguments of :class:`MultiMixNet` in, network out)
     buildable as ``model.name: <name>`` (``--model``)."""
-
-    def register(builder: ModelBuilder) -> ModelBuilder:
-        if name in MODELS and MODELS[name] is not builder:
-            raise ValueError(f"a model named {name!r} is already registered")
-        MODELS[name] = builder
-        return builder
-
-    return register
+    return MODELS.register(name)
 
 
 @register_model("unet")
@@ -243,10 +236,7 @@ def build_model(name: str = "multimix", **kwargs: Any) -> MultiMixNet:
     >>> build_model("umtl", widths=(8, 16, 32)).has_bridge
     False
     """
-    key = name.lower()
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available_models())}")
-    return MODELS[key](**kwargs)
+    return MODELS.get(name)(**kwargs)
 
 
 @functools.cache

@@ -8,7 +8,8 @@ wraps the MultiMix encoder so that pretrained weights can be loaded back into
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from multimix.models.unet import UNetEncoder
+from multimix.utils.registry import Registry
 
 # prefix of the UNetEncoder's classification head in its state dict
 _HEAD_PREFIX = "head."
@@ -212,9 +214,15 @@ def _unet_backbone(**kwargs: Any) -> UNetEncoderBackbone:
     return UNetEncoderBackbone(UNetEncoder(**kwargs))
 
 
+BACKBONES: Registry[Callable[..., Backbone]] = Registry("backbone", lower=True)
+BACKBONES.register("unet", _unet_backbone)
+for _resnet in _RESNET_SPECS:
+    BACKBONES.register(_resnet, functools.partial(resnet_backbone, _resnet))
+
+
 def available_backbones() -> list[str]:
     """Names accepted by :func:`build_backbone`."""
-    return sorted(["unet", *_RESNET_SPECS])
+    return sorted(BACKBONES)
 
 
 def build_backbone(name: str, **kwargs: Any) -> Backbone:
@@ -232,12 +240,7 @@ def build_backbone(name: str, **kwargs: Any) -> Backbone:
     Raises:
         ValueError: for an unknown name.
     """
-    key = name.lower()
-    if key == "unet":
-        return _unet_backbone(**kwargs)
-    if key in _RESNET_SPECS:
-        return resnet_backbone(key, **kwargs)
-    raise ValueError(f"unknown backbone {name!r}; available: {', '.join(available_backbones())}")
+    return BACKBONES.get(name)(**kwargs)
 
 
 def _check_batch(x: torch.Tensor, module: nn.Module) -> None:

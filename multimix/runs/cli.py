@@ -11,7 +11,7 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -24,6 +24,7 @@ from multimix.utils.environment import record_command
 from multimix.utils.interrupts import interrupted, remembered_interrupts
 from multimix.utils.locks import LockedError
 from multimix.utils.logging import setup_console_logging
+from multimix.utils.registry import Registry
 
 # what the user or the machine caused (bad flags, data, files, devices, full disks): one line each;
 # anything else is a bug in multimix and keeps its traceback
@@ -116,32 +117,40 @@ def run_script(
     return run_main(body, debug=getattr(args, "debug", False))
 
 
-# subcommand -> (module under multimix.runs.commands, what it does); modules are imported only
-# when their command runs, so `multimix --help` is quick and `serve` alone needs FastAPI
-COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("train", "train MultiMix or a paper baseline and evaluate it in- and cross-domain"),
-    "evaluate": ("evaluate", "evaluate checkpoints in- and cross-domain: tables with intervals, figures"),
-    "predict": ("predict", "class, lung mask and saliency for image files or folders"),
-    "serve": ("serve", "the web app around a checkpoint (needs the serve extra)"),
-    "adapt": ("adapt", "label-free operating point for a new hospital from its unlabeled images"),
-    "calibrate": ("calibrate", "operating point chosen on a few labeled images of a new hospital"),
-    "card": ("card", "a model card (MODEL_CARD.md): what a checkpoint is, how it decides, how well it did"),
-    "export": ("export", "an ONNX or TorchScript graph of a trained model, saliency bridge inside"),
-    "prepare-data": ("prepare_data", "check and cache the real datasets under a data root"),
-    "pretrain": ("pretrain", "SimCLRv2 stage 1: contrastive (SimCLR, Barlow Twins) pretraining"),
-    "finetune": ("finetune", "SimCLRv2 stage 2: fine-tune a pretrained encoder on the labeled images"),
-    "distill": ("distill", "SimCLRv2 stage 3: distil a teacher into a smaller student"),
-    "select-labels": ("select_labels", "active learning: choose the next images to label"),
-    "cv": ("cv", "stratified, patient-grouped K-fold cross-validation: one run per fold, one table"),
-    "ablation": ("ablation", "the paper's seven models over label budgets and seeds, one table"),
-    "devloop": ("devloop", "config variants on real data under one budget, one development table"),
-    "benchmark": ("benchmark", "training-step speed: the original-style step against ours"),
-}
+class Command(NamedTuple):
+    """A subcommand: its module under :mod:`multimix.runs.commands` (imported only when the
+    command runs, so ``multimix --help`` is quick and ``serve`` alone needs FastAPI) and what it does."""
+
+    module: str
+    about: str
+
+
+COMMANDS: Registry[Command] = Registry("command")
+for _name, _module, _about in (
+    ("train", "train", "train MultiMix or a paper baseline and evaluate it in- and cross-domain"),
+    ("evaluate", "evaluate", "evaluate checkpoints in- and cross-domain: tables with intervals, figures"),
+    ("predict", "predict", "class, lung mask and saliency for image files or folders"),
+    ("serve", "serve", "the web app around a checkpoint (needs the serve extra)"),
+    ("adapt", "adapt", "label-free operating point for a new hospital from its unlabeled images"),
+    ("calibrate", "calibrate", "operating point chosen on a few labeled images of a new hospital"),
+    ("card", "card", "a model card (MODEL_CARD.md): what a checkpoint is, how it decides, how well it did"),
+    ("export", "export", "an ONNX or TorchScript graph of a trained model, saliency bridge inside"),
+    ("prepare-data", "prepare_data", "check and cache the real datasets under a data root"),
+    ("pretrain", "pretrain", "SimCLRv2 stage 1: contrastive (SimCLR, Barlow Twins) pretraining"),
+    ("finetune", "finetune", "SimCLRv2 stage 2: fine-tune a pretrained encoder on the labeled images"),
+    ("distill", "distill", "SimCLRv2 stage 3: distil a teacher into a smaller student"),
+    ("select-labels", "select_labels", "active learning: choose the next images to label"),
+    ("cv", "cv", "stratified, patient-grouped K-fold cross-validation: one run per fold, one table"),
+    ("ablation", "ablation", "the paper's seven models over label budgets and seeds, one table"),
+    ("devloop", "devloop", "config variants on real data under one budget, one development table"),
+    ("benchmark", "benchmark", "training-step speed: the original-style step against ours"),
+):
+    COMMANDS.register(_name, Command(_module, _about))
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items()]
+    lines = [f"  {name:<{width}}  {command.about}" for name, command in COMMANDS.items()]
     return (
         "usage: multimix COMMAND [flags]   (multimix COMMAND --help lists a command's flags)\n\n"
         "Sparingly supervised multitask learning for chest X-rays.\n\ncommands:\n"
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}; one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"multimix.runs.commands.{COMMANDS[name][0]}")
+    module = importlib.import_module(f"multimix.runs.commands.{COMMANDS.get(name).module}")
     record_command(["multimix", *args])  # result files name the command that made them
     program, sys.argv[0] = sys.argv[0], f"multimix {name}"  # argparse names the command in usage lines and errors
     try:

@@ -47,6 +47,7 @@ def _train_and_evaluate(
     labels = labeled_classes(run)
     method = build_method(cfg.method.name, cfg, labeled_class_labels=labels)
     streams = stream_records(run.split, run.records, method.streams(model))
+    method.bind_streams({name: len(pool) for name, pool in streams.items()})
     summary = fit_and_evaluate(
         cfg,
         context,

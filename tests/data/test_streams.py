@@ -24,11 +24,15 @@ def make(pools, **kw):
 
 def test_batch_has_every_stream_with_the_right_shapes(pools):
     batch = make(pools)[0]
-    assert set(batch) == {"seg_x", "seg_y", "seg_u", "cls_x", "cls_y", "cls_w", "cls_s"}
+    images = {"seg_x", "seg_y", "seg_u", "cls_x", "cls_y", "cls_w", "cls_s"}
+    assert set(batch) == images | {"seg_x_index", "seg_u_index", "cls_x_index", "cls_u_index"}
     for key in ("seg_x", "seg_y", "seg_u", "cls_x", "cls_w", "cls_s"):
         assert batch[key].shape == (2, 1, 32, 32) and batch[key].dtype == torch.float32
     assert set(batch["seg_y"].unique().tolist()) <= {0.0, 1.0}
     assert batch["cls_y"].dtype == torch.long and batch["cls_y"].shape == (2,)
+    stream = make(pools)
+    for name in ("seg_x", "seg_u", "cls_x", "cls_u"):  # each image's position in its pool, as drawn
+        assert batch[f"{name}_index"].tolist() == stream.indices(name, 0)
 
 
 def test_a_step_is_a_pure_function_of_seed_and_step(pools):

@@ -103,7 +103,7 @@ def shell_commands(body: str) -> list[list[str]]:
 
 
 def with_tiny_sizes(name: str, args: list[str]) -> list[str]:
-    module = importlib.import_module(f"multimix.runs.commands.{COMMANDS[name][0]}")
+    module = importlib.import_module(f"multimix.runs.commands.{COMMANDS.get(name).module}")
     known = {opt for action in module.build_parser()._actions for opt in action.option_strings}
     extra: list[str] = []
     for flag, value in TINY_FLAGS.items():
@@ -119,7 +119,7 @@ def with_tiny_sizes(name: str, args: list[str]) -> list[str]:
 def run_multimix(args: list[str]) -> None:
     name, rest = args[0], args[1:]
     if name in PARSE_ONLY or "cuda" in rest:
-        module = importlib.import_module(f"multimix.runs.commands.{COMMANDS[name][0]}")
+        module = importlib.import_module(f"multimix.runs.commands.{COMMANDS.get(name).module}")
         module.build_parser().parse_args(rest)
         return
     status = main([name, *with_tiny_sizes(name, rest)])

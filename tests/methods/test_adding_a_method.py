@@ -42,7 +42,7 @@ class CosineTwins(SimCLRMethod):
 @pytest.fixture(autouse=True)
 def registered(monkeypatch):
     """The registration line, undone after each test so the other tests see the packaged methods."""
-    monkeypatch.setattr(methods_base, "METHODS", dict(methods_base.METHODS))
+    monkeypatch.setattr(methods_base, "METHODS", methods_base.METHODS.copy())
     register_method("cosine-twins")(CosineTwins)
 
 

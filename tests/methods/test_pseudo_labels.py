@@ -7,7 +7,8 @@ import torch
 
 from multimix.losses import fixmatch_loss
 from multimix.methods import MultiMixMethod
-from multimix.methods.pseudo_labels import ALIGNMENT_MOMENTUM, FREEMATCH_MOMENTUM, PseudoLabeler
+from multimix.methods.pseudo_labels import ALIGNMENT_MOMENTUM, PseudoLabeler
+from multimix.methods.thresholds import FREEMATCH_MOMENTUM
 
 
 def logits_of(probs: list[list[float]]) -> torch.Tensor:
@@ -50,7 +51,7 @@ def test_freematch_thresholds_against_a_hand_computation():
     m = FREEMATCH_MOMENTUM
     tau = m * 0.5 + (1 - m) * 0.8  # mean top confidence 0.8
     p = torch.tensor([m * 0.5 + (1 - m) * 0.8, m * 0.5 + (1 - m) * 0.2])
-    assert labeler.global_confidence.item() == pytest.approx(tau, abs=1e-6)
+    assert labeler.policy.global_confidence.item() == pytest.approx(tau, abs=1e-6)
     assert torch.allclose(thresholds, tau * p / p.max(), atol=1e-6)
     assert thresholds[1] < thresholds[0]  # the class predicted less often gets the lower bar
 
@@ -69,8 +70,8 @@ def test_state_round_trips_and_update_false_reads_only():
 
 
 def test_unknown_modes_are_errors():
-    with pytest.raises(ValueError, match="threshold_mode"):
-        PseudoLabeler(mode="flexmatch")
+    with pytest.raises(ValueError, match="threshold_mode must be one of fixed, freematch, flexmatch"):
+        PseudoLabeler(mode="softmatch")
     with pytest.raises(ValueError, match="distribution_alignment"):
         PseudoLabeler(alignment="target")
 

@@ -10,7 +10,7 @@ from helpers import tiny_config
 
 
 def test_every_method_is_registered_and_built_from_its_own_section():
-    assert available_methods() == ["barlow", "distill", "finetune", "multimix", "simclr"]
+    assert set(available_methods()) >= {"barlow", "distill", "finetune", "multimix", "simclr"}
     cfg = tiny_config(
         method__threshold=0.9,
         ssl__temperature=0.3,
@@ -25,11 +25,11 @@ def test_every_method_is_registered_and_built_from_its_own_section():
     teacher = build_model("enc", widths=(4, 8))
     distill = build_method("distill", cfg, teacher=teacher, labeled_class_labels=[0, 1])
     assert distill.temperature == 2.0 and distill.optimizer == "sgd"
-    assert {METHODS[name].config_section for name in METHODS} == {"method", "ssl", "distill"}
+    assert {METHODS.get(name).config_section for name in METHODS} == {"method", "ssl", "distill"}
 
 
 def test_unknown_and_incomplete_methods_are_refused():
-    with pytest.raises(ValueError, match=r"unknown method 'mixmatch'; available: \['barlow'"):
+    with pytest.raises(ValueError, match=r"unknown method 'mixmatch'; available: barlow, "):
         build_method("mixmatch", tiny_config())
     with pytest.raises(ValueError, match="teacher"):
         build_method("distill", tiny_config())

@@ -12,7 +12,7 @@ from helpers import tiny_config
 
 @pytest.fixture
 def registered(monkeypatch):
-    monkeypatch.setattr(factory, "MODELS", dict(factory.MODELS))
+    monkeypatch.setattr(factory, "MODELS", factory.MODELS.copy())
 
     @register_model("enc3")
     def three_class_encoder(**kwargs):

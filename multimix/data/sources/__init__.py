@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from multimix.data.sources.base import DatasetItemError, DatasetLayoutError, Skipped, SourceScan
+from multimix.utils.registry import Registry
 
-# name -> module holding scan(root, *, on_error=...); the folder under --data-root has the same name
-DATASETS = ("chex", "jsrt", "montgomery", "shenzhen", "nih")
+# name -> module holding scan(root, *, on_error=...), imported when the source is scanned; the
+# folder under --data-root has the same name. A new published layout is one module and one line.
+DATASETS: Registry[str] = Registry("data source")
+for _name in ("chex", "jsrt", "montgomery", "shenzhen", "nih"):
+    DATASETS.register(_name, f"{__name__}.{_name}")
 FOLDER_PREFIX = "folder:"
 CSV_PREFIX = "csv:"  # a label table: csv:PATH/labels.csv, or csv:PATH/labels.csv#healthy=normal,sick=pneumonia
 
@@ -43,7 +47,7 @@ def scan_source(
         raise ValueError(f"unknown data source {spec!r}; available: {', '.join(DATASETS)}, folder:PATH or csv:FILE")
     if data_root is None:
         raise ValueError(f"source {spec!r} needs a data root (--data-root DIR holding {spec}/)")
-    module = importlib.import_module(f"{__name__}.{spec}")
+    module = importlib.import_module(DATASETS.get(spec))
     return module.scan(Path(data_root) / spec, on_error=on_error, **options)
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from multimix.config.run_info import DEFAULT_CLASS_NAMES
+
 NORMAL, PNEUMONIA = 0, 1
-CLASS_NAMES = ("normal", "pneumonia")
+CLASS_NAMES = DEFAULT_CLASS_NAMES
 
 
 @dataclass

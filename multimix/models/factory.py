@@ -20,6 +20,7 @@ from torch import nn
 
 from multimix.config.loading import validate_ranges
 from multimix.config.presets import display_name
+from multimix.config.run_info import RunInfo
 from multimix.config.schema import Config
 from multimix.models.classifier import SSLClassifier, build_classifier
 from multimix.models.multimix import MultiMixNet
@@ -76,7 +77,6 @@ def _lung_crop(cfg: Config) -> dict[str, Any]:
 
 
 CLASSIFIER_STAGES = ("finetune", "distill")  # runs whose network is an SSLClassifier
-NETWORK_KEY = "network"  # run.network in a checkpoint: {"class": ..., "kwargs": ...}
 # class name -> how to rebuild it from its plain-data arguments
 NETWORKS: Registry[Callable[[dict[str, Any]], TrainedModel]] = Registry("network class")
 NETWORKS.register("MultiMixNet", lambda kwargs: MultiMixNet(**kwargs))
@@ -119,20 +119,19 @@ def load_trained_model(path: str | Path, map_location: str | torch.device = "cpu
 
 def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[TrainedModel, Config]:
     """:func:`load_trained_model` for a checkpoint already loaded (``origin`` names it in errors)."""
-    run = state.get("run", {})
-    if run.get("config") is None:
-        raise ValueError(f"{origin}: checkpoint carries no run config; was it written by multimix train?")
-    stage = run.get("stage", "train")
-    if stage == "pretrain":
+    run = RunInfo.from_checkpoint(state, origin=origin)
+    if run.stage == "pretrain":
         raise ValueError(
             f"{origin}: a pretraining checkpoint has no trained classifier; fine-tune it with "
             "multimix finetune --pretrained, or start MultiMix from it with --init-encoder"
         )
     cfg = checkpoint_config(run, origin)
-    if run.get(NETWORK_KEY) is not None:
-        model = build_network(run[NETWORK_KEY], origin=origin)
-    else:  # written before checkpoints described their network
-        model = build_classifier(run["architecture"]) if stage in CLASSIFIER_STAGES else make_model(cfg)
+    if run.network is not None:
+        model = build_network(run.network, origin=origin)
+    elif run.stage in CLASSIFIER_STAGES:  # written before checkpoints described their network
+        model = build_classifier(run.architecture or {})
+    else:
+        model = make_model(cfg)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
@@ -141,15 +140,15 @@ def model_from_checkpoint(state: dict[str, Any], *, origin: str) -> tuple[Traine
     return model.eval(), cfg
 
 
-def checkpoint_config(run: dict[str, Any], origin: str) -> Config:
+def checkpoint_config(run: RunInfo, origin: str) -> Config:
     """The run config a checkpoint carries, range-checked like the command line's; a config that
     disagrees with the network the checkpoint describes is named in a warning."""
-    cfg = Config.from_dict(run["config"], origin=origin)
+    cfg = Config.from_dict(run.config, origin=origin)
     try:
         validate_ranges(cfg)
     except ValueError as err:
         raise ValueError(f"{origin}: its config cannot work: {err}") from None
-    network = run.get(NETWORK_KEY) or {}
+    network = run.network or {}
     widths = (network.get("kwargs") or {}).get("widths") if network.get("class") == "MultiMixNet" else None
     if widths is not None and list(widths) != list(cfg.model.widths):  # the description built the weights
         logger.warning(

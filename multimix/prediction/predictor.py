@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from multimix.config.run_info import RunInfo
 from multimix.data.records import CLASS_NAMES
 from multimix.data.transforms import eval_transform
 from multimix.evaluation.inference import flip_averaged, output_probabilities
@@ -99,8 +100,8 @@ class Predictor:
         self.model, self.config = model_from_checkpoint(state, origin=str(self.checkpoint))
         self.model.to(self.device).eval()
         self.metrics: dict[str, float] = dict(state.get("metrics") or {})
-        # the checkpoint's own class names (its model card's), else the library's
-        self.class_names: tuple[str, ...] = tuple((state.get("run") or {}).get("class_names") or CLASS_NAMES)
+        # the checkpoint's own class names (its model card's)
+        self.class_names: tuple[str, ...] = RunInfo.from_checkpoint(state, origin=str(self.checkpoint)).class_names
         self.step: int | None = state.get("step")
         self.image_size = self.config.data.image_size
         self.seg_threshold = seg_threshold

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from multimix.config import Config
+from multimix.config.run_info import RunInfo
 from multimix.data.records import CLASS_NAMES
 from multimix.data.streams import StepBatches, step_loader
 from multimix.engine.distributed import (
@@ -27,7 +28,7 @@ from multimix.engine.trainer import Trainer
 from multimix.evaluation.validation import evaluate_records, selection_score, validation_calibration
 from multimix.methods import Method
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
-from multimix.models.factory import NETWORK_KEY, describe_network
+from multimix.models.factory import describe_network
 from multimix.runs.model_card import write_card
 from multimix.runs.wiring import RunStart, step_batches
 from multimix.utils.atomic import atomic_write_text
@@ -79,11 +80,15 @@ def build_trainer(
     run_info: dict[str, Any] | None = None,
 ) -> Trainer:
     """The trainer of every kind of run: the method's optimiser and schedule, and checkpoints
-    that carry the config, the environment, ``run_info`` and the network's description."""
-    info = {"config": cfg.to_dict(), "environment": environment, "class_names": list(CLASS_NAMES), **(run_info or {})}
-    network = describe_network(model, info.get("architecture"))
-    if network is not None:  # the checkpoint rebuilds its network from this alone
-        info[NETWORK_KEY] = network
+    that carry the run record (:class:`~multimix.config.run_info.RunInfo`: the config, the
+    environment, the network's description and ``run_info``'s fields: stage, architecture,
+    class prior)."""
+    extra = dict(run_info or {})
+    # the checkpoint rebuilds its network from its description alone
+    network = describe_network(model, extra.get("architecture"))
+    info = RunInfo(
+        config=cfg.to_dict(), environment=environment, class_names=CLASS_NAMES, network=network, **extra
+    ).to_dict()
     optimizer, scheduler = method.configure_optimizer(model, cfg.train)
     return Trainer(
         model,

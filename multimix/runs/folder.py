@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from multimix.config import Config, save_config
+from multimix.config.run_info import RunInfo
 from multimix.engine.distributed import DistributedContext, all_gather
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import CheckpointError, load_checkpoint
@@ -114,9 +115,9 @@ def check_resumable(cfg: Config, last: Path) -> int:
         ValueError: a setting differs from the one the checkpoint was trained with (named).
     """
     state = load_checkpoint(last)
-    stored = state.get("run", {}).get("config")
-    if stored is None:
+    if not (state.get("run") or {}).get("config"):
         raise ValueError(f"{last}: checkpoint carries no run config; it cannot be resumed")
+    stored = RunInfo.from_checkpoint(state, origin=str(last)).config
     changes = config_changes(Config.from_dict(stored, origin=str(last)), cfg)
     if changes:
         raise ValueError(

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from multimix.config import Config
+from multimix.config.run_info import RunInfo
 from multimix.data.pools import unlabeled_source_names
-from multimix.data.records import CLASS_NAMES
 from multimix.evaluation.summary import NO_RANKING, fitted_here_note
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.metrics.operating_point import OperatingPoint
@@ -54,20 +54,20 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
     """The model card's content as plain data (see the module docstring for the sources)."""
     path = Path(checkpoint)
     state = load_checkpoint(path)
-    run = state.get("run") or {}
-    if run.get("config") is None:
+    if not (state.get("run") or {}).get("config"):
         raise ValueError(f"{path}: not a training checkpoint (it carries no run config)")
-    cfg = Config.from_dict(run["config"], origin=str(path))
+    run = RunInfo.from_checkpoint(state, origin=str(path))
+    cfg = Config.from_dict(run.config, origin=str(path))
     folder = run_folder(path)
     point = OperatingPoint.from_checkpoint(state)
     return {
         "checkpoint": str(path),
         "run": folder.name,
-        "network": run.get("network") or {"class": cfg.model.name, "kwargs": {"widths": list(cfg.model.widths)}},
-        "stage": run.get("stage", "train"),
+        "network": run.network or {"class": cfg.model.name, "kwargs": {"widths": list(cfg.model.widths)}},
+        "stage": run.stage,
         "classifier": _has_classifier(run, cfg),
-        "class_names": list(run.get("class_names") or CLASS_NAMES),
-        "class_prior": run.get("class_prior"),
+        "class_names": list(run.class_names),
+        "class_prior": None if run.class_prior is None else list(run.class_prior),
         "decision": {"threshold": point.threshold, "how": point.describe(), "details": point.details},
         "calibration": state.get(CALIBRATION_KEY),
         "preprocessing": _preprocessing(cfg),
@@ -75,7 +75,7 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
         "validation": {"step": state.get("step"), "metrics": state.get("metrics") or {}},
         "held_out": _json(folder / "summary.json"),
         "evaluation": _json(folder / "evaluation" / "metrics.json"),
-        "environment": run.get("environment") or {},
+        "environment": run.environment,
         "precision": state.get("precision"),
         "sha256": file_sha256(path),
         "training": _hyper_parameters(cfg),
@@ -165,8 +165,8 @@ def _auroc_intervals(facts: dict[str, Any]) -> list[tuple[str, float, float]]:
     return found
 
 
-def _has_classifier(run: dict[str, Any], cfg: Config) -> bool:
-    network = run.get("network") or {}
+def _has_classifier(run: RunInfo, cfg: Config) -> bool:
+    network = run.network or {}
     if network.get("class") == "MultiMixNet":
         return int(network.get("kwargs", {}).get("num_classes", 2)) > 0
     if network.get("class") == "SSLClassifier":

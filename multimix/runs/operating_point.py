@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from multimix.config import Config
+from multimix.config.run_info import RunInfo
 from multimix.data.pixels import ImageReadError
 from multimix.data.records import file_identity, image_identity
 from multimix.evaluation.inference import infer
@@ -66,7 +67,8 @@ def write_with_operating_point(state: dict[str, Any], point: OperatingPoint, out
 def source_prior(state: dict[str, Any]) -> tuple[float, float]:
     """The class prior a checkpoint's posteriors assume: stored at training (``run.class_prior``);
     uniform for older checkpoints."""
-    stored = (state.get("run") or {}).get("class_prior")
+    recorded = (state.get("run") or {}).get("config") is not None
+    stored = RunInfo.from_checkpoint(state, origin="checkpoint").class_prior if recorded else None
     if stored is None or len(stored) != 2:
         logger.info("note: the checkpoint records no training class prior; assuming the classes were balanced")
         return UNIFORM_PRIOR

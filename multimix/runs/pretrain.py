@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from multimix.config import Config
+from multimix.config.run_info import RunInfo
 from multimix.data.records import Record
 from multimix.data.streams import ContrastiveBatches, EvalDataset, step_loader
 from multimix.engine.distributed import rank_device, with_process_group
@@ -69,10 +70,12 @@ def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
         ValueError: if ``path`` is not a pretraining checkpoint.
     """
     state = load_checkpoint(path)
-    run = state.get("run", {})
-    if run.get("stage") != "pretrain" or "config" not in run:
+    if not (state.get("run") or {}).get("config"):
         raise ValueError(f"{path}: not a pretraining checkpoint (multimix pretrain writes those)")
-    architecture = run.get("architecture") or pretrain_architecture(Config.from_dict(run["config"], origin=str(path)))
+    run = RunInfo.from_checkpoint(state, origin=str(path))
+    if run.stage != "pretrain":
+        raise ValueError(f"{path}: not a pretraining checkpoint (multimix pretrain writes those)")
+    architecture = run.architecture or pretrain_architecture(Config.from_dict(run.config, origin=str(path)))
     model = build_ssl_model(architecture)
     weights = {k[len(SSL_PREFIX) :]: v for k, v in state["model"].items() if k.startswith(SSL_PREFIX)}
     model.load_state_dict(weights)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from multimix.bench.training_step import SpeedOptions, autocast_context, benchmark_model, make_batch
+from multimix.bench.training_step import SpeedOptions, autocast_context, benchmark_model, make_batch, paper_method
 from multimix.engine.trainer import move_to
-from multimix.methods import MultiMixMethod
 from multimix.methods.multimix import (
     SCOPE_CLASSIFICATION,
     SCOPE_DOMAIN,
@@ -60,7 +59,7 @@ def profile_training_step(
     device = torch.device("cpu")
     options = options or SpeedOptions()
     model = benchmark_model(seed).train()
-    method = MultiMixMethod()
+    method = paper_method()
     batch = move_to(make_batch(image_size, batch_size, seed), device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 

@@ -147,6 +147,11 @@ class Agreement:
         )
 
 
+def paper_method() -> MultiMixMethod:
+    """The method of the paper's step: every term at full weight from the first step."""
+    return MultiMixMethod(ssl_rampup_steps=0)
+
+
 def _gradients(model: MultiMixNet, loss: torch.Tensor) -> torch.Tensor:
     model.zero_grad(set_to_none=True)
     loss.backward()
@@ -157,7 +162,7 @@ def check_agreement(image_size: int = 64, batch_size: int = 2, seed: int = 0) ->
     """Same weights, same batch, float32, dropout off (it is the only random layer): the naive
     and our step must give the same loss, segmentation logits and parameter gradients."""
     model = benchmark_model(seed, dropout=0.0).train()
-    method = MultiMixMethod()
+    method = paper_method()
     batch = make_batch(image_size, batch_size, seed)
     loss_naive, _ = naive_loss(model, method, batch)
     grad_naive = _gradients(model, loss_naive)
@@ -386,7 +391,7 @@ def run_training_benchmark(size: int, settings: BenchmarkSettings) -> dict[str, 
     }
     timings = {}
     for name, (kind, options) in variants.items():
-        step = train_step_call(kind, benchmark_model(settings.seed), MultiMixMethod(), batch, device, options)
+        step = train_step_call(kind, benchmark_model(settings.seed), paper_method(), batch, device, options)
         timings[name] = measure(step, images, device, warmup=settings.warmup, repeats=settings.repeats)
         timings[name].gflop_per_call = counted_gflop(step)
     return timings
@@ -464,5 +469,5 @@ def run_memory_check(settings: BenchmarkSettings, *, size: int = 256, batch_size
     """The paper's configuration (256 px, batch 10 per stream): our default step's peak memory."""
     device = torch.device(settings.device)
     batch = make_batch(size, batch_size, settings.seed)
-    step = train_step_call("ours", benchmark_model(settings.seed), MultiMixMethod(), batch, device)
+    step = train_step_call("ours", benchmark_model(settings.seed), paper_method(), batch, device)
     return measure(step, STREAM_COUNT * batch_size, device, warmup=1, repeats=2)

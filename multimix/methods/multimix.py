@@ -86,7 +86,7 @@ class MultiMixMethod(Method):
     threshold: float = 0.7
     kl_reference: str = "paired"
     class_weights: torch.Tensor | None = None
-    ssl_rampup_steps: int = 0
+    ssl_rampup_steps: int = 300
     supervised_warmup_steps: int = 0
     threshold_mode: str = "fixed"
     distribution_alignment: str = "none"

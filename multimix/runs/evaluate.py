@@ -16,9 +16,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from multimix.config import Config
-from multimix.data.pools import build_pools, cached_source_records, carries_path, synthetic_site_records
-from multimix.data.records import Record, file_key, image_identity
-from multimix.data.splits import Split
+from multimix.data.pools import build_pools
+from multimix.data.records import Record, image_identity
 from multimix.evaluation.inference import infer
 from multimix.evaluation.results import (
     DOMAIN_NAMES,
@@ -32,17 +31,12 @@ from multimix.evaluation.summary import fitted_here_note, summarise_results
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_from_checkpoint, trained_model_name
 from multimix.runs.flags import with_data_root
-from multimix.runs.wiring import make_split
+from multimix.runs.folder import run_folder
+from multimix.runs.held_out import load_split, source_records
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device
 
 logger = logging.getLogger(__name__)
-
-
-def run_folder(checkpoint: str | Path) -> Path:
-    """The run folder of ``runs/<run>/checkpoints/best.pt`` (or the checkpoint's folder)."""
-    path = Path(checkpoint).resolve()
-    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
 def _evaluation_config(cfg: Config, settings: EvaluationSettings) -> Config:
@@ -50,15 +44,6 @@ def _evaluation_config(cfg: Config, settings: EvaluationSettings) -> Config:
     if settings.image_size:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=settings.image_size))
     return cfg
-
-
-def load_split(checkpoint: str | Path, cfg: Config) -> Split:
-    """The run's ``split.json``; rebuilt from the config (deterministic) when it is missing."""
-    path = run_folder(checkpoint) / "split.json"
-    if path.exists():
-        return Split.load(path)
-    logger.warning(f"warning: {path} not found; rebuilding the split from the checkpoint's config and seed")
-    return make_split(cfg, build_pools(cfg), path, resume=False)
 
 
 def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoint: str | Path) -> list[Record]:
@@ -69,37 +54,6 @@ def _lookup(records: dict[str, Record], uids: Sequence[str], what: str, checkpoi
             f"(e.g. {missing[:2]}); was it trained on other data? pass the same --data-root and --image-size"
         )
     return [records[u] for u in uids]
-
-
-def source_records(
-    cfg: Config, split: Split, sources: Sequence[str], *, progress: bool = True, exclude_test: bool = False
-) -> list[Record]:
-    """Every image of ``sources`` that the run neither trained nor validated on (nor tested on,
-    with ``exclude_test``), each once. An image is its file: the run's images are recognised
-    under any spelling of their path or any name of the table that lists them."""
-    used = [*split.seg.labeled, *split.seg.unlabeled, *split.cls.labeled, *split.cls.unlabeled, *split.val]
-    if exclude_test:
-        used += split.test
-    seen = set(used)
-    seen_files = _run_files(cfg, seen, progress) if cfg.data.source == "real" else set()
-    records: dict[str, Record] = {}
-    for source in sources:
-        if cfg.data.source == "synthetic" and not carries_path(source):  # a folder or table is on disk
-            found = synthetic_site_records(cfg, source)
-        else:
-            found = cached_source_records(source, cfg, progress=progress)
-        for record in found:
-            key = file_key(record.image_path) if record.image_path else record.uid
-            if record.uid not in seen and key not in seen_files:
-                records.setdefault(key, record)
-    return list(records.values())
-
-
-def _run_files(cfg: Config, uids: set[str], progress: bool) -> set[str]:
-    """The files of the run's images named by ``uids`` (its training sources, scanned again)."""
-    by_uid = build_pools(cfg, training_pools=False, progress=progress).by_uid()
-    paths = (by_uid[u].image_path for u in uids if u in by_uid)
-    return {file_key(path) for path in paths if path}
 
 
 def evaluation_sets(checkpoint: str | Path, cfg: Config, settings: EvaluationSettings) -> dict[str, list[Record]]:

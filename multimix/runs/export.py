@@ -31,7 +31,7 @@ from multimix.models.explicit_saliency import ExplicitSaliencyNet
 from multimix.models.multimix import MultiMixNet
 from multimix.prediction.predictor import Predictor
 from multimix.prediction.preprocess import preprocessing_steps
-from multimix.runs.evaluate import run_folder
+from multimix.runs.folder import run_folder
 from multimix.utils.atomic import atomic_write, atomic_write_text, write_all
 from multimix.utils.checkpoints import check_output_path
 

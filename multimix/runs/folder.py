@@ -52,6 +52,12 @@ def resolve_run_folder(cfg: Config, context: DistributedContext | None = None) -
     return Path(cfg.train.out)
 
 
+def run_folder(checkpoint: str | Path) -> Path:
+    """The run folder of ``runs/<run>/checkpoints/best.pt`` (or the checkpoint's folder)."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 RUN_LOCK = ".lock"
 SKIP_REPORT = "skipped.csv"
 

@@ -25,7 +25,7 @@ from multimix.evaluation.summary import NO_RANKING, fitted_here_note
 from multimix.metrics.calibration import CHECKPOINT_KEY as CALIBRATION_KEY
 from multimix.metrics.operating_point import OperatingPoint
 from multimix.models.factory import model_heads
-from multimix.runs.evaluate import run_folder
+from multimix.runs.folder import run_folder
 from multimix.utils.atomic import atomic_write_text
 from multimix.utils.checkpoints import check_output_path, load_checkpoint
 

@@ -38,7 +38,7 @@ from multimix.models.factory import model_from_checkpoint
 from multimix.prediction import Predictor
 from multimix.prediction.batch import expand_inputs
 from multimix.prediction.reader import read_input_image
-from multimix.runs.evaluate import load_split, source_records
+from multimix.runs.held_out import load_split, source_records
 from multimix.utils.checkpoints import check_output_path, load_checkpoint, save_checkpoint
 from multimix.utils.device import resolve_device
 

@@ -13,7 +13,8 @@ from multimix.evaluation.report import paper_table, table_rows, write_report
 from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.metrics import classification_metrics, dice_per_image, segmentation_metrics_per_image
-from multimix.runs.evaluate import evaluate_checkpoints, run_folder
+from multimix.runs.evaluate import evaluate_checkpoints
+from multimix.runs.folder import run_folder
 from multimix.runs.train import run_training
 
 from helpers import REPO_ROOT, tiny_config

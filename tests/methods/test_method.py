@@ -36,7 +36,7 @@ def batch(b=2, size=32, seed=0):
 )
 def test_loss_terms_follow_model_and_flags(name, flags, terms):
     torch.manual_seed(0)
-    method = MultiMixMethod(**flags)
+    method = MultiMixMethod(**flags, ssl_rampup_steps=0)  # the terms at full weight
     model = build_model(name, widths=W)
     keys = {"seg_x": ["seg_x", "seg_y"], "seg_u": ["seg_u"], "cls_x": ["cls_x", "cls_y"], "cls_u": ["cls_w", "cls_s"]}
     data = {k: batch()[k] for s in method.streams(model) for k in keys[s]}
@@ -97,7 +97,7 @@ def test_lung_pooling_adds_the_lung_map_term_and_it_learns():
 
     torch.manual_seed(0)
     model = build_model("multimix", widths=W, cls_pooling="lung", dropout=0.0)
-    method = MultiMixMethod(lung_weight=2.0)
+    method = MultiMixMethod(lung_weight=2.0, ssl_rampup_steps=0)
     data = batch(b=2)
     data["seg_y"] = torch.zeros_like(data["seg_y"])
     data["seg_y"][..., :, :12] = 1.0  # a "lung" on the left: a map the gate can learn
@@ -129,7 +129,7 @@ def test_mask_self_training_targets_the_teachers_cleaned_masks():
 
     torch.manual_seed(2)  # an untrained decoder whose lung map does not cover the whole image
     model = build_model("multimix", widths=W, dropout=0.0)
-    method = MultiMixMethod(mask_pseudo_weight=2.0)
+    method = MultiMixMethod(mask_pseudo_weight=2.0, ssl_rampup_steps=0)
     data = batch(b=2)
     loss, logs = method.train_step(model, data)
     model.eval()

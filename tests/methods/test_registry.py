@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from multimix.methods import METHODS, Method, available_methods, build_method, register_method
+from multimix.methods import METHODS, Method, MultiMixMethod, available_methods, build_method, register_method
 from multimix.models import build_model
 
 from helpers import tiny_config
@@ -54,3 +54,16 @@ def test_a_method_rejects_a_network_it_cannot_train():
 
     with pytest.raises(TypeError, match="PretrainNet"):
         SimCLRMethod().train_step(build_model("enc", widths=(4, 8)), {})
+
+
+def test_the_method_and_its_config_section_agree_on_every_default():
+    """MultiMixMethod() is what the default config builds: the options it shares with
+    MethodConfig have the same defaults (class_weights: a name in the config, a tensor here)."""
+    import dataclasses
+
+    from multimix.config.schema import MethodConfig
+
+    config = {f.name: f.default for f in dataclasses.fields(MethodConfig)}
+    method = {f.name: f.default for f in dataclasses.fields(MultiMixMethod)}
+    shared = (set(config) & set(method)) - {"class_weights"}
+    assert shared and {k: method[k] for k in shared} == {k: config[k] for k in shared}

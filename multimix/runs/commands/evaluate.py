@@ -18,8 +18,9 @@ from multimix.evaluation.report import check_report_folder, console_table, write
 from multimix.evaluation.results import EvaluationSettings
 from multimix.evaluation.summary import BootstrapSettings
 from multimix.runs.cli import run_main
-from multimix.runs.evaluate import evaluate_checkpoints, run_folder
+from multimix.runs.evaluate import evaluate_checkpoints
 from multimix.runs.flags import add_debug_flag, add_device_flag, add_progress_flag
+from multimix.runs.folder import run_folder
 from multimix.utils.locks import exclusive_lock
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from multimix.data.pools import build_pools
 from multimix.models.factory import load_trained_model
 from multimix.runs.cli import run_main
-from multimix.runs.evaluate import load_split
 from multimix.runs.flags import add_debug_flag, add_device_flag, with_data_root
+from multimix.runs.held_out import load_split
 from multimix.selection.active import STRATEGIES, select_for_labeling, with_new_labels
 from multimix.utils.device import resolve_device
 

@@ -24,7 +24,7 @@ from multimix.metrics.classification import binary_auroc
 from multimix.models.factory import model_from_checkpoint
 from multimix.runs.devloop.figure import figure_records, save_samples
 from multimix.runs.devloop.operating_points import held_out_operating_points, patient_halves
-from multimix.runs.evaluate import load_split
+from multimix.runs.held_out import load_split
 from multimix.runs.operating_point import source_prior
 from multimix.utils.checkpoints import load_checkpoint
 from multimix.utils.device import resolve_device

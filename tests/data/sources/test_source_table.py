@@ -157,7 +157,7 @@ def test_a_hospital_table_trains_end_to_end(tmp_path):
     # a renamed copy of the training table, given to evaluate --sources / calibrate, leaves out
     # every image the run trained or validated on (and, for calibrate, tested on)
     from multimix.config import load_config
-    from multimix.runs.evaluate import load_split, source_records
+    from multimix.runs.held_out import load_split, source_records
 
     copy = tmp_path / "copy.csv"
     copy.write_text((tmp_path / "labels.csv").read_text())

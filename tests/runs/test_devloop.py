@@ -169,6 +169,48 @@ def test_table_only_reports_the_finished_runs_and_trains_nothing(tmp_path, monke
         run_devloop([Variant("c", {})], tmp_path, base_config="real", overrides={}, seeds=[0], train=False)
 
 
+def test_a_baseline_recorded_by_an_earlier_grid_is_paired_without_training(tmp_path, monkeypatch):
+    from multimix.runs import grid
+
+    monkeypatch.setattr(grid, "run_training", lambda *a, **k: pytest.fail("--table-only must not train"))
+    for seed, auroc in ((0, 0.70), (1, 0.75)):
+        run = tmp_path / "new" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text("{}")
+        (run / "dev_scores.json").write_text(json.dumps({"variant": "new", "seed": seed, "cross_auroc": auroc}))
+    earlier = tmp_path / "earlier.json"
+    made_by = {"command": "multimix devloop ...", "commit": "abc123", "date": "2026-12-07 20:20 UTC"}
+    records = [{"variant": "base", "seed": k, "cross_auroc": a} for k, a in ((0, 0.60), (1, 0.70), (2, 0.65))]
+    earlier.write_text(json.dumps({"made_by": made_by, "records": [*records, {"variant": "new", "seed": 0}]}))
+    rows = run_devloop(
+        [Variant("new", {})],
+        tmp_path,
+        base_config="real",
+        overrides={},
+        seeds=[0, 1],
+        baseline="base",
+        train=False,
+        recorded=earlier,
+    )
+    assert [(r["variant"], r["seed"]) for r in rows] == [("base", 0), ("base", 1), ("new", 0), ("new", 1)]
+    table = (tmp_path / "table.md").read_text()
+    assert f"Rows of base are recorded in {earlier} (abc123, 2026-12-07 20:20 UTC), not trained again." in table
+    assert "| new | 2 | **+0.075 ± 0.035** |" in table  # paired seed by seed: +0.10 and +0.05
+    with pytest.raises(ValueError, match="no recorded run of seeds"):
+        run_devloop(
+            [Variant("new", {})], tmp_path, base_config="real", overrides={}, seeds=[5], train=False, recorded=earlier
+        )
+    with pytest.raises(ValueError, match="not a devloop result file"):
+        run_devloop(
+            [Variant("new", {})],
+            tmp_path,
+            base_config="real",
+            overrides={},
+            train=False,
+            recorded=tmp_path / "new" / "seed0" / "summary.json",
+        )
+
+
 ROWS = [
     {"variant": "base", "seed": 0, "cross_auroc": 0.60, "val_f1_normal_min": 0.5},
     {"variant": "base", "seed": 1, "cross_auroc": 0.70, "val_f1_normal_min": 0.4},

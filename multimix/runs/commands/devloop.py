@@ -19,7 +19,7 @@ from pathlib import Path
 from multimix.config import config_yaml, load_config
 from multimix.config.loading import MAX_SEED
 from multimix.runs.cli import run_main
-from multimix.runs.devloop import format_report, load_variants, run_devloop, variant_config
+from multimix.runs.devloop import load_variants, run_devloop, variant_config
 from multimix.runs.flags import RUN_FLAG_KEYS, add_run_flags, config_source, flag_overrides
 
 FLAG_KEYS = {
@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--table-only", action="store_true", help="train nothing: the table of the runs finished so far"
     )
+    parser.add_argument(
+        "--recorded",
+        help="an earlier grid's table.json: its runs of these seeds (e.g. the baseline) join the tables untrained",
+    )
     add_run_flags(parser, batch_help="images per stream per step")
     return parser
 
@@ -86,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     variants = load_variants(args.variants_file, names)
     for variant in variants:  # a typo in the file fails now, not after hours of training
         variant_config(variant, base, overrides)
-    rows = run_devloop(
+    run_devloop(
         variants,
         Path(args.out),
         base_config=base,
@@ -96,8 +100,9 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device or "auto",
         progress=not args.no_progress,
         train=not args.table_only,
+        recorded=args.recorded,
     )
-    print(format_report(rows, args.baseline or variants[0].name))
+    print((Path(args.out) / "table.md").read_text())
     return 0
 
 

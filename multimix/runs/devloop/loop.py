@@ -29,17 +29,22 @@ def run_devloop(
     device: str = "auto",
     progress: bool = True,
     train: bool = True,
+    recorded: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train and score every variant with every seed (seeds outer, variants inner); writes
     ``<out>/<variant>/seed<k>/dev_scores.json``, ``<out>/scores.json`` (every run's row) and
     ``<out>/table.md`` (mean ± sd per variant, paired differences to ``baseline``; with ``table.csv`` and
     ``table.json``, each naming the command, commit, machine and date) after every run,
     and returns the per-run rows. ``train=False`` trains nothing: the table of the runs finished
-    so far (a grid still running elsewhere, or one stopped for good)."""
+    so far (a grid still running elsewhere, or one stopped for good). ``recorded`` is an earlier
+    grid's ``table.json``: its rows of the seeds run here and of variants not run here join the
+    tables (a baseline need not be trained again), and the report says where they came from."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if baseline is not None and baseline not in [v.name for v in variants]:
-        raise ValueError(f"baseline {baseline!r} is not one of the variants run: {', '.join(v.name for v in variants)}")
+    earlier, note = recorded_rows(recorded, seeds, {v.name for v in variants}) if recorded else ([], "")
+    known = [v.name for v in variants] + sorted({r["variant"] for r in earlier})
+    if baseline is not None and baseline not in known:
+        raise ValueError(f"baseline {baseline!r} is not one of the variants run or recorded: {', '.join(known)}")
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         for variant in variants:
@@ -51,11 +56,28 @@ def run_devloop(
             train_or_resume(run_dir, base_config=base_config, values=values, progress=progress)
             rows.append(variant_row(variant, run_dir, seed=seed, device=device))
             atomic_write_text(out / "scores.json", json.dumps(rows, indent=2))
-            write_result_files(out, "table", markdown=format_report(rows, baseline), records=rows)
+            report = format_report([*earlier, *rows], baseline, note=note)
+            write_result_files(out, "table", markdown=report, records=[*earlier, *rows])
     if not rows:
         raise ValueError(f"{out}: no finished run of these variants and seeds yet")
     child_mask_figure([r for r in rows if r["seed"] == seeds[0]], out, seed=seeds[0])
-    return rows
+    return [*earlier, *rows]
+
+
+def recorded_rows(path: str | Path, seeds: Sequence[int], run_here: set[str]) -> tuple[list[dict[str, Any]], str]:
+    """The rows of an earlier grid's ``table.json`` for ``seeds``, leaving out the variants run
+    here, and a sentence naming the file and the run that wrote it."""
+    try:
+        stored = json.loads(Path(path).read_text())
+        records, made_by = stored["records"], stored.get("made_by", {})
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a devloop result file (table.json with records): {err}") from None
+    rows = [r for r in records if r.get("seed") in seeds and r.get("variant") not in run_here]
+    if not rows:
+        raise ValueError(f"{path}: no recorded run of seeds {list(seeds)} of a variant not run here")
+    names = ", ".join(sorted({r["variant"] for r in rows}))
+    origin = ", ".join(str(made_by[k]) for k in ("commit", "date") if made_by.get(k))
+    return rows, f"Rows of {names} are recorded in {path} ({origin or 'no provenance'}), not trained again."
 
 
 def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str = "auto") -> dict[str, Any]:

@@ -137,9 +137,11 @@ def paired_table(rows: Sequence[dict[str, Any]], baseline: str) -> str:
     return "\n".join(lines)
 
 
-def format_report(rows: Sequence[dict[str, Any]], baseline: str | None = None) -> str:
-    """``table.md``: mean ± sd per variant, paired differences to ``baseline``, then every run."""
+def format_report(rows: Sequence[dict[str, Any]], baseline: str | None = None, *, note: str = "") -> str:
+    """``table.md``: mean ± sd per variant, paired differences to ``baseline``, then every run
+    (``note``, when given, opens it: where recorded rows came from)."""
     parts = [
+        *([note, ""] if note else []),
         "Mean ± sd over seeds (val F1-N min: lowest over every validation after the warm-up, every seed)",
         "",
         summary_table(rows),

@@ -181,7 +181,8 @@ def test_a_baseline_recorded_by_an_earlier_grid_is_paired_without_training(tmp_p
     earlier = tmp_path / "earlier.json"
     made_by = {"command": "multimix devloop ...", "commit": "abc123", "date": "2026-12-07 20:20 UTC"}
     records = [{"variant": "base", "seed": k, "cross_auroc": a} for k, a in ((0, 0.60), (1, 0.70), (2, 0.65))]
-    earlier.write_text(json.dumps({"made_by": made_by, "records": [*records, {"variant": "new", "seed": 0}]}))
+    other = [{"variant": "new", "seed": 0}, {"variant": "third", "seed": 0}]  # only the baseline's rows are taken
+    earlier.write_text(json.dumps({"made_by": made_by, "records": [*records, *other]}))
     rows = run_devloop(
         [Variant("new", {})],
         tmp_path,
@@ -196,9 +197,26 @@ def test_a_baseline_recorded_by_an_earlier_grid_is_paired_without_training(tmp_p
     table = (tmp_path / "table.md").read_text()
     assert f"Rows of base are recorded in {earlier} (abc123, 2026-12-07 20:20 UTC), not trained again." in table
     assert "| new | 2 | **+0.075 ± 0.035** |" in table  # paired seed by seed: +0.10 and +0.05
-    with pytest.raises(ValueError, match="no recorded run of seeds"):
+    with pytest.raises(ValueError, match="name a --baseline not run here"):
         run_devloop(
-            [Variant("new", {})], tmp_path, base_config="real", overrides={}, seeds=[5], train=False, recorded=earlier
+            [Variant("new", {})],
+            tmp_path,
+            base_config="real",
+            overrides={},
+            baseline="new",
+            train=False,
+            recorded=earlier,
+        )
+    with pytest.raises(ValueError, match="no recorded run of 'base' with seeds"):
+        run_devloop(
+            [Variant("new", {})],
+            tmp_path,
+            base_config="real",
+            overrides={},
+            seeds=[5],
+            baseline="base",
+            train=False,
+            recorded=earlier,
         )
     with pytest.raises(ValueError, match="not a devloop result file"):
         run_devloop(
@@ -206,6 +224,7 @@ def test_a_baseline_recorded_by_an_earlier_grid_is_paired_without_training(tmp_p
             tmp_path,
             base_config="real",
             overrides={},
+            baseline="base",
             train=False,
             recorded=tmp_path / "new" / "seed0" / "summary.json",
         )

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--recorded",
-        help="an earlier grid's table.json: its runs of these seeds (e.g. the baseline) join the tables untrained",
+        help="an earlier grid's table.json: its runs of --baseline for these seeds join the tables, untrained",
     )
     add_run_flags(parser, batch_help="images per stream per step")
     return parser

@@ -37,11 +37,13 @@ def run_devloop(
     ``table.json``, each naming the command, commit, machine and date) after every run,
     and returns the per-run rows. ``train=False`` trains nothing: the table of the runs finished
     so far (a grid still running elsewhere, or one stopped for good). ``recorded`` is an earlier
-    grid's ``table.json``: its rows of the seeds run here and of variants not run here join the
-    tables (a baseline need not be trained again), and the report says where they came from."""
+    grid's ``table.json``: its rows of ``baseline`` for the seeds run here join the tables (the
+    baseline need not be trained again), and the report says where they came from."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    earlier, note = recorded_rows(recorded, seeds, {v.name for v in variants}) if recorded else ([], "")
+    if recorded and (baseline is None or baseline in [v.name for v in variants]):
+        raise ValueError("--recorded takes the baseline's runs from an earlier grid: name a --baseline not run here")
+    earlier, note = recorded_rows(recorded, seeds, str(baseline)) if recorded else ([], "")
     known = [v.name for v in variants] + sorted({r["variant"] for r in earlier})
     if baseline is not None and baseline not in known:
         raise ValueError(f"baseline {baseline!r} is not one of the variants run or recorded: {', '.join(known)}")
@@ -64,20 +66,19 @@ def run_devloop(
     return [*earlier, *rows]
 
 
-def recorded_rows(path: str | Path, seeds: Sequence[int], run_here: set[str]) -> tuple[list[dict[str, Any]], str]:
-    """The rows of an earlier grid's ``table.json`` for ``seeds``, leaving out the variants run
-    here, and a sentence naming the file and the run that wrote it."""
+def recorded_rows(path: str | Path, seeds: Sequence[int], variant: str) -> tuple[list[dict[str, Any]], str]:
+    """The rows of ``variant`` for ``seeds`` in an earlier grid's ``table.json``, and a sentence
+    naming the file and the run that wrote it."""
     try:
         stored = json.loads(Path(path).read_text())
         records, made_by = stored["records"], stored.get("made_by", {})
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a devloop result file (table.json with records): {err}") from None
-    rows = [r for r in records if r.get("seed") in seeds and r.get("variant") not in run_here]
+    rows = [r for r in records if r.get("seed") in seeds and r.get("variant") == variant]
     if not rows:
-        raise ValueError(f"{path}: no recorded run of seeds {list(seeds)} of a variant not run here")
-    names = ", ".join(sorted({r["variant"] for r in rows}))
+        raise ValueError(f"{path}: no recorded run of {variant!r} with seeds {list(seeds)}")
     origin = ", ".join(str(made_by[k]) for k in ("commit", "date") if made_by.get(k))
-    return rows, f"Rows of {names} are recorded in {path} ({origin or 'no provenance'}), not trained again."
+    return rows, f"Rows of {variant} are recorded in {path} ({origin or 'no provenance'}), not trained again."
 
 
 def variant_row(variant: Variant, run_dir: Path, *, seed: int = 0, device: str = "auto") -> dict[str, Any]:

@@ -65,6 +65,13 @@ class RunInfo:
             raise ValueError(f"{origin}: its run record holds {', '.join(unknown)}, which this version does not know")
         return cls(**record)
 
+    @staticmethod
+    def recorded(state: dict[str, Any]) -> bool:
+        """Whether a loaded checkpoint ``state`` carries a run record with a config (what
+        :meth:`from_checkpoint` needs), for callers that say in their own words what it is not."""
+        record = state.get("run") if isinstance(state, dict) else None
+        return isinstance(record, dict) and bool(record.get("config"))
+
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any], *, origin: str) -> RunInfo:
         """The record of a loaded checkpoint ``state``."""

@@ -121,7 +121,7 @@ def check_resumable(cfg: Config, last: Path) -> int:
         ValueError: a setting differs from the one the checkpoint was trained with (named).
     """
     state = load_checkpoint(last)
-    if not (state.get("run") or {}).get("config"):
+    if not RunInfo.recorded(state):
         raise ValueError(f"{last}: checkpoint carries no run config; it cannot be resumed")
     stored = RunInfo.from_checkpoint(state, origin=str(last)).config
     changes = config_changes(Config.from_dict(stored, origin=str(last)), cfg)

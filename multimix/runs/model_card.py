@@ -54,7 +54,7 @@ def card_facts(checkpoint: str | Path) -> dict[str, Any]:
     """The model card's content as plain data (see the module docstring for the sources)."""
     path = Path(checkpoint)
     state = load_checkpoint(path)
-    if not (state.get("run") or {}).get("config"):
+    if not RunInfo.recorded(state):
         raise ValueError(f"{path}: not a training checkpoint (it carries no run config)")
     run = RunInfo.from_checkpoint(state, origin=str(path))
     cfg = Config.from_dict(run.config, origin=str(path))

@@ -67,8 +67,7 @@ def write_with_operating_point(state: dict[str, Any], point: OperatingPoint, out
 def source_prior(state: dict[str, Any]) -> tuple[float, float]:
     """The class prior a checkpoint's posteriors assume: stored at training (``run.class_prior``);
     uniform for older checkpoints."""
-    recorded = (state.get("run") or {}).get("config") is not None
-    stored = RunInfo.from_checkpoint(state, origin="checkpoint").class_prior if recorded else None
+    stored = RunInfo.from_checkpoint(state, origin="checkpoint").class_prior if RunInfo.recorded(state) else None
     if stored is None or len(stored) != 2:
         logger.info("note: the checkpoint records no training class prior; assuming the classes were balanced")
         return UNIFORM_PRIOR

@@ -70,7 +70,7 @@ def load_pretrained_ssl(path: str | Path) -> tuple[SSLModel, Architecture]:
         ValueError: if ``path`` is not a pretraining checkpoint.
     """
     state = load_checkpoint(path)
-    if not (state.get("run") or {}).get("config"):
+    if not RunInfo.recorded(state):
         raise ValueError(f"{path}: not a pretraining checkpoint (multimix pretrain writes those)")
     run = RunInfo.from_checkpoint(state, origin=str(path))
     if run.stage != "pretrain":
